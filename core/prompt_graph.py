@@ -1,0 +1,461 @@
+"""Pure planning over ComfyUI API-format prompts: from a submitted prompt to one prompt per sweep cell.
+
+Owns: finding the enabled ``WIIterator``, walking its chain of ``WIParameter*`` nodes, resolving where each
+parameter's value goes (inputs wired to the parameter's value output, and named targets such as
+``KSampler.cfg``), parsing every parameter (all errors collected, bad parameters skipped), expanding the
+combinations, and building each cell's prompt, PNG-info marker and workflow.
+
+It never mutates the prompt it is given: ComfyUI keeps the handler's input when a handler raises, so a
+half-edited prompt must never exist. Cell prompts are built from one JSON template with ``json.loads``, which
+gives every cell a fully independent dict tree (ComfyUI's validation and ``is_changed`` memo write into node
+dicts) at a fraction of ``copy.deepcopy``'s cost.
+
+Plain Python: must not import torch, comfy*, server, nodes, execution, folder_paths, comfy_execution, aiohttp.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from . import combination_engine
+from .combination_engine import Axis, Combination, CombinationSet
+from .errors import LimitExceededError, ParamSyntaxError, WIError
+
+logger = logging.getLogger(__name__)
+
+ITERATOR_CLASS = "WIIterator"
+GRID_CLASS = "WIGridCompositor"
+SAVE_CLASS = "WISaveImage"
+PLAN_ERROR_CLASS = "WIPlanError"
+
+#: Parameter node classes and the value type each implies (None: read from the node's ``type`` widget).
+PARAMETER_CLASSES: dict[str, str | None] = {
+    "WIParameter": None,
+    "WIParameterInt": "INT",
+    "WIParameterFloat": "FLOAT",
+    "WIParameterString": "STRING",
+    "WIParameterBoolean": "BOOLEAN",
+    "WIParameterCombo": "COMBO",
+    "WIParameterSeed": "SEED",
+}
+#: Output slots of every parameter node: 0 = the growing stack, 1 = this parameter's value.
+STACK_OUTPUT = 0
+VALUE_OUTPUT = 1
+
+#: Key under ``extra_data`` that marks a body this pack has already expanded (re-entry guard), and key
+#: under ``extra_data["extra_pnginfo"]`` naming the cell (ComfyUI writes every extra_pnginfo key into PNGs).
+REENTRY_KEY = "wi"
+CELL_INFO_KEY = "wi_cell"
+
+# Widget order of our own nodes in the UI workflow, so a cell's workflow can carry the cell's values.
+_PARAM_WIDGETS_GENERIC = ("name", "type", "values", "target")
+_PARAM_WIDGETS_TYPED = ("name", "values", "target")
+
+ParseFn = Callable[..., list]
+OptionsLookup = Callable[[str, str], "Sequence[str] | None"]
+
+
+class PlanError(WIError, ValueError):
+    """The sweep cannot be planned at all (no valid parameter, broken chain, too many combinations)."""
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One parameter node as found in the prompt, before parsing."""
+
+    node_id: str
+    class_type: str
+    name: str
+    type: str
+    values_raw: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Site:
+    """A node input that receives a parameter's value."""
+
+    node_id: str
+    input_name: str
+
+
+@dataclass(frozen=True)
+class ParameterError:
+    """A parameter that was skipped, with the reason (shown to the user as a ``wi.param_error``)."""
+
+    node_id: str
+    name: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"node_id": self.node_id, "param": self.name, "message": self.message}
+
+
+@dataclass
+class SweepPlan:
+    """Everything needed to queue a sweep; built once per submitted prompt."""
+
+    iterator_id: str
+    mode: str
+    batch_name: str
+    axes: tuple[Axis, ...]
+    parameters: tuple[ParameterSpec, ...]
+    sites: tuple[tuple[Site, ...], ...]
+    combinations: CombinationSet
+    errors: list[ParameterError] = field(default_factory=list)
+    grid_node_id: str | None = None
+    grid_options: dict[str, Any] = field(default_factory=dict)
+    save_node_ids: tuple[str, ...] = ()
+    template_json: str = "{}"
+
+    @property
+    def total(self) -> int:
+        return len(self.combinations)
+
+    def cell_prompt(self, combination: Combination) -> dict[str, Any]:
+        """A fresh, independent prompt dict for one cell (combination values written into every site)."""
+        prompt = json.loads(self.template_json)
+        for axis_sites, value in zip(self.sites, combination.values):
+            for site in axis_sites:
+                prompt[site.node_id]["inputs"][site.input_name] = value
+        return prompt
+
+    def cell_info(self, batch_id: str, combination: Combination) -> dict[str, Any]:
+        """The compact block naming the cell: stored in PNG metadata and used as the re-entry marker."""
+        return {
+            "batch_id": batch_id,
+            "index": combination.index,
+            "total": self.total,
+            "mode": self.mode,
+            "coords": list(combination.coords),
+            "axes": [axis.name for axis in self.axes],
+            "parameter_nodes": [spec.node_id for spec in self.parameters],
+            "values": {axis.name: _json_ready(v) for axis, v in zip(self.axes, combination.values)},
+        }
+
+    def image_size(self, combination: Combination | None = None) -> tuple[int, int] | None:
+        """Best guess of a cell's image size from literal width/height inputs (for the grid pre-flight)."""
+        template = json.loads(self.template_json)
+        if combination is not None:
+            for axis_sites, value in zip(self.sites, combination.values):
+                for site in axis_sites:
+                    template[site.node_id]["inputs"][site.input_name] = value
+        return guess_image_size(template)
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _is_link(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], (str, int))
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+    )
+
+
+def _node_title(node: Mapping[str, Any]) -> str:
+    meta = node.get("_meta")
+    if isinstance(meta, Mapping) and isinstance(meta.get("title"), str):
+        return meta["title"]
+    return ""
+
+
+def is_expanded(json_data: Mapping[str, Any]) -> bool:
+    """True for a body this pack produced or already expanded (so the hook never expands twice)."""
+    extra = json_data.get("extra_data")
+    return isinstance(extra, Mapping) and REENTRY_KEY in extra
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
+def find_enabled_iterator(prompt: Mapping[str, Any]) -> str | None:
+    """Id of the enabled ``WIIterator`` in the prompt, or None when there is none.
+
+    Raises:
+        PlanError: when more than one iterator is enabled (which one should win is not ours to guess).
+    """
+    enabled = [
+        str(node_id)
+        for node_id, node in prompt.items()
+        if isinstance(node, Mapping)
+        and node.get("class_type") == ITERATOR_CLASS
+        and _truthy((node.get("inputs") or {}).get("enabled", True))
+    ]
+    if len(enabled) > 1:
+        raise PlanError(f"only one WIIterator may be enabled per workflow; found {len(enabled)} (nodes {', '.join(sorted(enabled))})")
+    return enabled[0] if enabled else None
+
+
+def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[ParameterSpec]:
+    """The iterator's parameter chain, first-connected parameter first (it becomes axis 0, the slowest)."""
+    iterator = prompt[iterator_id]
+    link = (iterator.get("inputs") or {}).get("parameters")
+    chain: list[ParameterSpec] = []
+    seen: set[str] = set()
+    while link is not None:
+        if not _is_link(link):
+            raise PlanError(f"WIIterator {iterator_id}: 'parameters' must be connected to a WIParameter node")
+        node_id = str(link[0])
+        if node_id in seen:
+            raise PlanError(f"parameter chain has a cycle at node {node_id}")
+        seen.add(node_id)
+        node = prompt.get(node_id)
+        if not isinstance(node, Mapping) or node.get("class_type") not in PARAMETER_CLASSES:
+            raise PlanError(f"node {node_id} in the parameter chain is not a WIParameter node")
+        if link[1] != STACK_OUTPUT:
+            raise PlanError(f"node {node_id}: connect its 'parameters' output (not 'value') to the next node in the chain")
+        inputs = node.get("inputs") or {}
+        implied = PARAMETER_CLASSES[node["class_type"]]
+        value_type = implied or str(inputs.get("type", "STRING"))
+        name = str(inputs.get("name", "")).strip() or _node_title(node) or f"param {node_id}"
+        chain.append(
+            ParameterSpec(
+                node_id=node_id,
+                class_type=node["class_type"],
+                name=name,
+                type=value_type.upper(),
+                values_raw=str(inputs.get("values", "")),
+                target=str(inputs.get("target", "") or ""),
+            )
+        )
+        link = inputs.get("previous")
+    chain.reverse()
+    return chain
+
+
+def _parse_target_text(text: str) -> list[tuple[str, str]]:
+    """``"KSampler.cfg; 12.seed"`` -> [("KSampler", "cfg"), ("12", "seed")]; the input is after the last dot."""
+    targets = []
+    for part in text.replace("\n", ";").split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        node_ref, dot, input_name = part.rpartition(".")
+        if not dot or not node_ref.strip() or not input_name.strip():
+            raise ValueError(f"target {part!r} must look like 'node title or id.input name', e.g. 'KSampler.cfg'")
+        targets.append((node_ref.strip().lstrip("#"), input_name.strip()))
+    return targets
+
+
+def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec) -> tuple[Site, ...]:
+    """Every input that receives ``spec``'s value: inputs wired to its value output, then named targets.
+
+    A named target matches a node id first, else every node with that title, else every node of that class.
+
+    Raises:
+        ValueError: a target that names no node, or a node without that input.
+    """
+    sites: list[Site] = []
+    for node_id, node in prompt.items():
+        if not isinstance(node, Mapping):
+            continue
+        for input_name, value in (node.get("inputs") or {}).items():
+            if _is_link(value) and str(value[0]) == spec.node_id and value[1] == VALUE_OUTPUT:
+                sites.append(Site(str(node_id), input_name))
+    for node_ref, input_name in _parse_target_text(spec.target):
+        if node_ref in prompt:
+            matches = [node_ref]
+        else:
+            matches = [str(i) for i, n in prompt.items() if isinstance(n, Mapping) and _node_title(n) == node_ref]
+            if not matches:
+                matches = [str(i) for i, n in prompt.items() if isinstance(n, Mapping) and n.get("class_type") == node_ref]
+        if not matches:
+            raise ValueError(f"target {node_ref}.{input_name}: no node has the id, title or type {node_ref!r}")
+        for node_id in matches:
+            if input_name not in (prompt[node_id].get("inputs") or {}):
+                raise ValueError(
+                    f"target {node_ref}.{input_name}: node {node_id} ({prompt[node_id].get('class_type')}) has no input {input_name!r}"
+                )
+            sites.append(Site(node_id, input_name))
+    # One site may be both wired and named; keep the first of each.
+    return tuple(dict.fromkeys(sites))
+
+
+def _combo_options(prompt: Mapping[str, Any], sites: Sequence[Site], options_for: OptionsLookup | None) -> list[str] | None:
+    if options_for is None:
+        return None
+    for site in sites:
+        options = options_for(str(prompt[site.node_id].get("class_type")), site.input_name)
+        if options is not None:
+            return list(options)
+    return None
+
+
+def _find_grid_node(prompt: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    for node_id, node in prompt.items():
+        if isinstance(node, Mapping) and node.get("class_type") == GRID_CLASS:
+            inputs = node.get("inputs") or {}
+            return str(node_id), {k: v for k, v in inputs.items() if not _is_link(v)}
+    return None, {}
+
+
+def plan_sweep(
+    prompt: Mapping[str, Any],
+    iterator_id: str,
+    *,
+    parse: ParseFn,
+    options_for: OptionsLookup | None = None,
+    max_combinations: int = 10_000,
+) -> SweepPlan:
+    """Parse every parameter, skip (and report) the bad ones, and expand the combinations.
+
+    Args:
+        prompt: The submitted API prompt (not modified).
+        iterator_id: From :func:`find_enabled_iterator`.
+        parse: ``parameter_parser.parse`` with the caller's roots and limits bound.
+        options_for: ``(class_type, input_name) -> allowed options | None`` for COMBO checks and wildcards.
+        max_combinations: Batch limit, checked before anything is materialised.
+
+    Raises:
+        PlanError: nothing valid remains, or the chain or the combination count is unusable.
+    """
+    iterator_inputs = prompt[iterator_id].get("inputs") or {}
+    mode = str(iterator_inputs.get("mode", "matrix")).strip().lower()
+    if mode not in ("matrix", "linear"):
+        raise PlanError(f"WIIterator mode must be 'matrix' or 'linear', not {mode!r}")
+    batch_name = str(iterator_inputs.get("batch_name", "") or "sweep").strip() or "sweep"
+    cycle = str(iterator_inputs.get("unequal_lengths", "cycle")).strip().lower() != "error"
+
+    specs = collect_parameters(prompt, iterator_id)
+    if not specs:
+        raise PlanError("connect at least one WIParameter node to the WIIterator")
+
+    errors: list[ParameterError] = []
+    axes: list[Axis] = []
+    kept: list[ParameterSpec] = []
+    sites: list[tuple[Site, ...]] = []
+    names: set[str] = set()
+    for spec in specs:
+        try:
+            if spec.name in names:
+                raise ValueError(f'another parameter is already named "{spec.name}"; names label the grid axes and must differ')
+            spec_sites = resolve_sites(prompt, spec)
+            if not spec_sites:
+                raise ValueError("its value goes nowhere: wire its 'value' output into an input, or set 'target' (e.g. KSampler.cfg)")
+            options = _combo_options(prompt, spec_sites, options_for) if spec.type == "COMBO" else None
+            values = parse(spec.values_raw, spec.type, name=spec.name, options=options)
+        except (ParamSyntaxError, ValueError) as exc:
+            message = str(exc)
+            if not message.startswith("parameter "):
+                message = f'parameter "{spec.name}": {message}'
+            errors.append(ParameterError(spec.node_id, spec.name, message))
+            continue
+        names.add(spec.name)
+        kept.append(spec)
+        sites.append(spec_sites)
+        axes.append(Axis(name=spec.name, values=tuple(values), type=spec.type))
+
+    if not axes:
+        detail = "; ".join(e.message for e in errors)
+        raise PlanError(f"no valid parameter remains: {detail}")
+    try:
+        if mode == "matrix":
+            combinations = combination_engine.cartesian(axes, max_combinations=max_combinations)
+        else:
+            combinations = combination_engine.linear_zip(axes, cycle=cycle, max_combinations=max_combinations)
+    except (LimitExceededError, ParamSyntaxError, ValueError) as exc:
+        raise PlanError(str(exc)) from exc
+
+    grid_node_id, grid_options = _find_grid_node(prompt)
+    save_ids = tuple(str(i) for i, n in prompt.items() if isinstance(n, Mapping) and n.get("class_type") == SAVE_CLASS)
+    return SweepPlan(
+        iterator_id=iterator_id,
+        mode=mode,
+        batch_name=batch_name,
+        axes=tuple(axes),
+        parameters=tuple(kept),
+        sites=tuple(sites),
+        combinations=combinations,
+        errors=errors,
+        grid_node_id=grid_node_id,
+        grid_options=grid_options,
+        save_node_ids=save_ids,
+        template_json=json.dumps(prompt),
+    )
+
+
+def plan_error_prompt(prompt: Mapping[str, Any], iterator_id: str, message: str) -> dict[str, Any]:
+    """A copy of ``prompt`` whose iterator is replaced by a node that fails validation with ``message``.
+
+    ComfyUI then answers the POST with 400 and the error attached to the iterator's node id, so the user sees
+    the reason on the node instead of an unexpanded run.
+    """
+    new_prompt = dict(prompt)
+    new_prompt[iterator_id] = {
+        "class_type": PLAN_ERROR_CLASS,
+        "inputs": {"message": message},
+        "_meta": {"title": "WIIterator"},
+    }
+    return new_prompt
+
+
+def guess_image_size(prompt: Mapping[str, Any]) -> tuple[int, int] | None:
+    """Width and height from the first node (by id) with literal integer ``width`` and ``height`` inputs."""
+
+    def sort_key(node_id: str) -> tuple[int, str]:
+        return (int(node_id), "") if str(node_id).isdigit() else (1 << 62, str(node_id))
+
+    for node_id in sorted(prompt, key=sort_key):
+        node = prompt[node_id]
+        inputs = node.get("inputs") if isinstance(node, Mapping) else None
+        if not isinstance(inputs, Mapping):
+            continue
+        width, height = inputs.get("width"), inputs.get("height")
+        if isinstance(width, int) and isinstance(height, int) and not isinstance(width, bool) and width > 0 and height > 0:
+            return width, height
+    return None
+
+
+def format_value(value: Any) -> str:
+    """A single value written in the value syntax, so a parameter node holding it parses back to it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    if any(ch in text for ch in ',"\n\r') or text != text.strip():
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow([text])
+        return buffer.getvalue()
+    return text
+
+
+def workflow_for_cell(workflow: Any, cell_values: Mapping[str, Any]) -> Any:
+    """The UI workflow with every parameter node's ``values`` widget set to this cell's single value.
+
+    Loading a cell image's workflow and queueing it therefore re-runs exactly that cell (a one-cell sweep).
+
+    Args:
+        workflow: ``extra_pnginfo["workflow"]`` as the frontend sent it (not modified).
+        cell_values: ``{parameter node id: value}``.
+    """
+    if not isinstance(workflow, Mapping) or not isinstance(workflow.get("nodes"), list):
+        return workflow
+    updated = dict(workflow)
+    nodes = []
+    for node in workflow["nodes"]:
+        node_id = str(node.get("id")) if isinstance(node, Mapping) else None
+        if node_id in cell_values and node.get("type") in PARAMETER_CLASSES and isinstance(node.get("widgets_values"), list):
+            order = _PARAM_WIDGETS_GENERIC if node["type"] == "WIParameter" else _PARAM_WIDGETS_TYPED
+            widgets = list(node["widgets_values"])
+            position = order.index("values")
+            if position < len(widgets):
+                widgets[position] = format_value(cell_values[node_id])
+                node = dict(node, widgets_values=widgets)
+        nodes.append(node)
+    updated["nodes"] = nodes
+    return updated

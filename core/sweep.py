@@ -1,0 +1,528 @@
+"""The sweep service: from a submitted prompt to a finished batch, over an injected host.
+
+Owns the batch's journey through ComfyUI without importing ComfyUI: the onprompt handler
+(:meth:`SweepService.handle_prompt`), the feeder that validates and queues the other cells once ComfyUI has
+accepted the submitted one, completion (every cell ends as done, failed or cancelled), per-batch cancel, and
+handing finished batches to the grid builder on a background thread.
+
+The host (``nodes/_comfy.py`` in ComfyUI, a stand-in in tests) supplies the queue, validation, events and
+threads; see :class:`Host`. Which thread calls what:
+
+* aiohttp loop thread: ``handle_prompt``, ``on_validated``, ``on_item_put`` (from POST /prompt), the feeder
+  coroutine, ``cancel`` and ``preview`` (route handlers);
+* ComfyUI's worker thread: ``on_item_started`` and ``on_item_done`` (kept short: the next prompt waits);
+* the host's background executor: grid building.
+
+Plain Python: must not import torch, comfy*, server, nodes, execution, folder_paths, comfy_execution, aiohttp.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from . import parameter_parser, prompt_graph
+from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
+from .iteration_state import IterationStateManager
+from .paths import batch_subfolder
+
+logger = logging.getLogger(__name__)
+
+#: Cells queued ahead of the one running. Keeps ComfyUI's queue (and its memory) small for 10,000-cell
+#: sweeps and makes cancel cheap, while always having the next cell in the heap before the worker asks.
+DEFAULT_WINDOW = 32
+
+
+class Host(Protocol):
+    """What the service needs from ComfyUI (implemented by ``nodes/_comfy.py`` and the test stand-in)."""
+
+    def allocate_number(self, front: bool) -> float: ...
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None: ...
+    def create_task(self, coro: Any) -> None: ...
+    async def validate(self, prompt_id: str, prompt: dict, partial_targets: Any) -> tuple: ...
+    def put_clone(self, template_item: tuple, number: float, prompt_id: str, prompt: dict, extra_data: dict, outputs: list) -> None: ...
+    def cancel_prompts(self, prompt_ids: set[str]) -> tuple[list[str], str | None]: ...
+    def send_event(self, event: str, data: dict, sid: str | None = None) -> None: ...
+    def options_for(self, class_type: str, input_name: str) -> Sequence[str] | None: ...
+    def input_dir(self) -> str | None: ...
+    def run_background(self, fn: Callable[..., Any], *args: Any) -> None: ...
+
+
+GridBuilder = Callable[[str], None]
+
+
+@dataclass
+class _Expansion:
+    """A submitted sweep between the handler and ComfyUI accepting (or rejecting) its first cell."""
+
+    batch_id: str
+    plan: prompt_graph.SweepPlan
+    prompt_obj: dict
+    prompt_id: str
+    number: float
+    partial_targets: Any
+    queued: set[str] = field(default_factory=set)
+    wakeup: asyncio.Event | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def describe_validation_error(valid: Sequence[Any]) -> str:
+    """One line from ``validate_prompt``'s ``(ok, error, outputs, node_errors)`` naming node and reason."""
+    error = valid[1] if len(valid) > 1 else None
+    node_errors = valid[3] if len(valid) > 3 else None
+    parts = []
+    if isinstance(node_errors, Mapping):
+        for node_id, info in node_errors.items():
+            for err in (info or {}).get("errors", []) if isinstance(info, Mapping) else []:
+                detail = err.get("details") or err.get("message") or ""
+                parts.append(f"node {node_id} ({info.get('class_type', '?')}): {detail}".strip())
+    if not parts and isinstance(error, Mapping):
+        parts.append(str(error.get("message") or error.get("type") or "validation failed"))
+    return "validation failed: " + ("; ".join(parts) if parts else "unknown reason")
+
+
+def classify_outcome(status: Any) -> tuple[str, str | None]:
+    """``("done" | "failed" | "cancelled", reason)`` from ComfyUI's ``ExecutionStatus`` (or its dict form)."""
+    if status is None:
+        return "failed", "no execution status reported"
+    if isinstance(status, Mapping):
+        status_str, messages = status.get("status_str"), status.get("messages") or []
+    else:
+        status_str, messages = getattr(status, "status_str", None), getattr(status, "messages", None) or []
+    if status_str == "success":
+        return "done", None
+    for message in messages:
+        if isinstance(message, (list, tuple)) and message and message[0] == "execution_interrupted":
+            return "cancelled", "interrupted"
+    for message in messages:
+        if isinstance(message, (list, tuple)) and len(message) > 1 and message[0] == "execution_error":
+            data = message[1] if isinstance(message[1], Mapping) else {}
+            return "failed", f"{data.get('node_type', 'node')} {data.get('node_id', '')}: {data.get('exception_message', 'error')}".strip()
+    return "failed", "execution failed"
+
+
+def images_from_outputs(outputs: Any, prefer_nodes: Sequence[str] = ()) -> list[dict[str, str]]:
+    """Image refs from a history result's ``outputs``: our save nodes' first, else any saved, else previews."""
+    if not isinstance(outputs, Mapping):
+        return []
+
+    def refs(node_ids: Sequence[str], wanted_type: str | None) -> list[dict[str, str]]:
+        found = []
+        for node_id in node_ids:
+            ui = outputs.get(node_id)
+            for image in (ui or {}).get("images", []) if isinstance(ui, Mapping) else []:
+                if isinstance(image, Mapping) and "filename" in image and (wanted_type is None or image.get("type") == wanted_type):
+                    found.append({"filename": str(image["filename"]), "subfolder": str(image.get("subfolder", "")), "type": str(image.get("type", "output"))})
+        return found
+
+    all_ids = sorted(outputs, key=str)
+    return refs(list(prefer_nodes), None) or refs(all_ids, "output") or refs(all_ids, None)
+
+
+class SweepService:
+    """Turns one submitted prompt into a tracked batch of queued cells. Thread-safety: see module docstring."""
+
+    def __init__(
+        self,
+        manager: IterationStateManager,
+        host: Host,
+        *,
+        grid_builder: GridBuilder | None = None,
+        max_values: int = 10_000,
+        max_combinations: int = 10_000,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        self.manager = manager
+        self.host = host
+        self.grid_builder = grid_builder
+        self.max_values = max_values
+        self.max_combinations = max_combinations
+        self.window = max(2, window)
+        # Keyed by the submitted prompt's id; also matched by prompt object identity, which survives ComfyUI
+        # versions that ignore a client-chosen prompt_id.
+        self._pending: dict[str, _Expansion] = {}
+        self._feeding: dict[str, _Expansion] = {}
+        self._lock = threading.Lock()
+        manager.add_listener(self._forward_event)
+
+    # ----------------------------------------------------------------- parsing helpers
+    def parse(self, values_raw: str, value_type: str, *, name: str = "", options: Sequence[str] | None = None) -> list:
+        return parameter_parser.parse(
+            values_raw, value_type, name=name, options=options, file_root=self.host.input_dir(), max_values=self.max_values
+        )
+
+    # ----------------------------------------------------------------- onprompt
+    def handle_prompt(self, json_data: Any) -> Any:
+        """ComfyUI's onprompt hook. Never raises; always returns a request body (the given one or a new one)."""
+        try:
+            return self._handle_prompt(json_data)
+        except Exception:  # the boundary: a bug here must not turn the user's Queue press into HTTP 500
+            logger.exception("WI: could not expand the submitted prompt; queueing it unchanged")
+            return json_data
+
+    def _handle_prompt(self, json_data: Any) -> Any:
+        if not isinstance(json_data, dict):
+            return json_data
+        prompt = json_data.get("prompt")
+        if not isinstance(prompt, dict) or prompt_graph.is_expanded(json_data):
+            return json_data
+        client_id = json_data.get("client_id") if isinstance(json_data.get("client_id"), str) else None
+        try:
+            iterator_id = prompt_graph.find_enabled_iterator(prompt)
+        except prompt_graph.PlanError as exc:
+            first = next(i for i, n in prompt.items() if isinstance(n, dict) and n.get("class_type") == prompt_graph.ITERATOR_CLASS)
+            return self._reject(json_data, prompt, str(first), str(exc), client_id)
+        if iterator_id is None:
+            return json_data
+        try:
+            plan = prompt_graph.plan_sweep(
+                prompt, iterator_id, parse=self.parse, options_for=self.host.options_for, max_combinations=self.max_combinations
+            )
+        except (prompt_graph.PlanError, ParamSyntaxError) as exc:
+            return self._reject(json_data, prompt, iterator_id, str(exc), client_id)
+        for error in plan.errors:
+            logger.warning("WI: skipped %s", error.message)
+            self.host.send_event("wi.param_error", dict(error.to_json(), client_id=client_id))
+
+        save_prefix = "WI"
+        for node_id in plan.save_node_ids:
+            save_prefix = str((prompt[node_id].get("inputs") or {}).get("filename_prefix") or "WI")
+            break
+        batch = self.manager.create_batch(
+            batch_name=plan.batch_name,
+            mode=plan.mode,
+            combinations=plan.combinations,
+            axes=plan.axes,
+            client_id=client_id,
+            meta={
+                "grid_node_id": plan.grid_node_id,
+                "grid_options": plan.grid_options,
+                "save_node_ids": list(plan.save_node_ids),
+                "param_errors": [e.to_json() for e in plan.errors],
+            },
+        )
+        batch_id = batch.batch_id
+        subfolder = batch_subfolder(save_prefix, batch_id)
+        self.manager.set_meta(batch_id, subfolder=subfolder)
+        for warning in self._preflight_warnings(plan):
+            self.manager.add_warning(batch_id, warning)
+            self.host.send_event("wi.size_warning", {"batch_id": batch_id, "message": warning, "client_id": client_id})
+
+        prompt_id = str(json_data.get("prompt_id") or uuid.uuid4())
+        if "number" in json_data:
+            number = float(json_data["number"])
+        else:
+            number = float(self.host.allocate_number(bool(json_data.get("front"))))
+        first = plan.combinations[0]
+        cell_prompt = plan.cell_prompt(first)
+        extra = self._cell_extra(json_data.get("extra_data"), plan, batch_id, subfolder, first, client_id)
+        expansion = _Expansion(
+            batch_id=batch_id,
+            plan=plan,
+            prompt_obj=cell_prompt,
+            prompt_id=prompt_id,
+            number=number,
+            partial_targets=json_data.get("partial_execution_targets"),
+        )
+        with self._lock:
+            self._pending[prompt_id] = expansion
+        logger.info("WI: batch %s: %d cells (%s)", batch_id, plan.total, plan.mode)
+        # A new body rather than edits to the old one: ComfyUI keeps the old one if anything here raised.
+        return {**json_data, "prompt": cell_prompt, "prompt_id": prompt_id, "number": number, "extra_data": extra}
+
+    def _reject(self, json_data: dict, prompt: dict, iterator_id: str, message: str, client_id: str | None) -> dict:
+        logger.warning("WI: sweep not queued: %s", message)
+        self.host.send_event("wi.param_error", {"node_id": iterator_id, "param": None, "message": message, "client_id": client_id})
+        return {**json_data, "prompt": prompt_graph.plan_error_prompt(prompt, iterator_id, message)}
+
+    def _preflight_warnings(self, plan: prompt_graph.SweepPlan) -> list[str]:
+        """Grid size checked at queue time, so an oversize grid is adapted and announced before hours of work."""
+        if plan.grid_node_id is None:
+            return []
+        try:
+            from . import grid_preflight
+
+            return grid_preflight.warnings_for_plan(plan)
+        except Exception:  # a pre-flight bug must not stop the sweep; the grid step reports again at the end
+            logger.exception("WI: grid pre-flight failed")
+            return []
+
+    @staticmethod
+    def _cell_extra(
+        base: Any, plan: prompt_graph.SweepPlan, batch_id: str, subfolder: str, combination: Any, client_id: str | None
+    ) -> dict:
+        extra = dict(base) if isinstance(base, Mapping) else {}
+        if client_id is not None:
+            extra["client_id"] = client_id
+        pnginfo = dict(extra.get("extra_pnginfo") or {}) if isinstance(extra.get("extra_pnginfo"), Mapping) else {}
+        info = plan.cell_info(batch_id, combination)
+        info["subfolder"] = subfolder
+        pnginfo[prompt_graph.CELL_INFO_KEY] = info
+        extra["extra_pnginfo"] = pnginfo  # the UI workflow inside stays shared: WISaveImage derives the cell's copy
+        extra[prompt_graph.REENTRY_KEY] = {"batch_id": batch_id, "index": combination.index}
+        return extra
+
+    # ----------------------------------------------------------------- acceptance of the submitted prompt
+    def _take_pending(self, prompt_obj: Any, prompt_id: Any) -> _Expansion | None:
+        with self._lock:
+            if not self._pending:
+                return None
+            for key, expansion in self._pending.items():
+                if expansion.prompt_obj is prompt_obj or key == prompt_id:
+                    return self._pending.pop(key)
+        return None
+
+    def on_validated(self, prompt_obj: Any, valid: Any) -> None:
+        """After ComfyUI validated a prompt: if it was a sweep's first cell and was rejected, end the batch."""
+        if not self._pending or (isinstance(valid, (tuple, list)) and valid and valid[0]):
+            return
+        expansion = self._take_pending(prompt_obj, None)
+        if expansion is None:
+            return
+        reason = describe_validation_error(valid)
+        logger.warning("WI: batch %s not started: ComfyUI rejected the submitted prompt (%s)", expansion.batch_id, reason)
+        self.manager.add_warning(expansion.batch_id, f"ComfyUI rejected the submitted prompt: {reason}")
+        try:
+            self.manager.register_failure(expansion.batch_id, 0, reason)
+            self.manager.cancel_batch(expansion.batch_id)
+        except WIError:
+            pass
+
+    def on_item_put(self, item: Sequence[Any]) -> None:
+        """Every queue put: when it is a sweep's first cell, the batch is accepted and its feeder starts."""
+        if not self._pending:
+            return
+        expansion = self._take_pending(item[2], item[1])
+        if expansion is None:
+            return
+        prompt_id = str(item[1])
+        self.manager.attach_prompt(expansion.batch_id, 0, prompt_id)
+        with expansion.lock:
+            expansion.queued.add(prompt_id)
+        with self._lock:
+            self._feeding[expansion.batch_id] = expansion
+        self.host.create_task(self._feed(expansion, tuple(item)))
+
+    # ----------------------------------------------------------------- feeding the queue
+    def _accepting(self, batch_id: str) -> bool:
+        try:
+            return self.manager.get_status(batch_id, include_cells=False)["state"] in ("pending", "active")
+        except UnknownBatchError:
+            return False
+
+    async def _feed(self, expansion: _Expansion, template_item: tuple) -> None:
+        """Validate and queue cells 1..N-1 in order, keeping at most ``window`` queued ahead of the worker."""
+        expansion.wakeup = asyncio.Event()
+        plan, batch_id, total = expansion.plan, expansion.batch_id, expansion.plan.total
+        try:
+            for index in range(1, total):
+                while True:
+                    with expansion.lock:
+                        backlog = len(expansion.queued)
+                    if backlog < self.window or not self._accepting(batch_id):
+                        break
+                    expansion.wakeup.clear()
+                    await expansion.wakeup.wait()
+                if not self._accepting(batch_id):
+                    return
+                combination = plan.combinations[index]
+                cell_prompt = plan.cell_prompt(combination)
+                prompt_id = str(uuid.uuid4())
+                try:
+                    valid = await self.host.validate(prompt_id, cell_prompt, expansion.partial_targets)
+                except Exception as exc:  # a custom node's VALIDATE_INPUTS may raise; that cell fails, not the batch
+                    logger.exception("WI: validating cell %d of %s raised", index, batch_id)
+                    valid = (False, {"message": f"{type(exc).__name__}: {exc}"}, [], {})
+                if not valid[0] or not valid[2]:
+                    if self.manager.register_failure(batch_id, index, describe_validation_error(valid)):
+                        self._batch_ended(batch_id)
+                    continue
+                # No await between this check and the put: a cancel (also on this loop) cannot slip in between.
+                if not self._accepting(batch_id):
+                    return
+                subfolder = self.manager.get_status(batch_id, include_cells=False).get("meta", {}).get("subfolder", "")
+                extra = self._cell_extra(template_item[3], plan, batch_id, subfolder, combination, None)
+                self.manager.attach_prompt(batch_id, index, prompt_id)
+                with expansion.lock:
+                    expansion.queued.add(prompt_id)
+                number = expansion.number + index / total
+                self.host.put_clone(template_item, number, prompt_id, cell_prompt, extra, list(valid[2]))
+                await asyncio.sleep(0)
+        except Exception:
+            logger.exception("WI: feeding batch %s stopped", batch_id)
+            self._fail_unqueued(batch_id, "internal error while queueing; see the ComfyUI log")
+        finally:
+            with self._lock:
+                self._feeding.pop(batch_id, None)
+
+    def _fail_unqueued(self, batch_id: str, reason: str) -> None:
+        try:
+            status = self.manager.get_status(batch_id)
+        except UnknownBatchError:
+            return
+        for cell in status["cells"]:
+            if cell["status"] == "queued" and not cell.get("prompt_id"):
+                if self.manager.register_failure(batch_id, cell["index"], reason):
+                    self._batch_ended(batch_id)
+
+    def _wake(self, batch_id: str, prompt_id: str | None) -> None:
+        with self._lock:
+            expansion = self._feeding.get(batch_id)
+        if expansion is None:
+            return
+        with expansion.lock:
+            if prompt_id is not None:
+                expansion.queued.discard(prompt_id)
+        if expansion.wakeup is not None:
+            self.host.call_soon_threadsafe(expansion.wakeup.set)
+
+    # ----------------------------------------------------------------- completion (worker thread)
+    def on_item_started(self, prompt_id: Any) -> None:
+        found = self.manager.lookup_prompt(str(prompt_id))
+        if found is None:
+            return
+        batch_id, index = found
+        self.manager.mark_running(batch_id, index)
+        self._wake(batch_id, str(prompt_id))
+
+    def on_item_done(self, prompt_id: Any, history_result: Any, status: Any) -> None:
+        """ComfyUI finished a queue item (success, error or interrupt); ends the matching cell."""
+        found = self.manager.lookup_prompt(str(prompt_id))
+        if found is None:
+            return
+        batch_id, index = found
+        self._wake(batch_id, str(prompt_id))
+        outcome, reason = classify_outcome(status)
+        if outcome == "done":
+            meta = self.manager.get_status(batch_id, include_cells=False).get("meta", {})
+            save_ids = [str(i) for i in meta.get("save_node_ids", [])]
+            outputs = history_result.get("outputs") if isinstance(history_result, Mapping) else None
+            ended = self.manager.register_result(batch_id, index, images_from_outputs(outputs, save_ids), {"prompt_id": str(prompt_id)})
+        elif outcome == "cancelled":
+            ended = self.manager.register_cancelled(batch_id, index, reason or "interrupted")
+        else:
+            ended = self.manager.register_failure(batch_id, index, reason or "failed")
+        if ended:
+            self._batch_ended(batch_id)
+
+    def on_items_removed(self, prompt_ids: Sequence[str], *, whole_queue: bool) -> None:
+        """Items deleted from ComfyUI's queue by someone else: those cells are cancelled.
+
+        ``whole_queue`` (Clear queue) also cancels the batches' cells not yet queued: the user asked for an
+        empty queue, not for the sweep to refill it.
+        """
+        touched: set[str] = set()
+        for prompt_id in prompt_ids:
+            found = self.manager.lookup_prompt(str(prompt_id))
+            if found is None:
+                continue
+            batch_id, index = found
+            touched.add(batch_id)
+            self._wake(batch_id, str(prompt_id))
+            if self.manager.register_cancelled(batch_id, index, "removed from the queue"):
+                self._batch_ended(batch_id)
+        if whole_queue:
+            for batch_id in touched:
+                try:
+                    self.manager.cancel_batch(batch_id)
+                except WIError:
+                    continue
+                self._wake(batch_id, None)
+                self._schedule_grid(batch_id)
+
+    # ----------------------------------------------------------------- cancel and finish
+    def cancel(self, batch_id: str) -> dict[str, Any]:
+        """Cancel one batch: drop its queued cells, interrupt its running cell only, keep everyone else's work.
+
+        Raises:
+            UnknownBatchError: no such batch (404).
+            InvalidBatchState: it already finished (409).
+        """
+        prompt_ids = self.manager.cancel_batch(batch_id)
+        removed, interrupted = self.host.cancel_prompts(set(prompt_ids))
+        self._wake(batch_id, None)
+        self._schedule_grid(batch_id)
+        logger.info("WI: batch %s cancelled: %d removed, interrupted %s", batch_id, len(removed), interrupted)
+        return {"batch_id": batch_id, "state": "cancelled", "removed": removed, "interrupted": interrupted}
+
+    def _batch_ended(self, batch_id: str) -> None:
+        self._schedule_grid(batch_id)
+
+    def _schedule_grid(self, batch_id: str) -> None:
+        if self.grid_builder is None:
+            return
+        self.host.run_background(self._build_grid_safely, batch_id)
+
+    def _build_grid_safely(self, batch_id: str) -> None:
+        try:
+            assert self.grid_builder is not None
+            self.grid_builder(batch_id)
+        except Exception as exc:  # the cells are saved; a grid failure must not lose them or kill the thread
+            logger.exception("WI: building the grid of %s failed", batch_id)
+            try:
+                self.manager.add_warning(batch_id, f"grid failed: {type(exc).__name__}: {exc}")
+                self.manager.set_grid(batch_id, {"error": f"{type(exc).__name__}: {exc}"})
+            except (WIError, InvalidBatchState):
+                pass
+
+    # ----------------------------------------------------------------- pre-flight (the iterator badge)
+    def preview(self, body: Any) -> dict[str, Any]:
+        """Count the prompts a sweep will queue and check its values, by the same rules as the hook.
+
+        Body: ``{"parameters": [{"name", "type", "values", "options"?}], "mode", "unequal_lengths"?,
+        "image_size"?: [w, h], "grid"?: {grid options}}``.
+
+        Raises:
+            ValueError: the body is not of that shape (HTTP 400).
+        """
+        if not isinstance(body, Mapping) or not isinstance(body.get("parameters"), list):
+            raise ValueError('body must be a JSON object with a "parameters" list')
+        mode = str(body.get("mode", "matrix"))
+        if mode not in ("matrix", "linear"):
+            raise ValueError(f"mode must be 'matrix' or 'linear', not {mode!r}")
+        axes_out: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        counts: list[int] = []
+        valid_axes = []
+        for position, param in enumerate(body["parameters"][:64]):
+            if not isinstance(param, Mapping):
+                raise ValueError(f"parameters[{position}] must be an object")
+            name = str(param.get("name") or f"param {position + 1}")
+            options = param.get("options") if isinstance(param.get("options"), list) else None
+            try:
+                values = self.parse(str(param.get("values", "")), str(param.get("type", "STRING")), name=name, options=options)
+            except (ParamSyntaxError, ValueError) as exc:
+                axes_out.append({"name": name, "count": 0, "error": str(exc)})
+                errors.append({"param": name, "node_id": param.get("node_id"), "message": str(exc)})
+                continue
+            axes_out.append({"name": name, "count": len(values)})
+            counts.append(len(values))
+            from .combination_engine import Axis
+
+            valid_axes.append(Axis(name=name, values=tuple(values), type=str(param.get("type", "STRING")).upper()))
+        if not counts:
+            count = 0
+        elif mode == "matrix":
+            count = 1
+            for c in counts:
+                count *= c
+        else:
+            count = max(counts)
+        result: dict[str, Any] = {"count": count, "axes": axes_out, "errors": errors, "limit": self.max_combinations}
+        if count > self.max_combinations:
+            errors.append({"param": None, "message": f"{count} combinations exceed the limit of {self.max_combinations}"})
+        elif valid_axes:
+            try:
+                from . import grid_preflight
+
+                result["grid"] = grid_preflight.preview(valid_axes, mode, body.get("image_size"), body.get("grid"))
+            except Exception:  # the badge still shows the count without a grid estimate
+                logger.exception("WI: grid preview failed")
+        return result
+
+    # ----------------------------------------------------------------- events
+    def _forward_event(self, event: str, payload: dict[str, Any]) -> None:
+        self.host.send_event(f"wi.{event}", payload)

@@ -1,0 +1,63 @@
+"""ComfyUI-facing layer: thin V1 nodes, routes, and ``register()`` wiring the core service into the server."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_register_lock = threading.Lock()
+_service: Any = None
+
+
+def register() -> Any:
+    """Install the onprompt hook, queue observers and routes into the running ComfyUI, once.
+
+    Returns the ``SweepService`` (None outside ComfyUI). Safe to call again: later calls return the first
+    service.
+    """
+    global _service
+    from . import _comfy
+
+    with _register_lock:
+        if _service is not None:
+            return _service
+        server_instance = _comfy.prompt_server()
+        if server_instance is None:
+            logger.debug("WI: no running ComfyUI server; nodes defined, hooks not installed")
+            return None
+        from ..core.iteration_state import IterationStateManager
+        from ..core.sweep import SweepService
+        from . import routes
+        from .outputs import GridService
+
+        host = _comfy.ComfyHost(server_instance)
+        manager = IterationStateManager.instance()
+        service = SweepService(manager, host)
+        service.grid_builder = GridService(manager, host).build
+        manager.set_interceptor(service)
+        # The onprompt hook feeds the original design's entry point, which delegates to the service.
+        host.install(_HandlerShim(manager, service))
+        routes.add_routes(server_instance.routes, service)
+        _service = service
+        logger.info("WI: Workflow Iterator installed")
+        return service
+
+
+class _HandlerShim:
+    """Routes ComfyUI's onprompt through ``IterationStateManager.handle_prompt``; everything else to the service."""
+
+    def __init__(self, manager: Any, service: Any) -> None:
+        self._manager = manager
+        self._service = service
+
+    def handle_prompt(self, json_data: Any) -> Any:
+        try:
+            return self._manager.handle_prompt(json_data)
+        except Exception:  # the hook boundary: never raise into ComfyUI's POST /prompt
+            logger.exception("WI: onprompt failed; prompt queued unchanged")
+            return json_data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service, name)

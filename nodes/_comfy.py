@@ -1,0 +1,332 @@
+"""The one adapter to ComfyUI's internals: the only module that imports ``server``, ``execution``, ``nodes``,
+``folder_paths``, ``comfy.cli_args`` or ``comfy_execution``.
+
+Every call into ComfyUI is guarded here and version differences are absorbed here:
+
+* ``validate_prompt``: sync ``(prompt)`` up to 0.3.43, async ``(prompt_id, prompt)`` in 0.3.44-0.3.46, async
+  ``(prompt_id, prompt, partial_execution_list)`` from 0.3.47;
+* queue items: 5 fields in 0.3.64, 6 (``sensitive``) from about 0.3.67 — clones copy the shape of the real item
+  ComfyUI put for the submitted prompt, so they always match the running version;
+* ``task_done(item_id, history_result, status[, process_item])``: the wrapper passes everything through.
+
+The queue is observed by wrapping the bound methods of the one ``PromptQueue`` (put, get, task_done,
+wipe_queue, delete_queue_item) and the module function ``execution.validate_prompt``; each wrapper calls the
+original first or last as the comment says, and never lets our bookkeeping raise into ComfyUI.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import heapq
+import inspect
+import logging
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+logger = logging.getLogger(__name__)
+
+_INSTALLED_FLAG = "_wi_installed"
+
+
+def comfy_available() -> bool:
+    """True inside a running ComfyUI (its ``server`` module has a PromptServer instance)."""
+    server = sys.modules.get("server")
+    return server is not None and getattr(getattr(server, "PromptServer", None), "instance", None) is not None
+
+
+def prompt_server() -> Any | None:
+    try:
+        import server  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return getattr(server.PromptServer, "instance", None)
+
+
+def output_directory() -> str | None:
+    try:
+        import folder_paths  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return folder_paths.get_output_directory()
+
+
+def input_directory() -> str | None:
+    try:
+        import folder_paths  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return folder_paths.get_input_directory()
+
+
+def metadata_disabled() -> bool:
+    """ComfyUI's ``--disable-metadata``; honoured by our save node like core SaveImage does."""
+    try:
+        from comfy.cli_args import args  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    return bool(getattr(args, "disable_metadata", False))
+
+
+def combo_options(class_type: str, input_name: str) -> list[str] | None:
+    """Allowed values of a COMBO input (V1 list form or ``("COMBO", {"options": [...]})``), else None."""
+    try:
+        import nodes as comfy_nodes  # type: ignore[import-not-found]
+
+        node_class = comfy_nodes.NODE_CLASS_MAPPINGS.get(class_type)
+        if node_class is None:
+            return None
+        spec = node_class.INPUT_TYPES()
+    except Exception:  # a custom node's INPUT_TYPES may raise; then the options are simply unknown
+        logger.debug("WI: INPUT_TYPES of %s failed", class_type, exc_info=True)
+        return None
+    for section in ("required", "optional"):
+        entry = (spec.get(section) or {}).get(input_name)
+        if not entry:
+            continue
+        kind = entry[0]
+        if isinstance(kind, (list, tuple)):
+            return [str(o) for o in kind]
+        if kind == "COMBO" and len(entry) > 1 and isinstance(entry[1], dict) and isinstance(entry[1].get("options"), list):
+            return [str(o) for o in entry[1]["options"]]
+    return None
+
+
+def interrupt_processing() -> None:
+    import nodes as comfy_nodes  # type: ignore[import-not-found]
+
+    comfy_nodes.interrupt_processing()
+
+
+class ComfyHost:
+    """The :class:`core.sweep.Host` over a live ``PromptServer``."""
+
+    def __init__(self, server_instance: Any, execution_module: Any | None = None) -> None:
+        self.server = server_instance
+        self.queue = server_instance.prompt_queue
+        if execution_module is None:
+            import execution as execution_module  # type: ignore[import-not-found,no-redef]
+        self.execution = execution_module
+        self._validate_original: Callable[..., Any] = execution_module.validate_prompt
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wi-grid")
+
+    # ------------------------------------------------------------------ loop and threads
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.server.loop
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def create_task(self, coro: Any) -> None:
+        """Schedule a coroutine on the server loop from any thread."""
+        def start() -> None:
+            self.loop.create_task(coro)
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            start()
+        else:
+            self.loop.call_soon_threadsafe(start)
+
+    def run_background(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._executor.submit(fn, *args)
+
+    # ------------------------------------------------------------------ queue
+    def allocate_number(self, front: bool) -> float:
+        """The submitted prompt's priority. Bumps ``server.number`` ourselves, because an explicit ``number``
+        in the body stops ComfyUI from doing it, and prompts posted later must sort after the whole batch."""
+        number = self.server.number
+        self.server.number += 1
+        return float(-number if front else number)
+
+    async def validate(self, prompt_id: str, prompt: dict, partial_targets: Any) -> tuple:
+        fn = self._validate_original
+        params = len(inspect.signature(fn).parameters)
+        if params >= 3:
+            result = fn(prompt_id, prompt, partial_targets)
+        elif params == 2:
+            result = fn(prompt_id, prompt)
+        else:
+            result = fn(prompt)
+        if inspect.isawaitable(result):
+            result = await result
+        return tuple(result)
+
+    def put_clone(self, template_item: tuple, number: float, prompt_id: str, prompt: dict, extra_data: dict, outputs: list) -> None:
+        # Fields past the fifth (0.3.67+: the sensitive dict) are copied from ComfyUI's own item for the batch.
+        tail = tuple(copy.deepcopy(field) for field in template_item[5:])
+        self.queue.put((number, prompt_id, prompt, extra_data, outputs) + tail)
+
+    def cancel_prompts(self, prompt_ids: set[str]) -> tuple[list[str], str | None]:
+        """Remove these pending items and interrupt the running one if it is among them, atomically.
+
+        Holding the queue's RLock means the worker can neither start another item nor finish this one while
+        we decide, so an unrelated prompt is never interrupted (a leftover flag is cleared when the next
+        prompt starts).
+        """
+        queue = self.queue
+        with queue.mutex:
+            kept, removed = [], []
+            for item in queue.queue:
+                (removed if item[1] in prompt_ids else kept).append(item)
+            if removed:
+                heapq.heapify(kept)
+                queue.queue = kept
+            interrupted = None
+            for item in list(queue.currently_running.values()):
+                if item[1] in prompt_ids:
+                    interrupted = item[1]
+                    interrupt_processing()
+                    break
+        if removed:
+            self.server.queue_updated()
+        return [str(item[1]) for item in removed], interrupted
+
+    # ------------------------------------------------------------------ events and lookups
+    def send_event(self, event: str, data: dict, sid: str | None = None) -> None:
+        try:
+            self.server.send_sync(event, data, sid)
+        except Exception:  # a closed socket or a stopping server must not break the caller
+            logger.debug("WI: send_sync(%s) failed", event, exc_info=True)
+
+    def options_for(self, class_type: str, input_name: str) -> Sequence[str] | None:
+        return combo_options(class_type, input_name)
+
+    def input_dir(self) -> str | None:
+        return input_directory()
+
+    def output_dir(self) -> str | None:
+        return output_directory()
+
+    # ------------------------------------------------------------------ installing the hooks
+    def install(self, service: Any) -> bool:
+        """Register the onprompt handler and wrap the queue; idempotent (a second call does nothing)."""
+        queue = self.queue
+        if getattr(queue, _INSTALLED_FLAG, False):
+            return False
+        setattr(queue, _INSTALLED_FLAG, True)
+        self.server.add_on_prompt_handler(service.handle_prompt)
+
+        original_put = queue.put
+
+        def put(item: Any) -> Any:
+            result = original_put(item)
+            try:
+                service.on_item_put(item)
+            except Exception:
+                logger.exception("WI: put hook failed")
+            return result
+
+        original_get = queue.get
+
+        def get(*args: Any, **kwargs: Any) -> Any:
+            result = original_get(*args, **kwargs)
+            if result is not None:
+                try:
+                    service.on_item_started(result[0][1])
+                except Exception:
+                    logger.exception("WI: get hook failed")
+            return result
+
+        original_task_done = queue.task_done
+
+        def task_done(item_id: Any, history_result: Any, *args: Any, **kwargs: Any) -> Any:
+            # Read the prompt id before the original pops the running item.
+            running = queue.currently_running.get(item_id)
+            result = original_task_done(item_id, history_result, *args, **kwargs)
+            try:
+                status = kwargs.get("status", args[0] if args else None)
+                if running is not None:
+                    service.on_item_done(running[1], history_result, status)
+            except Exception:
+                logger.exception("WI: task_done hook failed")
+            return result
+
+        original_wipe = queue.wipe_queue
+        inside_delete = threading.local()
+
+        def wipe_queue(*args: Any, **kwargs: Any) -> Any:
+            with queue.mutex:
+                ids = [item[1] for item in queue.queue]
+                result = original_wipe(*args, **kwargs)
+            if getattr(inside_delete, "active", False):
+                return result  # delete_queue_item empties a one-item queue through wipe_queue: not a Clear
+            try:
+                service.on_items_removed(ids, whole_queue=True)
+            except Exception:
+                logger.exception("WI: wipe_queue hook failed")
+            return result
+
+        original_delete = queue.delete_queue_item
+
+        def delete_queue_item(function: Callable[[Any], bool], *args: Any, **kwargs: Any) -> Any:
+            with queue.mutex:
+                # The same first match the original will remove.
+                match = next((item[1] for item in queue.queue if function(item)), None)
+                inside_delete.active = True
+                try:
+                    result = original_delete(function, *args, **kwargs)
+                finally:
+                    inside_delete.active = False
+            if result and match is not None:
+                try:
+                    service.on_items_removed([match], whole_queue=False)
+                except Exception:
+                    logger.exception("WI: delete_queue_item hook failed")
+            return result
+
+        queue.put, queue.get, queue.task_done = put, get, task_done
+        queue.wipe_queue, queue.delete_queue_item = wipe_queue, delete_queue_item
+
+        execution = self.execution
+        original_validate = execution.validate_prompt
+
+        if inspect.iscoroutinefunction(original_validate):
+            async def validate_prompt(*args: Any, **kwargs: Any) -> Any:
+                result = await original_validate(*args, **kwargs)
+                _after_validate(args, kwargs, result)
+                return result
+        else:
+            def validate_prompt(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+                result = original_validate(*args, **kwargs)
+                _after_validate(args, kwargs, result)
+                return result
+
+        def _after_validate(args: tuple, kwargs: dict, result: Any) -> None:
+            try:
+                prompt = kwargs.get("prompt") or next((a for a in args if isinstance(a, dict)), None)
+                service.on_validated(prompt, result)
+            except Exception:
+                logger.exception("WI: validate_prompt hook failed")
+
+        validate_prompt.__wrapped__ = original_validate  # type: ignore[attr-defined]
+        execution.validate_prompt = validate_prompt
+        return True
+
+
+def resolve_output_file(ref: dict, output_dir: str | None = None) -> str | None:
+    """Absolute path of an image ref ``{filename, subfolder, type}`` if it stays inside its root."""
+    try:
+        import folder_paths  # type: ignore[import-not-found]
+
+        roots = {
+            "output": folder_paths.get_output_directory(),
+            "temp": folder_paths.get_temp_directory(),
+            "input": folder_paths.get_input_directory(),
+        }
+    except ImportError:
+        roots = {"output": output_dir} if output_dir else {}
+    root = roots.get(str(ref.get("type", "output")))
+    if not root:
+        return None
+    real_root = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(real_root, str(ref.get("subfolder", "")), str(ref.get("filename", ""))))
+    if os.path.commonpath([real_root, path]) != real_root:
+        return None
+    return path

@@ -1,0 +1,87 @@
+"""HTTP routes under /wi/ (ComfyUI also serves them under /api/wi/). Handlers parse, call core, answer JSON.
+
+Errors are JSON ``{"error", "detail"}``: unknown batch 404, finished batch 409, bad input 400, oversize 413.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any, Callable
+
+from aiohttp import web
+
+from ..core.errors import InvalidBatchState, UnknownBatchError, WIError
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+_BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+def _error(status: int, error: str, detail: str = "") -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+def _batch_id(request: web.Request) -> str:
+    batch_id = request.match_info.get("batch_id", "")
+    if not _BATCH_ID.match(batch_id):
+        raise UnknownBatchError(batch_id)
+    return batch_id
+
+
+async def _json_body(request: web.Request) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=request.content_length)
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=len(raw))
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise ValueError(f"body is not JSON: {exc}") from exc
+
+
+def _guarded(handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except UnknownBatchError as exc:
+            return _error(404, "unknown batch", str(exc))
+        except InvalidBatchState as exc:
+            return _error(409, "batch already finished", str(exc))
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, "request body too large", f"limit {MAX_BODY_BYTES} bytes")
+        except (WIError, ValueError, TypeError) as exc:
+            return _error(400, "bad request", str(exc))
+        except Exception as exc:  # the boundary: log it, answer JSON, never a bare 500 page
+            logger.exception("WI: route %s failed", request.path)
+            return _error(500, "internal error", f"{type(exc).__name__}: {exc}")
+
+    wrapper.__name__ = handler.__name__
+    return wrapper
+
+
+def add_routes(routes: web.RouteTableDef, service: Any) -> None:
+    """Register the handlers on ComfyUI's route table (at import time, before ComfyUI copies it)."""
+    manager = service.manager
+
+    @routes.get("/wi/status")
+    @_guarded
+    async def wi_status(request: web.Request) -> web.Response:
+        return web.json_response({"batches": manager.list_batches()})
+
+    @routes.get("/wi/status/{batch_id}")
+    @_guarded
+    async def wi_batch_status(request: web.Request) -> web.Response:
+        return web.json_response(manager.get_status(_batch_id(request)))
+
+    @routes.post("/wi/cancel_batch/{batch_id}")
+    @_guarded
+    async def wi_cancel_batch(request: web.Request) -> web.Response:
+        return web.json_response(service.cancel(_batch_id(request)))
+
+    @routes.post("/wi/preview")
+    @_guarded
+    async def wi_preview(request: web.Request) -> web.Response:
+        return web.json_response(service.preview(await _json_body(request)))

@@ -1,0 +1,297 @@
+"""The interceptor, feeder, completion and cancel against the ComfyUI stand-in (tests/comfy_standin.py)."""
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+
+import pytest
+
+import comfy_standin
+from comfyui_workflow_iterator.core.iteration_state import IterationStateManager
+from comfyui_workflow_iterator.core.sweep import SweepService, classify_outcome
+from comfyui_workflow_iterator.nodes import _comfy
+
+
+def sweep_prompt(values_a="1, 2, 3", values_b="10, 20, 30", mode="matrix", type_b="INT"):
+    return {
+        "1": {"class_type": "WIParameterInt", "inputs": {"name": "width", "values": values_a}},
+        "2": {"class_type": "WIParameter", "inputs": {"name": "height", "type": type_b, "values": values_b, "previous": ["1", 0]}},
+        "3": {"class_type": "WIIterator", "inputs": {"parameters": ["2", 0], "enabled": True, "mode": mode, "batch_name": "test"}},
+        "4": {"class_type": "EmptyImage", "inputs": {"width": ["1", 1], "height": ["2", 1], "batch_size": 1, "color": 0}},
+        "5": {"class_type": "WISaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "WI"}},
+        "6": {"class_type": "WIGridCompositor", "inputs": {}},
+    }
+
+
+def plain_prompt(color=7):
+    return {
+        "4": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "plain"}},
+    }
+
+
+class Harness:
+    def __init__(self, monkeypatch, tmp_path, six_fields=False, window=4):
+        self.loop = asyncio.new_event_loop()
+        self.server = comfy_standin.install(monkeypatch, self.loop, six_fields=six_fields, tmp_path=tmp_path)
+        self.manager = IterationStateManager()
+        self.host = _comfy.ComfyHost(self.server)
+        self.grids: list[str] = []
+        self.host.run_background = lambda fn, *a: fn(*a)  # run "background" work inline, deterministically
+        self.service = SweepService(self.manager, self.host, grid_builder=self.grids.append, window=window)
+        self.host.install(self.service)
+
+    def post(self, body):
+        status, answer = self.loop.run_until_complete(self.server.post_prompt(body))
+        self.settle()
+        return status, answer
+
+    def settle(self, rounds=50):
+        for _ in range(rounds):
+            self.loop.run_until_complete(asyncio.sleep(0))
+
+    def run_all(self, execute=None, limit=1000):
+        ran = []
+        for _ in range(limit):
+            self.settle()
+            item = self.server.run_next(execute)
+            if item is None:
+                self.settle()
+                if self.server.run_next(execute) is None:
+                    break
+                continue
+            ran.append(item)
+        return ran
+
+    def events(self, name):
+        return [data for event, data, _ in self.server.sent if event == name]
+
+
+@pytest.fixture
+def harness(monkeypatch, tmp_path):
+    h = Harness(monkeypatch, tmp_path)
+    yield h
+    h.loop.close()
+
+
+def only_batch(h):
+    (summary,) = h.manager.list_batches()
+    return h.manager.get_status(summary["batch_id"])
+
+
+def test_prompt_without_iterator_is_returned_untouched(harness):
+    body = {"prompt": plain_prompt(), "client_id": "c1"}
+    assert harness.service.handle_prompt(body) is body
+
+
+@pytest.mark.parametrize("body", [{}, {"number": 3}, {"prompt": "not a dict"}, [], None, "text"])
+def test_malformed_bodies_are_returned_unchanged(harness, body):
+    assert harness.service.handle_prompt(body) is body
+
+
+def test_matrix_sweep_queues_every_cell_once_and_completes(harness):
+    status, answer = harness.post({"prompt": sweep_prompt(), "client_id": "tab-1"})
+    assert status == 200
+    ran = harness.run_all()
+    sizes = [(item[2]["4"]["inputs"]["width"], item[2]["4"]["inputs"]["height"]) for item in ran]
+    assert sizes == [(a, b) for a in (1, 2, 3) for b in (10, 20, 30)]  # first parameter varies slowest
+    batch = only_batch(harness)
+    assert batch["counts"]["done"] == 9 and batch["state"] in ("collecting", "complete")
+    assert harness.grids == [batch["batch_id"]]  # grid requested exactly once
+    assert all(item[3]["client_id"] == "tab-1" for item in ran)  # every cell reports to the submitting tab
+    assert [item[3]["wi"]["index"] for item in ran] == list(range(9))
+    assert all(cell["files"] for cell in batch["cells"])
+
+
+def test_linear_mode_zips_and_cycles(harness):
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10, 20", mode="linear")})
+    ran = harness.run_all()
+    assert [(i[2]["4"]["inputs"]["width"], i[2]["4"]["inputs"]["height"]) for i in ran] == [(1, 10), (2, 20), (3, 10)]
+
+
+def test_cells_are_isolated_clones(harness):
+    harness.post({"prompt": sweep_prompt("1, 2", "10")})
+    ran = harness.run_all()
+    assert ran[0][2] is not ran[1][2]
+    ran[0][2]["4"]["inputs"]["color"] = 99
+    assert ran[1][2]["4"]["inputs"]["color"] == 0
+    assert ran[0][2]["5"] is not ran[1][2]["5"]
+
+
+def test_batch_cells_run_before_prompts_posted_later(harness):
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10, 20, 30")})
+    harness.post({"prompt": plain_prompt(), "client_id": "other"})
+    ran = harness.run_all()
+    assert [("wi" in item[3]) for item in ran] == [True] * 9 + [False]
+
+
+def test_front_prompt_runs_first_and_batch_stays_contiguous(harness):
+    harness.post({"prompt": sweep_prompt("1, 2", "10, 20")})
+    harness.post({"prompt": plain_prompt(), "front": True})
+    ran = harness.run_all()
+    kinds = ["wi" in item[3] for item in ran]
+    assert kinds[0] is False and kinds[1:] == [True] * 4
+
+
+def test_bad_parameter_is_reported_and_skipped(harness):
+    status, _ = harness.post({"prompt": sweep_prompt("1, 2", "10, oops"), "client_id": "c"})
+    assert status == 200
+    errors = harness.events("wi.param_error")
+    assert len(errors) == 1 and errors[0]["param"] == "height" and "oops" in errors[0]["message"]
+    ran = harness.run_all()
+    assert len(ran) == 2
+
+
+def test_nothing_valid_rejects_the_queue_press_on_the_iterator_node(harness):
+    status, answer = harness.post({"prompt": sweep_prompt("x", "y")})
+    assert status == 400
+    assert "3" in answer["node_errors"]  # the iterator's node id carries the message
+    assert harness.server.prompt_queue.queue == []
+    assert harness.manager.list_batches() == []
+
+
+def test_clone_failing_validation_becomes_a_failed_cell_not_a_queue_item(harness):
+    # width 0 is below EmptyImage's minimum: cells with it fail validation and are never queued.
+    harness.post({"prompt": sweep_prompt("1, 0, 2", "10")})
+    ran = harness.run_all()
+    assert [i[2]["4"]["inputs"]["width"] for i in ran] == [1, 2]
+    batch = only_batch(harness)
+    failed = [c for c in batch["cells"] if c["status"] == "failed"]
+    assert [c["index"] for c in failed] == [1] and "validation failed" in failed[0]["error"]
+    assert batch["counts"]["done"] == 2 and harness.grids == [batch["batch_id"]]
+
+
+def test_rejected_first_cell_ends_the_batch_without_clones(harness):
+    status, _ = harness.post({"prompt": sweep_prompt("0, 1", "10")})
+    assert status == 400
+    assert harness.server.prompt_queue.queue == []
+    batch = only_batch(harness)
+    assert batch["state"] == "cancelled"
+
+
+def test_six_field_items_are_copied_from_comfyui_own_item(monkeypatch, tmp_path):
+    h = Harness(monkeypatch, tmp_path, six_fields=True)
+    h.post({"prompt": sweep_prompt("1, 2, 3", "10")})
+    ran = h.run_all()
+    assert [len(item) for item in ran] == [6, 6, 6]
+    h.loop.close()
+
+
+def test_already_expanded_body_is_not_expanded_again(harness):
+    body = harness.service.handle_prompt({"prompt": sweep_prompt(), "client_id": "c"})
+    assert harness.service.handle_prompt(body) is body
+
+
+def test_handler_does_not_mutate_the_submitted_body(harness):
+    body = {"prompt": sweep_prompt(), "client_id": "c", "extra_data": {"extra_pnginfo": {"workflow": {"nodes": []}}}}
+    before = copy.deepcopy(body)
+    new_body = harness.service.handle_prompt(body)
+    assert body == before and new_body is not body
+
+
+def test_cancel_removes_only_this_batch_and_interrupts_only_its_running_cell(harness):
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10, 20, 30")})
+    harness.post({"prompt": plain_prompt(), "client_id": "other"})
+    got = harness.server.prompt_queue.get(timeout=0)  # the worker starts cell 0
+    harness.settle()
+    batch_id = only_batch(harness)["batch_id"]
+    answer = harness.service.cancel(batch_id)
+    assert answer["interrupted"] == got[0][1]
+    assert comfy_standin.INTERRUPTS == [True]
+    remaining = [item for item in harness.server.prompt_queue.queue]
+    assert len(remaining) == 1 and "wi" not in remaining[0][3]  # the unrelated prompt survives
+    harness.settle()
+    assert all("wi" not in item[3] for item in harness.server.prompt_queue.queue)  # the feeder stopped
+    assert only_batch(harness)["state"] == "cancelled"
+
+
+def test_cancel_does_not_interrupt_an_unrelated_running_prompt(harness):
+    harness.post({"prompt": plain_prompt(), "client_id": "other"})
+    harness.post({"prompt": sweep_prompt("1, 2", "10")})
+    harness.server.prompt_queue.get(timeout=0)  # the unrelated prompt is running
+    answer = harness.service.cancel(only_batch(harness)["batch_id"])
+    assert answer["interrupted"] is None and comfy_standin.INTERRUPTS == []
+
+
+def test_cancel_unknown_and_finished_batches(harness):
+    from comfyui_workflow_iterator.core.errors import InvalidBatchState, UnknownBatchError
+
+    with pytest.raises(UnknownBatchError):
+        harness.service.cancel("nope_00000000")
+    harness.post({"prompt": sweep_prompt("1", "10")})
+    harness.run_all()
+    with pytest.raises(InvalidBatchState):
+        harness.service.cancel(only_batch(harness)["batch_id"])
+
+
+def test_clear_queue_cancels_the_batch(harness):
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10, 20, 30")})
+    harness.server.prompt_queue.wipe_queue()
+    harness.settle()
+    batch = only_batch(harness)
+    assert batch["state"] == "cancelled" and batch["counts"]["done"] == 0
+    assert harness.run_all() == []
+
+
+def test_deleting_one_queued_cell_cancels_only_that_cell(harness):
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10")})
+    queued = sorted(harness.server.prompt_queue.queue)
+    victim = queued[1][1]
+    assert harness.server.prompt_queue.delete_queue_item(lambda item: item[1] == victim)
+    ran = harness.run_all()
+    batch = only_batch(harness)
+    assert len(ran) == 2
+    assert [c["status"] for c in batch["cells"]] == ["done", "cancelled", "done"]
+
+
+def test_failed_and_interrupted_executions_end_their_cells(harness):
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10")})
+
+    def execute(prompt, item):
+        width = prompt["4"]["inputs"]["width"]
+        if width == 2:
+            return "error", [("execution_error", {"node_id": "4", "node_type": "EmptyImage", "exception_message": "boom"})], {}
+        if width == 3:
+            return "error", [("execution_interrupted", {"prompt_id": item[1]})], {}
+        return comfy_standin.default_execute(prompt, item)
+
+    harness.run_all(execute)
+    batch = only_batch(harness)
+    assert [c["status"] for c in batch["cells"]] == ["done", "failed", "cancelled"]
+    assert "boom" in batch["cells"][1]["error"]
+    assert harness.grids == [batch["batch_id"]]
+
+
+def test_window_keeps_the_queue_short_for_big_sweeps(harness):
+    harness.post({"prompt": sweep_prompt("1-10", "1-10")})
+    assert len(harness.server.prompt_queue.queue) <= harness.service.window + 1
+    ran = harness.run_all()
+    assert len(ran) == 100 and only_batch(harness)["counts"]["done"] == 100
+
+
+def test_events_are_forwarded_under_the_wi_namespace(harness):
+    harness.post({"prompt": sweep_prompt("1, 2", "10")})
+    harness.run_all()
+    names = [event for event, _, _ in harness.server.sent]
+    assert "wi.batch_created" in names and names.count("wi.cell_ended") == 2
+    json.dumps([data for _, data, _ in harness.server.sent])  # every payload is JSON-ready
+
+
+def test_preview_counts_like_the_hook(harness):
+    answer = harness.service.preview({"mode": "matrix", "parameters": [
+        {"name": "a", "type": "INT", "values": "1-4"}, {"name": "b", "type": "FLOAT", "values": "0.1-0.3 (+0.1)"},
+        {"name": "c", "type": "INT", "values": "x"}]})
+    assert answer["count"] == 12
+    assert [a["count"] for a in answer["axes"]] == [4, 3, 0]
+    assert answer["errors"][0]["param"] == "c"
+
+
+@pytest.mark.parametrize("status,expected", [
+    (comfy_standin.ExecutionStatus("success", True, []), "done"),
+    (comfy_standin.ExecutionStatus("error", False, [("execution_interrupted", {})]), "cancelled"),
+    (comfy_standin.ExecutionStatus("error", False, [("execution_error", {"exception_message": "x"})]), "failed"),
+    (None, "failed"),
+])
+def test_classify_outcome(status, expected):
+    assert classify_outcome(status)[0] == expected
