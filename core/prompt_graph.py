@@ -389,18 +389,18 @@ def plan_sweep(
 
 
 def plan_error_prompt(prompt: Mapping[str, Any], iterator_id: str, message: str) -> dict[str, Any]:
-    """A copy of ``prompt`` whose iterator is replaced by a node that fails validation with ``message``.
+    """A prompt that ComfyUI rejects with ``message`` attached to the iterator's node id.
 
-    ComfyUI then answers the POST with 400 and the error attached to the iterator's node id, so the user sees
-    the reason on the node instead of an unexpanded run.
+    Only the error node is kept: ComfyUI runs a prompt as long as *one* output validates, so any other
+    output left in would run unexpanded. The user sees the reason on the iterator and nothing is queued.
     """
-    new_prompt = dict(prompt)
-    new_prompt[iterator_id] = {
-        "class_type": PLAN_ERROR_CLASS,
-        "inputs": {"message": message},
-        "_meta": {"title": "WIIterator"},
+    return {
+        iterator_id: {
+            "class_type": PLAN_ERROR_CLASS,
+            "inputs": {"message": message},
+            "_meta": {"title": _node_title(prompt.get(iterator_id, {})) or "WIIterator"},
+        }
     }
-    return new_prompt
 
 
 def guess_image_size(prompt: Mapping[str, Any]) -> tuple[int, int] | None:

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from . import parameter_parser, prompt_graph
+from . import batch_outputs, parameter_parser, prompt_graph
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
 from .iteration_state import IterationStateManager
 from .paths import batch_subfolder
@@ -207,9 +207,8 @@ class SweepService:
         batch_id = batch.batch_id
         subfolder = batch_subfolder(save_prefix, batch_id)
         self.manager.set_meta(batch_id, subfolder=subfolder)
-        for warning in self._preflight_warnings(plan):
-            self.manager.add_warning(batch_id, warning)
-            self.host.send_event("wi.size_warning", {"batch_id": batch_id, "message": warning, "client_id": client_id})
+        if plan.grid_node_id is not None:
+            self.host.run_background(self._preflight, batch_id, plan, client_id)
 
         prompt_id = str(json_data.get("prompt_id") or uuid.uuid4())
         if "number" in json_data:
@@ -238,17 +237,26 @@ class SweepService:
         self.host.send_event("wi.param_error", {"node_id": iterator_id, "param": None, "message": message, "client_id": client_id})
         return {**json_data, "prompt": prompt_graph.plan_error_prompt(prompt, iterator_id, message)}
 
-    def _preflight_warnings(self, plan: prompt_graph.SweepPlan) -> list[str]:
-        """Grid size checked at queue time, so an oversize grid is adapted and announced before hours of work."""
-        if plan.grid_node_id is None:
-            return []
+    def _preflight(self, batch_id: str, plan: prompt_graph.SweepPlan, client_id: str | None) -> None:
+        """Grid size checked at queue time (on the background thread), so an oversize grid is adapted and
+        announced before hours of work rather than failing at the end."""
         try:
-            from . import grid_preflight
-
-            return grid_preflight.warnings_for_plan(plan)
-        except Exception:  # a pre-flight bug must not stop the sweep; the grid step reports again at the end
-            logger.exception("WI: grid pre-flight failed")
-            return []
+            sized = any(site.input_name in ("width", "height") for sites in plan.sites for site in sites)
+            if sized:
+                sizes = [plan.image_size(c) for c in plan.combinations]
+                image_sizes: Any = [s for s in sizes if s is not None] or None
+            else:
+                image_sizes = plan.image_size()
+            warnings = batch_outputs.preflight_warnings(plan.axes, plan.mode, plan.total, image_sizes, plan.grid_options)
+        except Exception:  # a pre-flight bug must not stop the sweep; the grid step adapts again at the end
+            logger.exception("WI: grid pre-flight of %s failed", batch_id)
+            return
+        for warning in warnings:
+            try:
+                self.manager.add_warning(batch_id, warning)
+            except WIError:
+                return
+            self.host.send_event("wi.size_warning", {"batch_id": batch_id, "message": warning, "client_id": client_id})
 
     @staticmethod
     def _cell_extra(
@@ -516,9 +524,7 @@ class SweepService:
             errors.append({"param": None, "message": f"{count} combinations exceed the limit of {self.max_combinations}"})
         elif valid_axes:
             try:
-                from . import grid_preflight
-
-                result["grid"] = grid_preflight.preview(valid_axes, mode, body.get("image_size"), body.get("grid"))
+                result["grid"] = batch_outputs.preview_grid(valid_axes, mode, count, body.get("image_size"), body.get("grid"))
             except Exception:  # the badge still shows the count without a grid estimate
                 logger.exception("WI: grid preview failed")
         return result

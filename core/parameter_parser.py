@@ -1,0 +1,822 @@
+"""Parse a parameter's value text (``"1-10 (+2), 15"``, ``"*euler*"``, ``"file:prompts.txt"``) into values.
+
+Owns the value syntax documented in ``docs/value-syntax.md``, in three layers:
+
+1. **Tokenizer** - :func:`tokenize` splits the text into :class:`Field` s with their character spans. Comma lists
+   are read with :mod:`csv` (``skipinitialspace``), so ``"a, b", c`` is two values; newlines act like commas,
+   except for STRING text containing a newline, which is one value per line. Each field is then classified by the
+   named regular expressions in :data:`RULES`.
+2. **Parser** - :func:`parse_items` turns fields into typed items (:class:`ScalarItem`, :class:`IntRange`,
+   :class:`FloatRange`, :class:`CountRange`, :class:`FileList`, :class:`RandomSeeds`, :class:`ComboPattern`)
+   collected in a :class:`ValueList`. Everything that can be checked without materialising values is checked here.
+3. **Expander** - :func:`expand` turns a :class:`ValueList` into concrete values, after :func:`count_values`
+   has enforced the value limit (so ``1-1000000000`` fails at once instead of allocating).
+
+Every problem is a :class:`~.errors.ParamSyntaxError` naming the parameter, the offending text and its position;
+nothing is silently replaced by a default. Standard library only; must not import torch, comfy*, server, nodes,
+execution, folder_paths, comfy_execution or aiohttp.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import fnmatch
+import logging
+import math
+import os
+import random
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Union
+
+from .errors import LimitExceededError, ParamSyntaxError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "VALUE_TYPES",
+    "DEFAULT_MAX_VALUES",
+    "SEED_MAX",
+    "RANDOM_SEED_MAX",
+    "Field",
+    "ScalarItem",
+    "IntRange",
+    "FloatRange",
+    "CountRange",
+    "FileList",
+    "RandomSeeds",
+    "ComboPattern",
+    "ValueList",
+    "normalize_type",
+    "tokenize",
+    "parse_items",
+    "count_values",
+    "expand",
+    "parse",
+]
+
+VALUE_TYPES: tuple[str, ...] = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "SEED")
+DEFAULT_MAX_VALUES = 10_000
+SEED_MAX = 2**64 - 1  # ComfyUI seeds go up to 0xffffffffffffffff
+RANDOM_SEED_MAX = 2**32 - 1  # random:N draws below this, which every sampler accepts
+_NUMERIC_TYPES = frozenset({"INT", "FLOAT", "SEED"})
+_MAX_NUMBER_CHARS = 100  # longer number tokens are refused before int()/Fraction() can get slow
+_FLOAT_END_TOLERANCE = Fraction(1, 10**9)  # relative to the step: how close counts as "landing on" the end
+_MAX_SUGGESTIONS = 5
+
+_TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
+_FALSE_WORDS = frozenset({"false", "no", "0", "off"})
+
+# --------------------------------------------------------------------------------------------------------------
+# Layer 1: tokenizer
+# --------------------------------------------------------------------------------------------------------------
+
+# Numbers inside ranges need a digit on both sides of a decimal point, so "1...5" or "1.-2" cannot be misread.
+_NUM_U = r"\d+(?:\.\d+)?(?:[eE][+-]?\d{1,3})?"
+_NUM_S = r"[+-]?" + _NUM_U
+_SUFFIX = (
+    r"(?:\s*\(\s*(?P<step>[+-]?" + _NUM_U + r")\s*\)"  # (+2) / (-0.25): step
+    r"|\s*\[\s*(?P<count>\d+)\s*\])?"  # [5]: evenly spaced count
+)
+
+#: Named rules classifying one trimmed, unquoted field; tried in this order with ``fullmatch``.
+RULES: dict[str, re.Pattern[str]] = {
+    "FILE": re.compile(r"(?i:file):\s*(?P<name>.*)", re.DOTALL),
+    "RANDOM": re.compile(r"(?i:random):\s*(?P<count>\d+)", re.ASCII),
+    "NUMBER": re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII),
+    # "a..b" works for every sign: -5..5, -10..-2 (+2)
+    "DOT_RANGE": re.compile(rf"(?P<start>{_NUM_S})\s*\.\.\s*(?P<end>{_NUM_S}){_SUFFIX}", re.ASCII),
+    # "a-b" only with unsigned ends: 1-5, 10-1 (-3), 0.5-1.5 (+0.25), 1e-3-1e-2
+    "HYPHEN_RANGE": re.compile(rf"(?P<start>{_NUM_U})\s*-\s*(?P<end>{_NUM_U}){_SUFFIX}", re.ASCII),
+    # "-5-3", "5--3": refused with a suggestion to write the ".." form
+    "SIGNED_HYPHEN_RANGE": re.compile(rf"(?P<start>{_NUM_S})\s*-\s*(?P<end>{_NUM_S}){_SUFFIX}", re.ASCII),
+}
+_INT_TEXT = re.compile(r"[+-]?\d+", re.ASCII)
+
+_QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"')
+_WHOLE_LINE_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+_LINE = re.compile(r"[^\r\n]+")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One value-sized piece of the source text.
+
+    Attributes:
+        text: The value text, trimmed, with CSV quoting removed.
+        start: 0-based offset of the field (including its quotes) in the source.
+        end: Offset one past the field's last character.
+        quoted: True when the field was written in double quotes; quoted fields are always literal values
+            (never ranges, ``file:`` or ``random:``).
+    """
+
+    text: str
+    start: int
+    end: int
+    quoted: bool = False
+
+
+def _error(
+    message: str, *, name: str, source: str, start: int | None = None, end: int | None = None
+) -> ParamSyntaxError:
+    length = None if start is None or end is None else max(1, end - start)
+    return ParamSyntaxError(message, param=name, source=source, position=start, length=length)
+
+
+def _locate_fields(line: str, offset: int, *, name: str, source: str) -> list[tuple[int, int, bool]]:
+    """Return (start, end, quoted) spans of the CSV fields of ``line``, mirroring ``csv`` with skipinitialspace.
+
+    It also rejects the malformed quoting that ``csv`` would silently accept (an unterminated quote, text after
+    a closing quote), so the user sees an error instead of a surprising value.
+    """
+    spans: list[tuple[int, int, bool]] = []
+    pos = 0
+    length = len(line)
+    while True:
+        while pos < length and line[pos] == " ":
+            pos += 1
+        if pos < length and line[pos] == '"':
+            match = _QUOTED_FIELD.match(line, pos)
+            if match is None:
+                raise _error(
+                    "unterminated quote (quotes do not span lines)",
+                    name=name, source=source, start=offset + pos, end=offset + length,
+                )
+            field_end = match.end()
+            after = field_end
+            while after < length and line[after] in " \t":
+                after += 1
+            if after < length and line[after] != ",":
+                raise _error(
+                    "unexpected text after a closing quote (put the whole value inside the quotes)",
+                    name=name, source=source, start=offset + after, end=offset + after + 1,
+                )
+            spans.append((offset + pos, offset + field_end, True))
+            pos = after
+        else:
+            comma = line.find(",", pos)
+            field_end = length if comma == -1 else comma
+            text = line[pos:field_end]
+            stripped_start = pos + (len(text) - len(text.lstrip()))
+            stripped_end = pos + len(text.rstrip())
+            spans.append((offset + stripped_start, offset + max(stripped_start, stripped_end), False))
+            pos = field_end
+        if pos >= length:
+            return spans
+        pos += 1  # skip the comma
+        if pos == length:
+            spans.append((offset + pos, offset + pos, False))  # a trailing comma ends with an empty field
+            return spans
+
+
+def _split_csv_line(line: str, offset: int, *, name: str, source: str) -> list[Field]:
+    spans = _locate_fields(line, offset, name=name, source=source)
+    try:
+        rows = list(csv.reader([line], skipinitialspace=True))
+    except csv.Error as exc:
+        raise _error(
+            f"cannot split the value list: {exc}", name=name, source=source, start=offset, end=offset + len(line)
+        ) from exc
+    row = rows[0] if rows else []
+    if len(row) != len(spans):
+        # Both follow the same CSV rules; a mismatch would be a bug here, never the user's fault.
+        logger.warning("csv split %r into %d fields but the locator found %d", line, len(row), len(spans))
+        raise _error(
+            "cannot split the value list; check the quotes",
+            name=name, source=source, start=offset, end=offset + len(line),
+        )
+    fields: list[Field] = []
+    for value, (start, end, quoted) in zip(row, spans):
+        text = value.strip()
+        if not text and not quoted:
+            continue  # empty items ("1,,2", a trailing comma) are ignored
+        fields.append(Field(text=text, start=start, end=end, quoted=quoted))
+    return fields
+
+
+def _string_line_field(line: str, offset: int) -> Field | None:
+    stripped = line.strip()
+    if not stripped:
+        return None
+    start = offset + (len(line) - len(line.lstrip()))
+    end = start + len(stripped)
+    if _WHOLE_LINE_QUOTED.fullmatch(stripped):
+        return Field(text=stripped[1:-1].replace('""', '"').strip(), start=start, end=end, quoted=True)
+    return Field(text=stripped, start=start, end=end)
+
+
+def tokenize(values_raw: str, type: str = "STRING", *, name: str = "") -> list[Field]:
+    """Split value text into fields with their spans (layer 1).
+
+    Args:
+        values_raw: The text the user wrote.
+        type: Value type (case-insensitive); only STRING changes the splitting rule.
+        name: Parameter name used in error messages.
+
+    Returns:
+        The non-empty fields in source order.
+
+    Raises:
+        ParamSyntaxError: Malformed quoting, or an unknown type.
+    """
+    kind = normalize_type(type, name=name)
+    source = values_raw
+    fields: list[Field] = []
+    one_per_line = kind == "STRING" and ("\n" in source or "\r" in source)
+    for match in _LINE.finditer(source):
+        if one_per_line:
+            # Prompts contain commas, so multi-line STRING text is one value per line, never split on commas.
+            field = _string_line_field(match.group(), match.start())
+            if field is not None:
+                fields.append(field)
+        else:
+            fields.extend(_split_csv_line(match.group(), match.start(), name=name, source=source))
+    return fields
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Layer 2: parser to typed items
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScalarItem:
+    """One literal value, already converted to the parameter's type."""
+
+    value: Any
+    start: int
+    end: int
+
+    def count(self) -> int:
+        return 1
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """Inclusive integer range ``start..end`` by ``step`` (INT and SEED)."""
+
+    start: int
+    end: int
+    step: int
+    span_start: int
+    span_end: int
+
+    def count(self) -> int:
+        return (self.end - self.start) // self.step + 1
+
+    def values(self) -> range:
+        return range(self.start, self.start + self.count() * self.step, self.step)
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """Inclusive float range: ``start + i*step`` for i in 0..n-1, computed exactly and rounded once.
+
+    The end point is included when ``(end - start) / step`` is whole, or within 1e-9 of a step of it.
+    """
+
+    start: Fraction
+    end: Fraction
+    step: Fraction
+    span_start: int
+    span_end: int
+
+    def count(self) -> int:
+        return math.floor((self.end - self.start) / self.step + _FLOAT_END_TOLERANCE) + 1
+
+    def values(self) -> list[float]:
+        n = self.count()
+        out = [float(self.start + i * self.step) for i in range(n)]
+        last = self.start + (n - 1) * self.step
+        if n > 1 and abs(last - self.end) <= abs(self.step) * _FLOAT_END_TOLERANCE:
+            out[-1] = float(self.end)
+        return out
+
+
+@dataclass(frozen=True)
+class CountRange:
+    """``n`` evenly spaced values from ``start`` to ``end`` inclusive; INT values are rounded half up."""
+
+    start: Fraction
+    end: Fraction
+    n: int
+    integer: bool
+    span_start: int
+    span_end: int
+
+    def count(self) -> int:
+        return self.n
+
+    def values(self) -> list[Any]:
+        if self.n == 1:
+            points = [self.start]
+        else:
+            spacing = (self.end - self.start) / (self.n - 1)
+            points = [self.start + i * spacing for i in range(self.n)]
+        if self.integer:
+            return [math.floor(p + Fraction(1, 2)) for p in points]
+        return [float(p) for p in points]
+
+
+@dataclass(frozen=True)
+class FileList:
+    """``file:NAME``: one value per line of a file inside the allowed root."""
+
+    filename: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class RandomSeeds:
+    """``random:N`` (SEED only): N distinct seeds drawn once at expansion."""
+
+    n: int
+    start: int
+    end: int
+
+    def count(self) -> int:
+        return self.n
+
+
+@dataclass(frozen=True)
+class ComboPattern:
+    """A COMBO glob such as ``*`` or ``*euler*``, with the options it matched (in option order)."""
+
+    pattern: str
+    matches: tuple[str, ...]
+    start: int
+    end: int
+
+    def count(self) -> int:
+        return len(self.matches)
+
+
+Item = Union[ScalarItem, IntRange, FloatRange, CountRange, FileList, RandomSeeds, ComboPattern]
+
+
+@dataclass(frozen=True)
+class ValueList:
+    """The parsed form of one parameter's value text."""
+
+    type: str
+    name: str
+    source: str
+    items: tuple[Item, ...]
+    options: tuple[str, ...] | None = None
+
+
+def normalize_type(type: str, *, name: str = "") -> str:
+    """Return the canonical upper-case type name, or raise ParamSyntaxError for an unknown type."""
+    kind = str(type).strip().upper()
+    if kind not in VALUE_TYPES:
+        raise ParamSyntaxError(
+            f'unknown value type "{type}" (expected one of {", ".join(VALUE_TYPES)})', param=name
+        )
+    return kind
+
+
+class _Ctx:
+    """What the parser needs to build an error for one field."""
+
+    __slots__ = ("kind", "name", "source", "options")
+
+    def __init__(self, kind: str, name: str, source: str, options: tuple[str, ...] | None) -> None:
+        self.kind = kind
+        self.name = name
+        self.source = source
+        self.options = options
+
+    def error(self, message: str, start: int, end: int) -> ParamSyntaxError:
+        return _error(message, name=self.name, source=self.source, start=start, end=end)
+
+
+def _convert_scalar(text: str, ctx: _Ctx, start: int, end: int) -> Any:
+    """Convert one literal value text to the parameter's type (shared by the parser and file lines)."""
+    kind = ctx.kind
+    if kind == "STRING":
+        return text
+    if kind == "BOOLEAN":
+        word = text.lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+        raise ctx.error(f'invalid BOOLEAN value "{text}" (use true/false, yes/no, 1/0 or on/off)', start, end)
+    if kind == "COMBO":
+        _check_option(text, ctx, start, end)
+        return text
+    if kind in ("INT", "SEED"):
+        return _to_int(text, ctx, start, end)
+    return _to_float(text, ctx, start, end)
+
+
+def _to_int(text: str, ctx: _Ctx, start: int, end: int) -> int:
+    if len(text) > _MAX_NUMBER_CHARS or not _INT_TEXT.fullmatch(text):
+        hint = " (whole numbers only)" if RULES["NUMBER"].fullmatch(text) else ""
+        raise ctx.error(f'invalid {ctx.kind} value "{text}"{hint}', start, end)
+    value = int(text)
+    _check_seed(value, ctx, start, end)
+    return value
+
+
+def _check_seed(value: int, ctx: _Ctx, start: int, end: int) -> None:
+    if ctx.kind == "SEED" and not 0 <= value <= SEED_MAX:
+        raise ctx.error(f"SEED {value} is outside 0..{SEED_MAX}", start, end)
+
+
+def _to_float(text: str, ctx: _Ctx, start: int, end: int) -> float:
+    if len(text) > _MAX_NUMBER_CHARS or not RULES["NUMBER"].fullmatch(text):
+        raise ctx.error(f'invalid FLOAT value "{text}"', start, end)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ctx.error(f'FLOAT value "{text}" is out of range', start, end)
+    return value
+
+
+def _to_fraction(text: str, ctx: _Ctx, start: int, end: int) -> Fraction:
+    _to_float(text, ctx, start, end)  # validates syntax and finiteness; the exponent has at most 3 digits
+    return Fraction(text)
+
+
+def _check_option(text: str, ctx: _Ctx, start: int, end: int) -> None:
+    options = ctx.options
+    if options is None or text in options:
+        return
+    lowered = text.lower()
+    close = [o for o in options if o.lower() == lowered]
+    for match in difflib.get_close_matches(text, options, n=_MAX_SUGGESTIONS, cutoff=0.5):
+        if match not in close:
+            close.append(match)
+    if not close:
+        close = [o for o in options if lowered in o.lower()]
+    hint = ""
+    if close:
+        hint = " (close matches: " + ", ".join(f'"{o}"' for o in close[:_MAX_SUGGESTIONS]) + ")"
+    raise ctx.error(f'"{text}" is not one of the {len(options)} options{hint}', start, end)
+
+
+def _parse_range(match: re.Match[str], field: Field, ctx: _Ctx) -> Item:
+    start_text, end_text = match.group("start"), match.group("end")
+    step_text, count_text = match.group("step"), match.group("count")
+    s, e = field.start, field.end
+    if count_text is not None:
+        if len(count_text) > _MAX_NUMBER_CHARS:
+            raise ctx.error(f'count "{count_text}" is too large', s, e)
+        n = int(count_text)
+        if n < 1:
+            raise ctx.error("a range count must be at least 1", s, e)
+        integer = ctx.kind in ("INT", "SEED")
+        if integer:
+            lo, hi = _to_int(start_text, ctx, s, e), _to_int(end_text, ctx, s, e)
+            if n > abs(hi - lo) + 1:
+                raise ctx.error(
+                    f"{n} whole numbers from {lo} to {hi} would repeat values after rounding "
+                    f"(at most {abs(hi - lo) + 1} fit)",
+                    s, e,
+                )
+            return CountRange(Fraction(lo), Fraction(hi), n, True, s, e)
+        lo_f, hi_f = _to_fraction(start_text, ctx, s, e), _to_fraction(end_text, ctx, s, e)
+        if n > 1 and lo_f == hi_f:
+            raise ctx.error(f"a range from {start_text} to {end_text} cannot hold {n} different values", s, e)
+        return CountRange(lo_f, hi_f, n, False, s, e)
+
+    if ctx.kind in ("INT", "SEED"):
+        lo, hi = _to_int(start_text, ctx, s, e), _to_int(end_text, ctx, s, e)
+        if step_text is None:
+            step = 1 if hi >= lo else -1
+        else:
+            if not _INT_TEXT.fullmatch(step_text) or len(step_text) > _MAX_NUMBER_CHARS:
+                raise ctx.error(f'{ctx.kind} range step "{step_text}" must be a whole number', s, e)
+            step = int(step_text)
+            _check_step(step, lo, hi, step_text, ctx, s, e)
+        return IntRange(lo, hi, step, s, e)
+
+    lo_f, hi_f = _to_fraction(start_text, ctx, s, e), _to_fraction(end_text, ctx, s, e)
+    if step_text is None:
+        step_f = Fraction(1 if hi_f >= lo_f else -1)  # like A1111: a float range without a step moves by 1
+    else:
+        step_f = _to_fraction(step_text, ctx, s, e)
+        _check_step(step_f, lo_f, hi_f, step_text, ctx, s, e)
+    return FloatRange(lo_f, hi_f, step_f, s, e)
+
+
+def _check_step(
+    step: int | Fraction, lo: int | Fraction, hi: int | Fraction, step_text: str, ctx: _Ctx, s: int, e: int
+) -> None:
+    if step == 0:
+        raise ctx.error("a range step cannot be zero", s, e)
+    if hi > lo and step < 0:
+        raise ctx.error(f"step {step_text} goes down but the range goes up (write +{step_text.lstrip('+-')})", s, e)
+    if hi < lo and step > 0:
+        raise ctx.error(f"step {step_text} goes up but the range goes down (write -{step_text.lstrip('+-')})", s, e)
+
+
+def _parse_numeric(field: Field, ctx: _Ctx) -> Item:
+    text = field.text
+    match = RULES["RANDOM"].fullmatch(text)
+    if match is not None:
+        if ctx.kind != "SEED":
+            raise ctx.error(f"random:N is only available for SEED parameters, not {ctx.kind}", field.start, field.end)
+        count_text = match.group("count")
+        if len(count_text) > _MAX_NUMBER_CHARS:
+            raise ctx.error(f'random count "{count_text}" is too large', field.start, field.end)
+        n = int(count_text)
+        if n < 1:
+            raise ctx.error("random:N needs N of at least 1", field.start, field.end)
+        return RandomSeeds(n, field.start, field.end)
+    if RULES["NUMBER"].fullmatch(text):
+        return ScalarItem(_convert_scalar(text, ctx, field.start, field.end), field.start, field.end)
+    for rule in ("DOT_RANGE", "HYPHEN_RANGE"):
+        match = RULES[rule].fullmatch(text)
+        if match is not None:
+            return _parse_range(match, field, ctx)
+    match = RULES["SIGNED_HYPHEN_RANGE"].fullmatch(text)
+    if match is not None:
+        suggestion = f"{match.group('start')}..{match.group('end')}"
+        rest = text[match.end("end"):].strip()
+        if rest:
+            suggestion += f" {rest}"
+        raise ctx.error(
+            f'ambiguous range "{text}": a range with a negative end is written with "..", e.g. "{suggestion}"',
+            field.start, field.end,
+        )
+    raise ctx.error(f'invalid {ctx.kind} value or range "{text}"', field.start, field.end)
+
+
+def _has_glob(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+def _glob_matches(pattern: str, options: Sequence[str]) -> tuple[str, ...]:
+    regex = re.compile(fnmatch.translate(pattern), re.IGNORECASE)
+    return tuple(o for o in options if regex.match(o))
+
+
+def _parse_field(field: Field, ctx: _Ctx) -> Item:
+    if not field.quoted:
+        match = RULES["FILE"].fullmatch(field.text)
+        if match is not None:
+            filename = match.group("name").strip()
+            if not filename:
+                raise ctx.error("file: needs a file name, e.g. file:prompts.txt", field.start, field.end)
+            return FileList(filename, field.start, field.end)
+        if ctx.kind in _NUMERIC_TYPES:
+            return _parse_numeric(field, ctx)
+        # An option that literally contains "*" or "?" is taken as itself, not as a pattern.
+        if ctx.kind == "COMBO" and _has_glob(field.text) and not (ctx.options and field.text in ctx.options):
+            if ctx.options is None:
+                raise ctx.error(
+                    f'pattern "{field.text}" needs the list of options, which is unknown here',
+                    field.start, field.end,
+                )
+            matches = _glob_matches(field.text, ctx.options)
+            if not matches:
+                raise ctx.error(
+                    f'pattern "{field.text}" matches none of the {len(ctx.options)} options',
+                    field.start, field.end,
+                )
+            return ComboPattern(field.text, matches, field.start, field.end)
+    return ScalarItem(_convert_scalar(field.text, ctx, field.start, field.end), field.start, field.end)
+
+
+def parse_items(
+    values_raw: str,
+    type: str,
+    *,
+    name: str = "",
+    options: Sequence[str] | None = None,
+) -> ValueList:
+    """Parse value text into typed items without expanding ranges or reading files (layers 1 and 2).
+
+    Args:
+        values_raw: The text the user wrote.
+        type: One of INT, FLOAT, STRING, BOOLEAN, COMBO, SEED (case-insensitive).
+        name: Parameter name used in error messages.
+        options: For COMBO, the allowed values; literal values are checked against them and ``*`` patterns
+            select from them.
+
+    Returns:
+        A :class:`ValueList` holding one item per field, in source order.
+
+    Raises:
+        ParamSyntaxError: Any syntax or value error, or no values at all.
+    """
+    if not isinstance(values_raw, str):
+        raise ParamSyntaxError(f"value text must be a string, not {values_raw.__class__.__name__}", param=name)
+    kind = normalize_type(type, name=name)
+    option_tuple = None if options is None else tuple(str(o) for o in options)
+    ctx = _Ctx(kind, name, values_raw, option_tuple)
+    items = tuple(_parse_field(field, ctx) for field in tokenize(values_raw, kind, name=name))
+    if not items:
+        raise ParamSyntaxError("no values", param=name, source=values_raw)
+    return ValueList(type=kind, name=name, source=values_raw, items=items, options=option_tuple)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Layer 3: counting and expansion
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _resolve_in_root(filename: str, file_root: str | os.PathLike[str] | None, ctx: _Ctx, s: int, e: int) -> str:
+    """Return the real path of ``filename`` inside ``file_root``, refusing anything that escapes it."""
+    if file_root is None:
+        raise ctx.error("file: lists are unavailable because no input folder is configured", s, e)
+    if "\x00" in filename:
+        raise ctx.error("file name contains a NUL byte", s, e)
+    if os.path.isabs(filename) or filename.startswith(("/", "\\")) or os.path.splitdrive(filename)[0]:
+        raise ctx.error(f'file "{filename}": absolute paths are not allowed; name a file in the input folder', s, e)
+    if ".." in re.split(r"[\\/]", filename):
+        raise ctx.error(f'file "{filename}": ".." is not allowed; name a file in the input folder', s, e)
+    root = os.path.realpath(os.fspath(file_root))
+    target = os.path.realpath(os.path.join(root, filename))
+    try:
+        inside = os.path.commonpath([root, target]) == root
+    except ValueError:  # different drives on Windows
+        inside = False
+    if not inside or target == root:
+        raise ctx.error(f'file "{filename}" resolves outside the input folder', s, e)
+    if not os.path.isfile(target):
+        raise ctx.error(f'file "{filename}" not found in the input folder', s, e)
+    return target
+
+
+def _iter_file_lines(
+    item: FileList, file_root: str | os.PathLike[str] | None, ctx: _Ctx
+) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, trimmed text) of the value lines: no blanks, no ``#`` comments."""
+    path = _resolve_in_root(item.filename, file_root, ctx, item.start, item.end)
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            for number, raw in enumerate(handle, start=1):
+                text = raw.strip()
+                if text and not text.startswith("#"):
+                    yield number, text
+    except UnicodeDecodeError as exc:
+        raise ctx.error(f'file "{item.filename}" is not UTF-8 text', item.start, item.end) from exc
+    except OSError as exc:
+        raise ctx.error(f'file "{item.filename}" cannot be read: {exc.strerror or exc}', item.start, item.end) from exc
+
+
+def _limit_error(
+    total: int, max_values: int, item: Item, value_list: ValueList, *, partial: bool = False
+) -> LimitExceededError:
+    start, end = _item_span(item)
+    if partial:
+        amount = f"more than {max_values:,}"
+    elif total < 10**15:
+        amount = f"{total:,}"
+    else:
+        # Astronomical counts (0..1e300 (+1e-300)) are shown by magnitude; str() of huge ints is capped anyway.
+        amount = f"about 10^{int(total.bit_length() * math.log10(2))}"
+    return LimitExceededError(
+        f"too many values: {amount} (limit {max_values:,} per parameter)",
+        param=value_list.name, source=value_list.source, position=start, length=max(1, end - start),
+    )
+
+
+def _item_span(item: Item) -> tuple[int, int]:
+    if isinstance(item, (IntRange, FloatRange, CountRange)):
+        return item.span_start, item.span_end
+    return item.start, item.end
+
+
+def _count_list(
+    value_list: ValueList, *, file_root: str | os.PathLike[str] | None, max_values: int | None
+) -> int:
+    ctx = _Ctx(value_list.type, value_list.name, value_list.source, value_list.options)
+    total = 0
+    for item in value_list.items:
+        if isinstance(item, FileList):
+            for _ in _iter_file_lines(item, file_root, ctx):
+                total += 1
+                if max_values is not None and total > max_values:
+                    raise _limit_error(total, max_values, item, value_list, partial=True)
+            continue
+        total += item.count()
+        if max_values is not None and total > max_values:
+            raise _limit_error(total, max_values, item, value_list)
+    if total == 0:
+        raise ParamSyntaxError("no values", param=value_list.name, source=value_list.source)
+    return total
+
+
+def count_values(
+    values_raw: str,
+    type: str,
+    *,
+    name: str = "",
+    options: Sequence[str] | None = None,
+    file_root: str | os.PathLike[str] | None = None,
+    max_values: int | None = None,
+) -> int:
+    """Count the values ``parse`` would return, without materialising ranges or random seeds.
+
+    ``file:`` items are read line by line to count them (stopping early once ``max_values`` is passed).
+
+    Args:
+        values_raw, type, name, options, file_root: As for :func:`parse`.
+        max_values: When given, raise :class:`LimitExceededError` as soon as the count passes it; when None,
+            return the full count (for a pre-flight badge that shows how far over the limit a list is).
+
+    Returns:
+        The number of values.
+
+    Raises:
+        ParamSyntaxError: Any syntax or value error; LimitExceededError when over ``max_values``.
+    """
+    value_list = parse_items(values_raw, type, name=name, options=options)
+    return _count_list(value_list, file_root=file_root, max_values=max_values)
+
+
+def expand(
+    value_list: ValueList,
+    *,
+    file_root: str | os.PathLike[str] | None = None,
+    max_values: int = DEFAULT_MAX_VALUES,
+    rng: random.Random | None = None,
+) -> list[Any]:
+    """Turn parsed items into concrete values (layer 3), after checking the count against ``max_values``.
+
+    Args:
+        value_list: The result of :func:`parse_items`.
+        file_root: Folder that ``file:`` names are resolved inside.
+        max_values: Most values allowed; checked before anything large is built.
+        rng: Source for ``random:N`` seeds; a fresh ``random.Random()`` when None.
+
+    Returns:
+        The values in source order.
+
+    Raises:
+        ParamSyntaxError: A file problem, an invalid line in a file, rounding collisions.
+        LimitExceededError: More than ``max_values`` values.
+    """
+    _count_list(value_list, file_root=file_root, max_values=max_values)
+    ctx = _Ctx(value_list.type, value_list.name, value_list.source, value_list.options)
+    values: list[Any] = []
+    for item in value_list.items:
+        if isinstance(item, ScalarItem):
+            values.append(item.value)
+        elif isinstance(item, (IntRange, FloatRange)):
+            values.extend(item.values())
+        elif isinstance(item, CountRange):
+            produced = item.values()
+            if len(set(produced)) != len(produced):
+                raise ctx.error("this range's values coincide after rounding; use fewer values",
+                                item.span_start, item.span_end)
+            values.extend(produced)
+        elif isinstance(item, ComboPattern):
+            values.extend(item.matches)
+        elif isinstance(item, RandomSeeds):
+            source = rng if rng is not None else random.Random()
+            values.extend(source.sample(range(RANDOM_SEED_MAX + 1), item.n))
+        else:
+            values.extend(_expand_file(item, file_root, ctx))
+    logger.debug("parameter %r expanded to %d values", value_list.name, len(values))
+    return values
+
+
+def _expand_file(item: FileList, file_root: str | os.PathLike[str] | None, ctx: _Ctx) -> list[Any]:
+    values: list[Any] = []
+    for number, text in _iter_file_lines(item, file_root, ctx):
+        try:
+            values.append(_convert_scalar(text, ctx, item.start, item.end))
+        except ParamSyntaxError as exc:
+            raise ctx.error(f'file "{item.filename}" line {number}: {exc.message}', item.start, item.end) from exc
+    return values
+
+
+def parse(
+    values_raw: str,
+    type: str,
+    *,
+    name: str = "",
+    options: Sequence[str] | None = None,
+    file_root: str | os.PathLike[str] | None = None,
+    max_values: int = DEFAULT_MAX_VALUES,
+    rng: random.Random | None = None,
+) -> list[Any]:
+    """Parse a parameter's value text into its list of values.
+
+    Args:
+        values_raw: The text the user wrote, e.g. ``"1-10 (+2), 15"`` (syntax: docs/value-syntax.md).
+        type: One of INT, FLOAT, STRING, BOOLEAN, COMBO, SEED (case-insensitive).
+        name: Parameter name used in error messages.
+        options: For COMBO, the allowed values (checked; ``*`` patterns select from them).
+        file_root: Folder that ``file:NAME`` is resolved inside (ComfyUI's input folder); None disables file:.
+        max_values: Most values allowed (default 10,000); enforced before anything large is built.
+        rng: Source for ``random:N`` seeds (SEED); a fresh ``random.Random()`` when None. The drawn seeds are
+            in the returned list, which the caller records.
+
+    Returns:
+        The values in source order: ``int`` for INT and SEED, ``float`` for FLOAT, ``bool`` for BOOLEAN,
+        ``str`` for STRING and COMBO.
+
+    Raises:
+        ParamSyntaxError: Invalid text, naming the parameter, the offending text and its position.
+        LimitExceededError: More than ``max_values`` values.
+    """
+    value_list = parse_items(values_raw, type, name=name, options=options)
+    return expand(value_list, file_root=file_root, max_values=max_values, rng=rng)

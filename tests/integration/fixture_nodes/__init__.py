@@ -1,0 +1,43 @@
+"""Test-only ComfyUI nodes (linked into custom_nodes by the integration tests, never shipped as nodes).
+
+WITestSleep passes an image through after a pause that honours ComfyUI's interrupt flag, so a cancel can
+land mid-cell; WITestFail raises when its ``fail`` input is true, to make a cell fail at execution time.
+"""
+import time
+
+import comfy.model_management
+
+
+class WITestSleep:
+    CATEGORY = "WI/test"
+    FUNCTION = "run"
+    RETURN_TYPES = ("IMAGE",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "seconds": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 60.0, "step": 0.01})}}
+
+    def run(self, image, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            time.sleep(0.02)
+        return (image,)
+
+
+class WITestFail:
+    CATEGORY = "WI/test"
+    FUNCTION = "run"
+    RETURN_TYPES = ("IMAGE",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "fail": ("BOOLEAN", {"default": False})}}
+
+    def run(self, image, fail):
+        if fail:
+            raise RuntimeError("WITestFail was asked to fail")
+        return (image,)
+
+
+NODE_CLASS_MAPPINGS = {"WITestSleep": WITestSleep, "WITestFail": WITestFail}

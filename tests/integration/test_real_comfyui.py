@@ -1,0 +1,175 @@
+"""Sweeps through a real ComfyUI server on the CPU, with model-free core nodes only."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def example_prompt() -> dict:
+    return json.loads((REPO / "example_workflows" / "model_free_sweep_api.json").read_text())
+
+
+def sweep(values_a: str, values_b: str, *, mode: str = "matrix", name: str = "t", seconds: float = 0.0, fail: str | None = None,
+          grid: bool = True) -> dict:
+    """EmptyImage colour x blur radius, optionally through the test-only sleep/fail nodes."""
+    prompt = {
+        "1": {"class_type": "WIParameterInt", "inputs": {"name": "color", "values": values_a}},
+        "2": {"class_type": "WIParameterInt", "inputs": {"name": "radius", "values": values_b, "previous": ["1", 0]}},
+        "3": {"class_type": "WIIterator", "inputs": {"parameters": ["2", 0], "enabled": True, "mode": mode, "batch_name": name}},
+        "10": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": ["1", 1]}},
+        "11": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 255}},
+        "12": {"class_type": "ImageCompositeMasked", "inputs": {"destination": ["10", 0], "source": ["11", 0], "x": 8, "y": 8, "resize_source": False}},
+        "13": {"class_type": "ImageBlur", "inputs": {"image": ["12", 0], "blur_radius": ["2", 1], "sigma": 1.0}},
+        "14": {"class_type": "WITestSleep", "inputs": {"image": ["13", 0], "seconds": seconds}},
+        "20": {"class_type": "WISaveImage", "inputs": {"images": ["14", 0], "filename_prefix": "WI"}},
+    }
+    if fail is not None:
+        prompt["4"] = {"class_type": "WIParameterBoolean", "inputs": {"name": "fail", "values": fail, "previous": ["2", 0]}}
+        prompt["3"]["inputs"]["parameters"] = ["4", 0]
+        prompt["15"] = {"class_type": "WITestFail", "inputs": {"image": ["14", 0], "fail": ["4", 1]}}
+        prompt["20"]["inputs"]["images"] = ["15", 0]
+    if grid:
+        prompt["21"] = {"class_type": "WIGridCompositor", "inputs": {"x_axis": "", "y_axis": "", "multi_axis": "pages", "format": "png",
+                                                                     "label_font_size": 20, "cell_gap": 4, "margin": 8,
+                                                                     "background": "#ffffff", "images_only": False}}
+    return prompt
+
+
+def plain_prompt(color: int = 123) -> dict:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"plain_{uuid.uuid4().hex[:6]}"}},
+    }
+
+
+def cell_paths(comfy, status: dict) -> list[Path]:
+    return [comfy.output_dir / f["subfolder"] / f["filename"] for cell in status["cells"] for f in cell["files"]]
+
+
+def test_three_by_three_matrix_gives_nine_distinct_images_and_one_grid(comfy):
+    code, answer = comfy.queue_prompt(example_prompt())
+    assert code == 200, answer
+    batch = comfy.batch_for_prompt(answer["prompt_id"])
+    status = comfy.wait_batch(batch["batch_id"], need_grid=True)
+    assert status["state"] == "complete" and status["counts"]["done"] == 9
+    paths = cell_paths(comfy, status)
+    assert len(paths) == 9 and all(p.is_file() for p in paths)
+    assert len({p.read_bytes() for p in paths}) == 9
+    with Image.open(paths[4]) as image:
+        cell = json.loads(image.info["wi_cell"])
+        assert cell["index"] == 4 and cell["values"] == {"blur_radius": 6, "sigma": 2.5}
+        assert json.loads(image.info["prompt"])["13"]["inputs"]["blur_radius"] == 6
+    grid = status["grid"]
+    grid_path = comfy.output_dir / grid["subfolder"] / grid["filename"]
+    assert grid_path.is_file()
+    batch_folder = paths[0].parent
+    assert [p for p in batch_folder.iterdir() if p.name.startswith("grid")]  # exactly the grid(s) of this batch
+    assert (batch_folder / "batch.json").is_file()
+
+
+def test_linear_mode_runs_zipped_cells(comfy):
+    code, answer = comfy.queue_prompt(sweep("10, 20, 30", "1, 2, 3", mode="linear", grid=False))
+    assert code == 200, answer
+    status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"])
+    assert [c["values"] for c in status["cells"]] == [{"color": 10, "radius": 1}, {"color": 20, "radius": 2}, {"color": 30, "radius": 3}]
+    assert status["counts"]["done"] == 3
+
+
+def test_combo_input_is_swept(comfy):
+    prompt = {
+        "1": {"class_type": "WIParameterCombo", "inputs": {"name": "method", "values": "*bi*", "target": "scale.upscale_method"}},
+        "2": {"class_type": "WIIterator", "inputs": {"parameters": ["1", 0], "enabled": True, "mode": "matrix", "batch_name": "combo"}},
+        "3": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 99}},
+        "4": {"class_type": "ImageScale", "_meta": {"title": "scale"},
+              "inputs": {"image": ["3", 0], "upscale_method": "nearest-exact", "width": 24, "height": 24, "crop": "disabled"}},
+        "5": {"class_type": "WISaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "WI"}},
+    }
+    code, answer = comfy.queue_prompt(prompt)
+    assert code == 200, answer
+    status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"])
+    assert [c["values"]["method"] for c in status["cells"]] == ["bilinear", "bicubic"]
+    assert status["counts"]["done"] == 2
+
+
+def test_cancel_mid_batch_stops_it_and_spares_other_prompts(comfy):
+    code, answer = comfy.queue_prompt(sweep("1, 2, 3, 4, 5, 6", "1", seconds=1.5, name="cancelme", grid=False))
+    assert code == 200, answer
+    batch_id = comfy.batch_for_prompt(answer["prompt_id"])["batch_id"]
+    comfy.wait_batch(batch_id, states=("active",))
+    deadline = time.monotonic() + 30
+    while comfy.get(f"/wi/status/{batch_id}")[1]["counts"]["running"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    code, other = comfy.queue_prompt(plain_prompt(), client_id="someone-else")
+    assert code == 200
+    code, cancelled = comfy.post(f"/wi/cancel_batch/{batch_id}", {})
+    assert code == 200, cancelled
+    assert cancelled["state"] == "cancelled" and cancelled["interrupted"] is not None
+    assert other["prompt_id"] not in cancelled["removed"]
+    history = comfy.wait_history(other["prompt_id"])
+    assert history["status"]["status_str"] == "success"  # the unrelated prompt ran
+    status = comfy.get(f"/wi/status/{batch_id}")[1]
+    assert status["state"] == "cancelled"
+    ran = [c for c in status["cells"] if c["prompt_id"] and comfy.get(f"/history/{c['prompt_id']}")[1]]
+    assert len(ran) <= 2  # at most the cells that had started before the cancel
+    code, again = comfy.post(f"/wi/cancel_batch/{batch_id}", {})
+    assert code == 409 and again["error"]
+    assert comfy.post("/wi/cancel_batch/no_such_batch", {})[0] == 404
+
+
+def test_bad_parameter_is_reported_and_the_next_prompt_still_runs(comfy):
+    code, answer = comfy.queue_prompt(sweep("1, 2", "1, x", grid=False))
+    assert code == 200, answer  # the valid parameter still sweeps
+    status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"])
+    assert status["total"] == 2 if "total" in status else status["counts"]["total"] == 2
+    code, answer = comfy.queue_prompt(sweep("x", "y", grid=False))
+    assert code == 400 and "3" in answer["node_errors"]
+    message = json.dumps(answer["node_errors"]["3"])
+    assert "color" in message and "radius" in message
+    code, plain = comfy.queue_prompt(plain_prompt())
+    assert code == 200
+    assert comfy.wait_history(plain["prompt_id"])["status"]["status_str"] == "success"
+
+
+def test_failing_cell_ends_failed_and_the_grid_gets_a_placeholder(comfy):
+    code, answer = comfy.queue_prompt(sweep("1, 2", "1", fail="false, true"))
+    assert code == 200, answer
+    status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"], need_grid=True)
+    assert [c["status"] for c in status["cells"]] == ["done", "done", "done", "failed"] or \
+        sorted(c["status"] for c in status["cells"]) == ["done", "done", "failed", "failed"]
+    failed = [c for c in status["cells"] if c["status"] == "failed"]
+    assert failed and all("WITestFail" in c["error"] for c in failed)
+    grid = status["grid"]
+    assert (comfy.output_dir / grid["subfolder"] / grid["filename"]).is_file()
+
+
+def test_two_batches_from_two_clients_run_whole_and_apart(comfy):
+    code_a, a = comfy.queue_prompt(sweep("1, 2, 3", "1", name="alice", grid=False), client_id="alice")
+    code_b, b = comfy.queue_prompt(sweep("4, 5, 6", "2", name="bob", grid=False), client_id="bob")
+    assert code_a == code_b == 200
+    status_a = comfy.wait_batch(comfy.batch_for_prompt(a["prompt_id"])["batch_id"])
+    status_b = comfy.wait_batch(comfy.batch_for_prompt(b["prompt_id"])["batch_id"])
+    assert status_a["counts"]["done"] == status_b["counts"]["done"] == 3
+    assert status_a["client_id"] == "alice" and status_b["client_id"] == "bob"
+    ended_a = max(c["ended_at"] for c in status_a["cells"])
+    started_b = min(c["started_at"] for c in status_b["cells"])
+    assert ended_a <= started_b  # batch A ran whole before batch B began
+
+
+def test_status_routes_answer_json_errors(comfy):
+    assert comfy.get("/wi/status")[0] == 200
+    assert comfy.get("/api/wi/status")[0] == 200
+    code, body = comfy.get("/wi/status/unknown_batch")
+    assert code == 404 and body["error"]
+    code, body = comfy.request("POST", "/wi/preview", None)
+    assert code == 400
+    code, body = comfy.post("/wi/preview", {"mode": "matrix", "parameters": [{"name": "a", "type": "INT", "values": "1-3"}]})
+    assert code == 200 and body["count"] == 3

@@ -1,0 +1,200 @@
+"""Start and drive a real ComfyUI with this pack installed: for integration tests, the example and benchmarks.
+
+It only *uses* an existing ComfyUI install, found through ``COMFYUI_DIR`` / ``COMFYUI_PYTHON`` or at
+``/opt/ComfyUI`` with ``/opt/ComfyUI/.venv/bin/python``. Each server gets its own ``--base-directory`` in a
+temporary folder whose ``custom_nodes`` holds links to this repository (and to any extra test packs), so the
+install itself is never modified. The server listens on a free loopback port only.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACK_LINK_NAME = "comfyui-workflow-iterator"
+DEFAULT_DIR = "/opt/ComfyUI"
+
+
+def locate_comfyui() -> tuple[Path, Path] | str:
+    """``(comfy_dir, python)`` or a sentence saying why no usable ComfyUI was found."""
+    comfy_dir = Path(os.environ.get("COMFYUI_DIR") or DEFAULT_DIR)
+    python = Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / ".venv" / "bin" / "python")
+    if not (comfy_dir / "main.py").is_file():
+        return f"no ComfyUI at {comfy_dir} (set COMFYUI_DIR to a ComfyUI checkout)"
+    if not os.access(python, os.X_OK):
+        return f"no Python interpreter at {python} (set COMFYUI_PYTHON to ComfyUI's interpreter)"
+    return comfy_dir, python
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ComfyServer:
+    """A ComfyUI process on 127.0.0.1 with this pack (and optional extra node packs) linked in."""
+
+    def __init__(self, *, extra_packs: dict[str, Path] | None = None, extra_args: list[str] | None = None,
+                 base_dir: Path | None = None) -> None:
+        found = locate_comfyui()
+        if isinstance(found, str):
+            raise RuntimeError(found)
+        self.comfy_dir, self.python = found
+        self.port = free_port()
+        self._owns_base = base_dir is None
+        self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="wi-comfy-"))
+        self.extra_packs = dict(extra_packs or {})
+        self.extra_args = list(extra_args or [])
+        self.process: subprocess.Popen | None = None
+        self.log_path = self.base_dir / "comfyui.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base_dir / "output"
+
+    @property
+    def input_dir(self) -> Path:
+        return self.base_dir / "input"
+
+    def start(self, timeout: float = 180.0) -> "ComfyServer":
+        custom_nodes = self.base_dir / "custom_nodes"
+        custom_nodes.mkdir(parents=True, exist_ok=True)
+        for name, target in {PACK_LINK_NAME: REPO_ROOT, **self.extra_packs}.items():
+            link = custom_nodes / name
+            if not link.exists():
+                link.symlink_to(target, target_is_directory=True)
+        for sub in ("input", "output", "temp", "user", "models"):
+            (self.base_dir / sub).mkdir(exist_ok=True)
+        command = [str(self.python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+                   "--base-directory", str(self.base_dir), "--disable-auto-launch",
+                   "--database-url", f"sqlite:///{self.base_dir / 'user' / 'comfyui.db'}", *self.extra_args]
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(command, cwd=self.comfy_dir, stdout=log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.process.returncode}; log: {self.log_tail()}")
+            try:
+                status, info = self.get("/object_info/WIIterator")
+                if status == 200 and "WIIterator" in info:
+                    return self
+                if status == 200:
+                    raise RuntimeError(f"ComfyUI started without the WI pack; log: {self.log_tail()}")
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"ComfyUI did not answer within {timeout:.0f}s; log: {self.log_tail()}")
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process is not None and self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=20)
+        self.process = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._owns_base:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> "ComfyServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cleanup()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    # ------------------------------------------------------------------ HTTP
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data is not None else {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                raw = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as err:
+            raw, status = err.read(), err.code
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any) -> tuple[int, Any]:
+        return self.request("POST", path, body)
+
+    def queue_prompt(self, prompt: dict, *, client_id: str | None = None, **extra: Any) -> tuple[int, Any]:
+        body = {"prompt": prompt, "client_id": client_id or uuid.uuid4().hex, **extra}
+        return self.post("/prompt", body)
+
+    def batch_for_prompt(self, prompt_id: str, timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for summary in self.get("/wi/status")[1]["batches"]:
+                status = self.get(f"/wi/status/{summary['batch_id']}")[1]
+                if any(cell.get("prompt_id") == prompt_id for cell in status["cells"]):
+                    return status
+            time.sleep(0.1)
+        raise TimeoutError(f"no batch has prompt {prompt_id}")
+
+    def wait_batch(self, batch_id: str, states: tuple[str, ...] = ("complete", "cancelled"), timeout: float = 120.0,
+                   need_grid: bool = False) -> dict:
+        deadline = time.monotonic() + timeout
+        status: dict = {}
+        while time.monotonic() < deadline:
+            code, status = self.get(f"/wi/status/{batch_id}")
+            if code == 200 and status["state"] in states and (not need_grid or status.get("grid")):
+                return status
+            time.sleep(0.1)
+        raise TimeoutError(f"batch {batch_id} did not reach {states}: {status.get('state')} {status.get('counts')}")
+
+    def wait_history(self, prompt_id: str, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code, history = self.get(f"/history/{prompt_id}")
+            if code == 200 and prompt_id in history:
+                return history[prompt_id]
+            time.sleep(0.1)
+        raise TimeoutError(f"prompt {prompt_id} did not finish")
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, queue = self.get("/queue")
+            if not queue["queue_running"] and not queue["queue_pending"]:
+                return
+            time.sleep(0.1)
+        raise TimeoutError("queue did not drain")

@@ -1,0 +1,211 @@
+// Reads a sweep's parameters from the editor graph: from the iterator's `parameters` input back through each
+// parameter node's `previous` input. Works on a minimal interface so tests use plain objects:
+//   graph: { getNodeById(id), links: Map | object, getLink?(id), nodes?|_nodes? }
+//   node:  { id, type, comfyClass?, inputs: [{name, link}], widgets: [{name, value}], mode? }
+//   link:  { origin_id, origin_slot }
+
+export const ITERATOR_CLASS = "WIIterator";
+export const PARAMETER_CLASS_PREFIX = "WIParameter";
+/** Typed parameter classes have no `type` widget: the class implies it (mirrors core/prompt_graph.py). */
+export const IMPLIED_PARAMETER_TYPES = Object.freeze({
+  WIParameterInt: "INT",
+  WIParameterFloat: "FLOAT",
+  WIParameterString: "STRING",
+  WIParameterBoolean: "BOOLEAN",
+  WIParameterCombo: "COMBO",
+  WIParameterSeed: "SEED",
+});
+/** Output 0 of a parameter node is the growing stack; output 1 is its single value. */
+const STACK_OUTPUT_SLOT = 0;
+const VALUE_OUTPUT_SLOT = 1;
+/** LiteGraph node modes: 2 = muted ("never"), 4 = bypassed. */
+const MODE_MUTED = 2;
+const MODE_BYPASSED = 4;
+const REROUTE_CLASS = "Reroute";
+/** Far beyond any real chain; stops a corrupted graph from looping even if the visited check were bypassed. */
+const MAX_CHAIN_LENGTH = 1000;
+
+export function nodeClass(node) {
+  return node?.comfyClass ?? node?.type ?? "";
+}
+
+export function isIteratorNode(node) {
+  return nodeClass(node) === ITERATOR_CLASS;
+}
+
+export function isParameterNode(node) {
+  return nodeClass(node).startsWith(PARAMETER_CLASS_PREFIX);
+}
+
+/** Link lookup across frontends: LGraph.getLink (newer), links as a Map (1.2x+), links as a plain object/array (older). */
+export function getLink(graph, linkId) {
+  if (linkId === null || linkId === undefined || !graph) return undefined;
+  if (typeof graph.getLink === "function") {
+    const link = graph.getLink(linkId);
+    if (link) return link;
+  }
+  const links = graph.links;
+  if (!links) return undefined;
+  if (typeof links.get === "function") {
+    const link = links.get(linkId) ?? links.get(String(linkId));
+    if (link) return link;
+  }
+  return links[linkId] ?? undefined;
+}
+
+export function graphNodes(graph) {
+  const nodes = graph?.nodes ?? graph?._nodes ?? [];
+  return Array.isArray(nodes) ? nodes : [...nodes];
+}
+
+export function findInput(node, name) {
+  return (node?.inputs ?? []).find((input) => input?.name === name);
+}
+
+export function findWidget(node, name) {
+  return (node?.widgets ?? []).find((widget) => widget?.name === name);
+}
+
+export function widgetValue(node, name, fallback = undefined) {
+  const widget = findWidget(node, name);
+  return widget === undefined ? fallback : widget.value;
+}
+
+/** The node feeding `input`, skipping legacy Reroute nodes; or a problem message. */
+function upstreamNode(graph, input, visited) {
+  let linkId = input.link;
+  for (let hops = 0; hops < MAX_CHAIN_LENGTH; hops += 1) {
+    const link = getLink(graph, linkId);
+    if (!link) return { problem: `input "${input.name}" has a broken link (${linkId})` };
+    const node = graph.getNodeById(link.origin_id);
+    if (!node) return { problem: `input "${input.name}" links to a missing node (${link.origin_id})` };
+    if (nodeClass(node) !== REROUTE_CLASS) return { node, originSlot: link.origin_slot };
+    if (visited.has(node.id)) return { problem: "the parameter chain loops back on itself" };
+    visited.add(node.id);
+    const rerouteInput = node.inputs?.[0];
+    if (!rerouteInput || rerouteInput.link === null || rerouteInput.link === undefined) return { node: null };
+    linkId = rerouteInput.link;
+  }
+  return { problem: "the parameter chain is too long" };
+}
+
+/**
+ * Choices a COMBO parameter may take: the combo list of the first input its `value` output (slot 1) feeds,
+ * e.g. KSampler's sampler names. Null when it feeds no combo widget.
+ */
+export function comboOptions(graph, node) {
+  const linkIds = node?.outputs?.[VALUE_OUTPUT_SLOT]?.links ?? [];
+  for (const linkId of linkIds) {
+    const link = getLink(graph, linkId);
+    const target = link ? graph.getNodeById(link.target_id) : null;
+    const inputName = target?.inputs?.[link.target_slot]?.name;
+    const choices = inputName === undefined ? undefined : findWidget(target, inputName)?.options?.values;
+    if (Array.isArray(choices)) return choices;
+  }
+  return null;
+}
+
+/**
+ * The values a parameter node sends to the server, as typed by the user. Name and type follow the server's
+ * rules: a blank name falls back to the node title, then to "param <id>"; a typed class implies its type.
+ * With `graph`, a COMBO parameter also carries the choices of the input it feeds.
+ */
+export function readParameter(node, graph = null) {
+  const implied = IMPLIED_PARAMETER_TYPES[nodeClass(node)];
+  const name = String(widgetValue(node, "name", "") ?? "").trim() || node.title || `param ${node.id}`;
+  const parameter = {
+    nodeId: node.id,
+    name,
+    type: String(implied ?? widgetValue(node, "type", "STRING") ?? "STRING").toUpperCase(),
+    values: String(widgetValue(node, "values", "") ?? ""),
+  };
+  if (graph && parameter.type === "COMBO") {
+    const options = comboOptions(graph, node);
+    if (options) parameter.options = options;
+  }
+  return parameter;
+}
+
+/**
+ * Walks the chain ending at `iterator`. Returns parameters head first (the order the user chained them,
+ * which is the order the server expands them in) and `problems` ({nodeId, message}) for broken chains;
+ * the walk stops at the first problem and keeps what it collected before it.
+ */
+export function collectParameterChain(graph, iterator) {
+  const result = { parameters: [], problems: [] };
+  const start = findInput(iterator, "parameters");
+  if (!start) {
+    result.problems.push({ nodeId: iterator?.id, message: 'the iterator has no "parameters" input' });
+    return result;
+  }
+  const visited = new Set([iterator.id]);
+  const chain = [];
+  let input = start;
+  let downstream = iterator;
+  while (input && input.link !== null && input.link !== undefined) {
+    const { node, originSlot, problem } = upstreamNode(graph, input, visited);
+    if (problem) {
+      result.problems.push({ nodeId: downstream.id, message: problem });
+      break;
+    }
+    if (!node) break;
+    if (!isParameterNode(node)) {
+      result.problems.push({
+        nodeId: downstream.id,
+        message: `input "${input.name}" comes from ${nodeClass(node) || "a node"}, not a parameter node`,
+      });
+      break;
+    }
+    if (visited.has(node.id) || chain.length >= MAX_CHAIN_LENGTH) {
+      result.problems.push({ nodeId: node.id, message: "the parameter chain loops back on itself" });
+      break;
+    }
+    visited.add(node.id);
+    if (node.mode === MODE_MUTED) {
+      result.problems.push({ nodeId: node.id, message: "this parameter node is muted; bypass or remove it instead" });
+      break;
+    }
+    if (originSlot !== undefined && originSlot !== STACK_OUTPUT_SLOT) {
+      result.problems.push({ nodeId: node.id, message: "connect its 'parameters' output (not 'value') to the next node" });
+      break;
+    }
+    // A bypassed node is skipped when the prompt is built, so its predecessor feeds the next node directly.
+    if (node.mode !== MODE_BYPASSED) chain.push(node);
+    downstream = node;
+    input = findInput(node, "previous");
+  }
+  result.parameters = chain.reverse().map((node) => readParameter(node, graph));
+  return result;
+}
+
+/** The iterator's own settings, with the node's defaults when a widget is missing. */
+export function readIteratorSettings(iterator) {
+  const enabled = widgetValue(iterator, "enabled", true);
+  const unequalLengths = widgetValue(iterator, "unequal_lengths");
+  return {
+    enabled: enabled !== false,
+    mode: widgetValue(iterator, "mode", "matrix") === "linear" ? "linear" : "matrix",
+    batchName: String(widgetValue(iterator, "batch_name", "") ?? ""),
+    unequalLengths: unequalLengths === "cycle" || unequalLengths === "error" ? unequalLengths : null,
+  };
+}
+
+/**
+ * A best guess at the generated image size for the grid estimate: the first node with numeric `width` and
+ * `height` widgets, preferring latent-image nodes (EmptyLatentImage and friends). Null when nothing fits,
+ * and the server then uses its own default.
+ */
+export function findImageSize(graph) {
+  const candidates = graphNodes(graph).filter((node) => {
+    const width = widgetValue(node, "width");
+    const height = widgetValue(node, "height");
+    return Number.isFinite(width) && Number.isFinite(height) && width > 0 && height > 0;
+  });
+  const latent = candidates.find((node) => /latent/i.test(nodeClass(node)));
+  const chosen = latent ?? candidates[0];
+  return chosen ? [widgetValue(chosen, "width"), widgetValue(chosen, "height")] : null;
+}
+
+export function findIterators(graph) {
+  return graphNodes(graph).filter(isIteratorNode);
+}

@@ -1,0 +1,166 @@
+// Progress maths over the server's counts and cell statuses. Pure.
+
+export const CELL_STATUSES = Object.freeze(["queued", "running", "done", "failed", "cancelled"]);
+const TERMINAL_CELL_STATUSES = new Set(["done", "failed", "cancelled"]);
+
+export const BATCH_STATES = Object.freeze(["pending", "active", "collecting", "complete", "cancelled", "expired"]);
+const TERMINAL_BATCH_STATES = new Set(["complete", "cancelled", "expired"]);
+
+export function isTerminalCellStatus(status) {
+  return TERMINAL_CELL_STATUSES.has(status);
+}
+
+export function isTerminalBatchState(state) {
+  return TERMINAL_BATCH_STATES.has(state);
+}
+
+/** A batch still occupies the queue (or is composing its grid) until it reaches a terminal state. */
+export function isRunningBatchState(state) {
+  return state === "pending" || state === "active" || state === "collecting";
+}
+
+/** Only batches with cells left to run can be cancelled; the server answers 409 for the rest. */
+export function isCancellableBatchState(state) {
+  return state === "pending" || state === "active";
+}
+
+/**
+ * Lifecycle order used to merge information that arrives out of order: a state never moves backwards.
+ * All terminal states share the highest rank so an authoritative snapshot can correct one terminal state to another.
+ */
+export function batchStateRank(state) {
+  switch (state) {
+    case "pending":
+      return 0;
+    case "active":
+      return 1;
+    case "collecting":
+      return 2;
+    case "complete":
+    case "cancelled":
+    case "expired":
+      return 3;
+    default:
+      return -1;
+  }
+}
+
+/** Same idea for cells: queued < running < any ended status. */
+export function cellStatusRank(status) {
+  if (status === "queued") return 0;
+  if (status === "running") return 1;
+  if (isTerminalCellStatus(status)) return 2;
+  return -1;
+}
+
+function count(value) {
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0;
+}
+
+/** Normalises a server counts object; missing fields become 0 and pending is derived when absent. */
+export function normaliseCounts(counts, fallbackTotal = 0) {
+  const source = counts ?? {};
+  const total = count(source.total) || count(fallbackTotal);
+  const done = count(source.done);
+  const failed = count(source.failed);
+  const cancelled = count(source.cancelled);
+  const running = count(source.running);
+  const pending =
+    source.pending === undefined ? Math.max(0, total - done - failed - cancelled - running) : count(source.pending);
+  return { total, done, failed, cancelled, pending, running };
+}
+
+/** Cells that will not run any more. This is the "k" of "k/N". */
+export function endedCount(counts) {
+  if (!counts) return 0;
+  return count(counts.done) + count(counts.failed) + count(counts.cancelled);
+}
+
+export function remainingCount(counts) {
+  if (!counts) return 0;
+  return Math.max(0, count(counts.total) - endedCount(counts));
+}
+
+/** Counts rebuilt from known cells; cells never reported are queued. */
+export function countsFromCells(cells, total) {
+  const counts = { total: count(total), done: 0, failed: 0, cancelled: 0, pending: 0, running: 0 };
+  let known = 0;
+  for (const cell of Object.values(cells ?? {})) {
+    if (!cell || cell.index >= counts.total) continue;
+    known += 1;
+    if (cell.status === "queued") counts.pending += 1;
+    else if (cell.status in counts) counts[cell.status] += 1;
+    else counts.pending += 1;
+  }
+  counts.pending += Math.max(0, counts.total - known);
+  return counts;
+}
+
+/** Of two counts snapshots, the one with more ended cells is the newer one (ended cells never come back). */
+export function moreAdvancedCounts(current, incoming) {
+  if (!incoming) return current;
+  if (!current) return incoming;
+  const difference = endedCount(incoming) - endedCount(current);
+  if (difference > 0) return incoming;
+  if (difference < 0) return current;
+  const keys = ["total", "done", "failed", "cancelled", "pending", "running"];
+  return keys.every((key) => current[key] === incoming[key]) ? current : incoming;
+}
+
+export function progressText(counts) {
+  return `${endedCount(counts)}/${count(counts?.total)}`;
+}
+
+/**
+ * Bar segments in display order, each with a fraction of the total (0..1).
+ * Empty segments are omitted so the DOM does not carry zero-width elements.
+ */
+export function progressSegments(counts) {
+  const total = count(counts?.total);
+  if (total === 0) return [];
+  const order = ["done", "failed", "cancelled", "running"];
+  const segments = [];
+  for (const kind of order) {
+    const value = count(counts[kind]);
+    if (value > 0) segments.push({ kind, count: value, fraction: Math.min(1, value / total) });
+  }
+  return segments;
+}
+
+/** Percentage of ended cells, 0..100, for aria-valuenow. */
+export function progressPercent(counts) {
+  const total = count(counts?.total);
+  if (total === 0) return 0;
+  return Math.min(100, Math.round((endedCount(counts) / total) * 100));
+}
+
+/**
+ * Status a tile shows. Once a batch has stopped, cells that never ran will not run: show them as cancelled
+ * even before the server's detail confirms it.
+ */
+export function displayedCellStatus(cellStatus, batchState) {
+  const status = CELL_STATUSES.includes(cellStatus) ? cellStatus : "queued";
+  if (isTerminalBatchState(batchState) && !isTerminalCellStatus(status)) return "cancelled";
+  return status;
+}
+
+export function tileClassName(status) {
+  const known = CELL_STATUSES.includes(status) ? status : "queued";
+  return `wi-tile wi-tile--${known}`;
+}
+
+function formatValue(value) {
+  if (typeof value === "string") return value;
+  if (value === null || value === undefined) return "";
+  return JSON.stringify(value);
+}
+
+/** Tooltip text for one tile: "#3 · done", then one "name = value" line per axis, then the error if any. */
+export function cellTitle(cell, status) {
+  const lines = [`#${cell.index + 1} · ${status}`];
+  for (const [name, value] of Object.entries(cell.values ?? {})) {
+    lines.push(`${name} = ${formatValue(value)}`);
+  }
+  if (cell.error) lines.push(`error: ${cell.error}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,54 @@
+// Stylesheet for the Sweeps panel and the indicator, injected once by the panel entry. Uses the frontend's
+// palette variables so light and dark themes both work. Pure: exports text only.
+
+export const STYLE_ELEMENT_ID = "wi-styles";
+
+export const PANEL_CSS = `
+.wi-panel { display: flex; flex-direction: column; gap: 8px; padding: 8px; font-size: 13px;
+  color: var(--fg-color, #ddd); height: 100%; overflow-y: auto; box-sizing: border-box; }
+/* Flex rules below would otherwise override the hidden attribute the panel uses to show and hide parts. */
+.wi-panel [hidden] { display: none !important; }
+.wi-panel__header { display: flex; align-items: center; justify-content: space-between; gap: 8px; }
+.wi-panel__title { font-weight: 600; font-size: 14px; }
+.wi-panel__empty { opacity: 0.7; padding: 12px 4px; }
+.wi-button { background: var(--comfy-input-bg, #222); color: var(--input-text, #ddd);
+  border: 1px solid var(--border-color, #444); border-radius: 4px; padding: 2px 8px; cursor: pointer; font: inherit; }
+.wi-button:hover { filter: brightness(1.2); }
+.wi-button:disabled { opacity: 0.5; cursor: default; }
+.wi-button--danger { border-color: #b33; color: #f88; }
+.wi-batch { border: 1px solid var(--border-color, #444); border-radius: 6px; padding: 8px;
+  background: var(--comfy-menu-bg, #1e1e1e); display: flex; flex-direction: column; gap: 6px; }
+.wi-batch__head { display: flex; align-items: baseline; gap: 6px; }
+.wi-batch__name { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; flex: 1; }
+.wi-batch__state { font-size: 11px; padding: 0 6px; border-radius: 8px; border: 1px solid var(--border-color, #444); }
+.wi-batch[data-wi-state="complete"] .wi-batch__state { color: #6c6; }
+.wi-batch[data-wi-state="cancelled"] .wi-batch__state, .wi-batch[data-wi-state="expired"] .wi-batch__state { color: #ca6; }
+.wi-batch__meta { display: flex; gap: 10px; font-size: 12px; opacity: 0.85; flex-wrap: wrap; }
+.wi-progress { display: flex; height: 8px; border-radius: 4px; overflow: hidden; background: var(--comfy-input-bg, #333); }
+.wi-progress__segment { height: 100%; }
+.wi-progress__segment--done { background: #4caf50; }
+.wi-progress__segment--failed { background: #e53935; }
+.wi-progress__segment--cancelled { background: #9e9e9e; }
+.wi-progress__segment--running { background: #42a5f5; }
+.wi-tiles { display: flex; flex-wrap: wrap; gap: 2px; }
+.wi-tile { width: 10px; height: 10px; border-radius: 2px; background: var(--comfy-input-bg, #444);
+  border: 1px solid var(--border-color, #555); box-sizing: border-box; }
+.wi-tile--running { background: #42a5f5; border-color: #42a5f5; }
+.wi-tile--done { background: #4caf50; border-color: #4caf50; }
+.wi-tile--failed { background: #e53935; border-color: #e53935; }
+.wi-tile--cancelled { background: transparent; border-style: dashed; }
+.wi-tiles__more { font-size: 11px; opacity: 0.7; }
+.wi-batch__warnings { font-size: 12px; color: #ca6; margin: 0; padding-left: 16px; }
+.wi-batch__grid { display: flex; flex-direction: column; gap: 4px; }
+.wi-batch__grid img { max-width: 100%; max-height: 240px; object-fit: contain; align-self: flex-start;
+  border: 1px solid var(--border-color, #444); border-radius: 4px; }
+.wi-batch__actions { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; }
+.wi-batch__actions a { color: var(--p-primary-color, #6af); }
+#wi-indicator { position: fixed; right: 16px; bottom: 16px; z-index: 1000; display: flex; align-items: center; gap: 8px;
+  padding: 4px 12px; border-radius: 999px; cursor: pointer; font-size: 12px; user-select: none;
+  background: var(--comfy-menu-bg, #222); color: var(--fg-color, #ddd); border: 1px solid var(--border-color, #555);
+  box-shadow: 0 2px 8px rgba(0, 0, 0, 0.4); }
+#wi-indicator[hidden] { display: none; }
+#wi-indicator .wi-indicator__bar { width: 48px; height: 4px; border-radius: 2px; background: var(--comfy-input-bg, #444); overflow: hidden; }
+#wi-indicator .wi-indicator__fill { height: 100%; background: #4caf50; }
+`;

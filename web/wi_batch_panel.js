@@ -1,0 +1,581 @@
+// "Sweeps" panel, floating progress indicator and sweep toasts.
+//
+// Thin DOM layer: all state lives in lib/batch_state.mjs (a reducer fed by `wi.*` events and by GET /wi/status
+// snapshots), all display text comes from lib/view_model.mjs, all HTTP goes through lib/api_client.mjs.
+// State is keyed by batch_id, so several tabs and reconnects converge on the same picture.
+
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+import { createApiClient } from "./lib/api_client.mjs";
+import {
+  ActionType,
+  actionFromEvent,
+  batchesNeedingDetail,
+  createInitialState,
+  elapsedSeconds,
+  reduceBatches,
+  runningBatches,
+  sortedBatches,
+} from "./lib/batch_state.mjs";
+import { isTerminalBatchState } from "./lib/progress.mjs";
+import { PANEL_CSS, STYLE_ELEMENT_ID } from "./lib/styles.mjs";
+import {
+  batchCancelledToast,
+  batchFinishedToast,
+  isForThisClient,
+  paramErrorToast,
+  requestFailedToast,
+  sizeWarningToast,
+} from "./lib/toasts.mjs";
+import { batchDisplayName, batchView, indicatorView } from "./lib/view_model.mjs";
+
+const EXTENSION_NAME = "wi.batchPanel";
+const TAB_ID = "wi.sweeps";
+const TAB_TITLE = "Sweeps";
+const TAB_ICON = "pi pi-th-large";
+const SETTING_CONFIRM_CANCEL = "WI.ConfirmCancel";
+const SETTING_PLACEMENT = "WI.PanelPlacement";
+const SETTING_SHOW_INDICATOR = "WI.ShowIndicator";
+const STATE_EVENTS = [
+  "wi.batch_created",
+  "wi.cell_ended",
+  "wi.batch_finished",
+  "wi.batch_cancelled",
+  "wi.batch_expired",
+  "wi.size_warning",
+];
+/** Running batches are re-read this often, to pick up running cells, failure messages and server timings. */
+const POLL_INTERVAL_MS = 4000;
+/** Elapsed time and ETA tick between events. */
+const TICK_INTERVAL_MS = 1000;
+const MAX_PARALLEL_DETAIL_REQUESTS = 4;
+
+const client = createApiClient(api);
+let state = createInitialState();
+let renderQueued = false;
+const detailsInFlight = new Set();
+const detailQueue = [];
+/** Batches whose end this tab already announced, so `batch_cancelled` + `batch_finished` toast only once. */
+const announcedEnds = new Set();
+
+function readSetting(id, fallback) {
+  try {
+    const value = app.extensionManager?.setting?.get(id);
+    return value === undefined || value === null ? fallback : value;
+  } catch {
+    return fallback;
+  }
+}
+
+function showToast(message) {
+  const toast = app.extensionManager?.toast;
+  if (typeof toast?.add === "function") toast.add(message);
+  else console.warn(`[${EXTENSION_NAME}] ${message.summary}: ${message.detail}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// State and server synchronisation
+
+function dispatch(action) {
+  const next = reduceBatches(state, action);
+  if (next === state) return;
+  state = next;
+  requestDetails(batchesNeedingDetail(state));
+  scheduleRender();
+}
+
+function requestDetails(batchIds) {
+  for (const batchId of batchIds) {
+    if (detailsInFlight.has(batchId) || detailQueue.includes(batchId)) continue;
+    detailQueue.push(batchId);
+  }
+  pumpDetailQueue();
+}
+
+function pumpDetailQueue() {
+  while (detailsInFlight.size < MAX_PARALLEL_DETAIL_REQUESTS && detailQueue.length > 0) {
+    const batchId = detailQueue.shift();
+    detailsInFlight.add(batchId);
+    fetchDetail(batchId).finally(() => {
+      detailsInFlight.delete(batchId);
+      pumpDetailQueue();
+    });
+  }
+}
+
+async function fetchDetail(batchId) {
+  try {
+    const detail = await client.getBatch(batchId);
+    dispatch({ type: ActionType.statusDetail, detail: { ...detail, batch_id: detail.batch_id ?? batchId }, now: Date.now() });
+  } catch (error) {
+    if (error?.status === 404) {
+      dispatch({ type: ActionType.statusMissing, batchId, now: Date.now() });
+    } else {
+      // Do not retry in a loop; the poll picks running batches up again.
+      dispatch({ type: ActionType.detailRequested, batchId });
+      console.warn(`[${EXTENSION_NAME}] could not read batch ${batchId}:`, error);
+    }
+  }
+}
+
+/** Re-reads everything from the server: on load, after a reconnect, and when the user asks. */
+async function resync() {
+  const requestedAt = Date.now();
+  try {
+    const batches = await client.listBatches();
+    dispatch({ type: ActionType.statusList, batches, requestedAt, now: Date.now() });
+  } catch (error) {
+    // A server without the pack's routes (404) or a transient failure: the panel stays usable from events.
+    console.warn(`[${EXTENSION_NAME}] could not list batches:`, error);
+  }
+}
+
+function pollRunningBatches() {
+  if (document.hidden) return;
+  requestDetails(runningBatches(state).map((batch) => batch.id));
+}
+
+function onStateEvent(eventName, detail) {
+  const action = actionFromEvent(eventName, detail, Date.now());
+  if (!action) return;
+  dispatch(action);
+  announceEvent(eventName, detail);
+}
+
+function announceEvent(eventName, detail) {
+  const batch = state.batches[detail.batch_id];
+  if (!isForThisClient(batch?.clientId, api.clientId)) return;
+  if (eventName === "wi.size_warning") {
+    showToast(sizeWarningToast(detail, batch));
+  } else if (eventName === "wi.batch_cancelled" && !announcedEnds.has(detail.batch_id)) {
+    announcedEnds.add(detail.batch_id);
+    showToast(batchCancelledToast(batch, detail.removed));
+  } else if (eventName === "wi.batch_finished" && batch && !announcedEnds.has(detail.batch_id)) {
+    // The first batch_finished ("collecting": cells done, grid being built) is not the end yet.
+    if (!isTerminalBatchState(batch.state)) return;
+    announcedEnds.add(detail.batch_id);
+    showToast(batchFinishedToast(batch, elapsedSeconds(batch, Date.now())));
+  }
+}
+
+function onParamError(detail) {
+  if (!detail || !isForThisClient(detail.client_id, api.clientId)) return;
+  showToast(paramErrorToast(detail));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cancel
+
+async function confirmCancel(batch) {
+  if (readSetting(SETTING_CONFIRM_CANCEL, true) === false) return true;
+  const name = batchDisplayName(batch);
+  const message =
+    `Cancel sweep "${name}"? Queued cells are removed from the queue and the running cell is interrupted. ` +
+    "Finished images are kept.";
+  const dialog = app.extensionManager?.dialog;
+  if (typeof dialog?.confirm === "function") {
+    return (await dialog.confirm({ title: "Cancel sweep", message, type: "default" })) === true;
+  }
+  return window.confirm(message);
+}
+
+async function cancelBatch(batchId, button) {
+  const batch = state.batches[batchId];
+  if (!batch || !(await confirmCancel(batch))) return;
+  button.disabled = true;
+  try {
+    const response = await client.cancelBatch(batchId);
+    dispatch({ type: ActionType.cancelAccepted, batchId, response, now: Date.now() });
+  } catch (error) {
+    if (error?.status === 409) {
+      showToast({ severity: "info", summary: "Sweep already finished", detail: error.message, life: 4000 });
+    } else {
+      showToast(requestFailedToast("cancel", error));
+    }
+    requestDetails([batchId]);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// DOM
+
+function element(tag, className, attributes = {}) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function ensureStyles() {
+  if (document.getElementById(STYLE_ELEMENT_ID)) return;
+  const style = element("style", "", { id: STYLE_ELEMENT_ID });
+  style.textContent = PANEL_CSS;
+  document.head.appendChild(style);
+}
+
+/** One batch card; built once per batch and updated in place so hovering a tile keeps its tooltip. */
+class BatchCard {
+  constructor(batchId) {
+    this.root = element("section", "wi-batch", { "data-wi-batch": batchId });
+    const head = element("div", "wi-batch__head");
+    this.name = element("span", "wi-batch__name", { "data-wi-name": "" });
+    this.stateLabel = element("span", "wi-batch__state", { "data-wi-state-label": "" });
+    head.append(this.name, this.stateLabel);
+
+    this.progress = element("div", "wi-progress", {
+      role: "progressbar",
+      "aria-valuemin": "0",
+      "aria-valuemax": "100",
+      "data-wi-progress": "",
+    });
+    const meta = element("div", "wi-batch__meta");
+    this.progressText = element("span", "", { "data-wi-progress-text": "" });
+    this.counts = element("span", "", { "data-wi-counts": "" });
+    this.elapsed = element("span", "", { "data-wi-elapsed": "" });
+    this.eta = element("span", "", { "data-wi-eta": "" });
+    meta.append(this.progressText, this.counts, this.elapsed, this.eta);
+
+    this.tiles = element("div", "wi-tiles", { "data-wi-tiles": "" });
+    this.tileSignature = "";
+    this.warnings = element("ul", "wi-batch__warnings", { "data-wi-warnings": "" });
+    this.grid = element("div", "wi-batch__grid", { "data-wi-grid": "" });
+
+    const actions = element("div", "wi-batch__actions");
+    this.cancelButton = element("button", "wi-button wi-button--danger", { type: "button", "data-wi-cancel": batchId });
+    this.cancelButton.textContent = "Cancel";
+    this.cancelButton.addEventListener("click", () => cancelBatch(batchId, this.cancelButton));
+    this.viewerLink = element("a", "", { "data-wi-viewer": "", target: "_blank", rel: "noopener" });
+    this.viewerLink.textContent = "Open HTML viewer";
+    this.dismissButton = element("button", "wi-button", { type: "button", "data-wi-dismiss": batchId });
+    this.dismissButton.textContent = "Dismiss";
+    this.dismissButton.title = "Remove from this list (files stay on disk)";
+    this.dismissButton.addEventListener("click", () => dispatch({ type: ActionType.dismiss, batchId }));
+    actions.append(this.cancelButton, this.viewerLink, this.dismissButton);
+
+    this.root.append(head, this.progress, meta, this.tiles, this.warnings, this.grid, actions);
+  }
+
+  update(view) {
+    this.root.setAttribute("data-wi-state", view.state);
+    setText(this.name, view.name);
+    this.name.title = view.mode ? `${view.name} (${view.mode})` : view.name;
+    setText(this.stateLabel, view.stateLabel);
+
+    this.progress.setAttribute("aria-valuenow", String(view.percent));
+    this.progress.title = view.countsText;
+    this.progress.replaceChildren(
+      ...view.segments.map((segment) => {
+        const bar = element("div", `wi-progress__segment wi-progress__segment--${segment.kind}`, {
+          "data-wi-segment": segment.kind,
+        });
+        bar.style.width = `${(segment.fraction * 100).toFixed(2)}%`;
+        return bar;
+      }),
+    );
+    setText(this.progressText, view.progressText);
+    setText(this.counts, view.countsText);
+    setText(this.elapsed, `elapsed ${view.elapsedText}`);
+    setText(this.eta, view.etaText === null ? "" : `ETA ${view.etaText}`);
+    this.eta.hidden = view.etaText === null;
+
+    this.updateTiles(view);
+    this.updateWarnings(view.warnings);
+    this.updateGrid(view);
+
+    this.cancelButton.hidden = !view.canCancel;
+    this.dismissButton.hidden = !view.isFinished;
+    this.viewerLink.hidden = !view.viewerUrl;
+    if (view.viewerUrl && this.viewerLink.getAttribute("href") !== view.viewerUrl) this.viewerLink.href = view.viewerUrl;
+  }
+
+  updateTiles(view) {
+    const signature = view.tiles.map((tile) => `${tile.status}:${tile.title}`).join("|") + `#${view.hiddenTileCount}`;
+    if (signature === this.tileSignature) return;
+    this.tileSignature = signature;
+    const tiles = view.tiles.map((tile) => {
+      const node = element("span", tile.className, { "data-wi-cell": String(tile.index), "data-wi-cell-status": tile.status });
+      node.title = tile.title;
+      return node;
+    });
+    if (view.hiddenTileCount > 0) {
+      const more = element("span", "wi-tiles__more");
+      more.textContent = `+${view.hiddenTileCount} more`;
+      tiles.push(more);
+    }
+    this.tiles.replaceChildren(...tiles);
+  }
+
+  updateWarnings(warnings) {
+    const signature = warnings.join("\n");
+    if (this.warnings.dataset.signature === signature) return;
+    this.warnings.dataset.signature = signature;
+    this.warnings.replaceChildren(
+      ...warnings.map((warning) => {
+        const item = element("li");
+        item.textContent = warning;
+        return item;
+      }),
+    );
+  }
+
+  updateGrid(view) {
+    this.grid.hidden = !view.gridUrl;
+    if (!view.gridUrl) {
+      this.grid.replaceChildren();
+      return;
+    }
+    const current = this.grid.querySelector("img");
+    if (current && current.dataset.src === view.gridUrl) return;
+    const link = element("a", "", { href: view.gridUrl, target: "_blank", rel: "noopener", title: "Open the full grid" });
+    const image = element("img", "", { "data-wi-grid-img": "", alt: `Grid of ${view.name}`, loading: "lazy" });
+    image.dataset.src = view.gridUrl;
+    image.src = view.gridUrl;
+    link.append(image);
+    this.grid.replaceChildren(link);
+  }
+}
+
+class SweepsPanel {
+  constructor() {
+    this.root = element("div", "wi-panel", { id: "wi-panel", "data-wi-panel": "" });
+    const header = element("div", "wi-panel__header");
+    const title = element("span", "wi-panel__title");
+    title.textContent = TAB_TITLE;
+    const buttons = element("div", "wi-batch__actions");
+    const refresh = element("button", "wi-button", { type: "button", "data-wi-refresh": "", title: "Re-read from the server" });
+    refresh.textContent = "Refresh";
+    refresh.addEventListener("click", () => resync());
+    this.clearButton = element("button", "wi-button", { type: "button", "data-wi-clear-finished": "" });
+    this.clearButton.textContent = "Clear finished";
+    this.clearButton.addEventListener("click", () => dispatch({ type: ActionType.clearFinished }));
+    buttons.append(refresh, this.clearButton);
+    header.append(title, buttons);
+    this.empty = element("div", "wi-panel__empty", { "data-wi-empty": "" });
+    this.empty.textContent = "No sweeps yet. Queue a workflow with an enabled Workflow Iterator node to start one.";
+    this.list = element("div", "wi-panel__list", { "data-wi-batches": "" });
+    this.root.append(header, this.empty, this.list);
+    this.cards = new Map();
+    this.mounted = false;
+  }
+
+  /** The frontend may call render(el) again on re-render; re-attaching the same root keeps it idempotent. */
+  mount(container) {
+    ensureStyles();
+    if (this.root.parentElement !== container) container.replaceChildren(this.root);
+    this.mounted = true;
+    this.render(Date.now());
+  }
+
+  unmount() {
+    this.mounted = false;
+  }
+
+  render(now) {
+    if (!this.mounted) return;
+    const batches = sortedBatches(state);
+    this.empty.hidden = batches.length > 0;
+    this.clearButton.disabled = !batches.some((batch) => isTerminalBatchState(batch.state));
+    const wanted = new Set(batches.map((batch) => batch.id));
+    for (const [batchId, card] of this.cards) {
+      if (!wanted.has(batchId)) {
+        card.root.remove();
+        this.cards.delete(batchId);
+      }
+    }
+    batches.forEach((batch, position) => {
+      let card = this.cards.get(batch.id);
+      if (!card) {
+        card = new BatchCard(batch.id);
+        this.cards.set(batch.id, card);
+      }
+      card.update(batchView(batch, now, { fileUrl: (file) => client.fileUrl(file) }));
+      if (this.list.children[position] !== card.root) this.list.insertBefore(card.root, this.list.children[position] ?? null);
+    });
+  }
+}
+
+class ProgressIndicator {
+  constructor(onOpen) {
+    this.root = element("div", "", {
+      id: "wi-indicator",
+      role: "button",
+      tabindex: "0",
+      "data-wi-indicator": "",
+      "aria-label": "Sweep progress; opens the Sweeps panel",
+    });
+    this.text = element("span", "", { "data-wi-indicator-text": "" });
+    const bar = element("span", "wi-indicator__bar");
+    this.fill = element("span", "wi-indicator__fill");
+    this.fill.style.display = "block";
+    bar.append(this.fill);
+    this.root.append(this.text, bar);
+    this.root.hidden = true;
+    this.root.addEventListener("click", onOpen);
+    this.root.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        onOpen();
+      }
+    });
+  }
+
+  attach() {
+    ensureStyles();
+    if (!this.root.isConnected) document.body.appendChild(this.root);
+  }
+
+  render(now) {
+    const view = indicatorView(state, now);
+    const enabled = readSetting(SETTING_SHOW_INDICATOR, true) !== false;
+    this.root.hidden = !enabled || !view.visible;
+    if (this.root.hidden) return;
+    setText(this.text, view.text);
+    this.root.title = view.title;
+    const [ended, total] = view.progressText.split("/").map(Number);
+    this.fill.style.width = `${total > 0 ? Math.round((ended / total) * 100) : 0}%`;
+  }
+}
+
+// Built on first use rather than at import, so loading this module touches no DOM.
+let panel = null;
+let indicator = null;
+
+function getPanel() {
+  panel ??= new SweepsPanel();
+  return panel;
+}
+
+function getIndicator() {
+  indicator ??= new ProgressIndicator(openPanel);
+  return indicator;
+}
+
+function scheduleRender() {
+  if (renderQueued || typeof requestAnimationFrame !== "function") return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    const now = Date.now();
+    panel?.render(now);
+    indicator?.render(now);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Placement
+
+// Declarative tabs are read when the extension registers, before our own setting is registered; the stored value
+// is already loaded then, so the choice is made here once. Changing it takes effect after a page reload.
+const placement = readSetting(SETTING_PLACEMENT, "sidebar") === "bottom" ? "bottom" : "sidebar";
+
+const panelTab = {
+  id: TAB_ID,
+  icon: TAB_ICON,
+  title: TAB_TITLE,
+  tooltip: "Parameter sweeps: progress, cancel and grids",
+  type: "custom",
+  render: (container) => getPanel().mount(container),
+  destroy: () => panel?.unmount(),
+};
+
+async function executeCommand(commandId) {
+  const command = app.extensionManager?.command;
+  if (typeof command?.execute !== "function") return false;
+  try {
+    await command.execute(commandId);
+    return true;
+  } catch (error) {
+    console.warn(`[${EXTENSION_NAME}] could not run ${commandId}:`, error);
+    return false;
+  }
+}
+
+/** Opens (never toggles closed) the panel, wherever it lives. */
+async function openPanel() {
+  const manager = app.extensionManager;
+  if (placement === "bottom") {
+    const bottomPanel = manager?.bottomPanel;
+    const isOpen = bottomPanel?.bottomPanelVisible && bottomPanel?.activeBottomPanelTabId === TAB_ID;
+    if (!isOpen) await executeCommand(`Workspace.ToggleBottomPanelTab.${TAB_ID}`);
+    return;
+  }
+  const sidebar = manager?.sidebarTab;
+  if (sidebar?.activeSidebarTabId === TAB_ID) return;
+  if (!(await executeCommand(`Workspace.ToggleSidebarTab.${TAB_ID}`)) && typeof sidebar?.toggleSidebarTab === "function") {
+    sidebar.toggleSidebarTab(TAB_ID);
+  }
+}
+
+function registerSidebarTab() {
+  const manager = app.extensionManager;
+  if (typeof manager?.registerSidebarTab === "function") manager.registerSidebarTab(panelTab);
+  else if (typeof manager?.sidebarTab?.registerSidebarTab === "function") manager.sidebarTab.registerSidebarTab(panelTab);
+  else console.warn(`[${EXTENSION_NAME}] this frontend has no sidebar tab API; the Sweeps panel is unavailable`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Registration
+
+app.registerExtension({
+  name: EXTENSION_NAME,
+  settings: [
+    {
+      id: SETTING_CONFIRM_CANCEL,
+      category: ["Workflow Iterator", "Sweeps", "Confirm cancel"],
+      name: "Ask for confirmation before cancelling a sweep",
+      type: "boolean",
+      defaultValue: true,
+    },
+    {
+      id: SETTING_PLACEMENT,
+      category: ["Workflow Iterator", "Sweeps", "Panel placement"],
+      name: "Sweeps panel placement (reload the page to apply)",
+      tooltip: "Sidebar tab or bottom panel tab. The frontend reads tab placement at start-up, so a change applies after a page reload.",
+      type: "combo",
+      options: ["sidebar", "bottom"],
+      defaultValue: "sidebar",
+    },
+    {
+      id: SETTING_SHOW_INDICATOR,
+      category: ["Workflow Iterator", "Sweeps", "Show indicator"],
+      name: "Show a floating progress pill while a sweep runs",
+      type: "boolean",
+      defaultValue: true,
+      onChange: () => scheduleRender(),
+    },
+  ],
+  ...(placement === "bottom" ? { bottomPanelTabs: [panelTab] } : {}),
+
+  /** For end-to-end tests and debugging: the batches as this tab sees them, running first. */
+  getBatches() {
+    return sortedBatches(state);
+  },
+
+  /** Re-reads every batch from the server, as on page load. */
+  resync,
+
+  async setup() {
+    for (const eventName of STATE_EVENTS) {
+      api.addEventListener(eventName, (event) => onStateEvent(eventName, event.detail));
+    }
+    api.addEventListener("wi.param_error", (event) => onParamError(event.detail));
+    api.addEventListener("reconnected", () => resync());
+
+    if (placement === "sidebar") registerSidebarTab();
+    getIndicator().attach();
+
+    setInterval(pollRunningBatches, POLL_INTERVAL_MS);
+    setInterval(() => {
+      if (runningBatches(state).length > 0) scheduleRender();
+    }, TICK_INTERVAL_MS);
+
+    await resync();
+    scheduleRender();
+  },
+});
