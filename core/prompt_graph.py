@@ -429,7 +429,7 @@ def format_value(value: Any) -> str:
     text = str(value)
     if any(ch in text for ch in ',"\n\r') or text != text.strip():
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="").writerow([text])
+        csv.writer(buffer, lineterminator="", quoting=csv.QUOTE_ALL).writerow([text])
         return buffer.getvalue()
     return text
 

@@ -1,0 +1,130 @@
+"""Planning a sweep from an API prompt: chains, targets, errors, cell prompts and cell workflows."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from comfyui_workflow_iterator.core import parameter_parser, prompt_graph
+from comfyui_workflow_iterator.core.prompt_graph import PlanError
+
+
+def base_prompt(target_a="", target_b="", values_a="1, 2", values_b="a, b, c"):
+    return {
+        "1": {"class_type": "WIParameterInt", "inputs": {"name": "steps", "values": values_a, "target": target_a}},
+        "2": {"class_type": "WIParameter", "inputs": {"name": "text", "type": "STRING", "values": values_b, "target": target_b, "previous": ["1", 0]}},
+        "3": {"class_type": "WIIterator", "inputs": {"parameters": ["2", 0], "enabled": True, "mode": "matrix", "batch_name": "b"}},
+        "7": {"class_type": "KSampler", "_meta": {"title": "Sampler A"}, "inputs": {"steps": 20, "cfg": 7.0}},
+        "8": {"class_type": "CLIPTextEncode", "_meta": {"title": "positive"}, "inputs": {"text": "x"}},
+        "9": {"class_type": "CLIPTextEncode", "_meta": {"title": "negative"}, "inputs": {"text": ["2", 1]}},
+    }
+
+
+def plan(prompt):
+    return prompt_graph.plan_sweep(prompt, prompt_graph.find_enabled_iterator(prompt), parse=parameter_parser.parse)
+
+
+@pytest.mark.parametrize("target,expected", [
+    ("Sampler A.steps", ["7"]),        # by title
+    ("7.steps", ["7"]),                # by id
+    ("#7.steps", ["7"]),               # by id with a hash
+    ("KSampler.steps", ["7"]),         # by class
+])
+def test_named_targets_resolve_by_title_id_or_class(target, expected):
+    result = plan(base_prompt(target_a=target))
+    assert [s.node_id for s in result.sites[0]] == expected
+
+
+def test_wired_value_output_and_title_target_both_receive_the_value():
+    result = plan(base_prompt(target_a="Sampler A.steps", target_b="positive.text"))
+    assert {(s.node_id, s.input_name) for s in result.sites[1]} == {("9", "text"), ("8", "text")}
+    cell = result.cell_prompt(result.combinations[4])  # steps=2, text=b
+    assert cell["7"]["inputs"]["steps"] == 2 and cell["8"]["inputs"]["text"] == "b" and cell["9"]["inputs"]["text"] == "b"
+
+
+def test_first_parameter_in_the_chain_is_the_slowest_axis():
+    result = plan(base_prompt(target_a="7.steps"))
+    assert [c.values for c in result.combinations] == [(1, "a"), (1, "b"), (1, "c"), (2, "a"), (2, "b"), (2, "c")]
+
+
+@pytest.mark.parametrize("target,message", [
+    ("Nope.steps", "no node has the id, title or type 'Nope'"),
+    ("7.nope", "has no input 'nope'"),
+    ("steps", "must look like"),
+])
+def test_bad_targets_skip_the_parameter_with_a_clear_reason(target, message):
+    result = plan(base_prompt(target_a=target))
+    assert [a.name for a in result.axes] == ["text"]
+    assert result.errors[0].name == "steps" and message in result.errors[0].message
+
+
+def test_a_parameter_whose_value_goes_nowhere_is_reported():
+    result = plan(base_prompt())
+    assert result.errors[0].name == "steps" and "goes nowhere" in result.errors[0].message
+
+
+def test_nothing_valid_raises_plan_error_naming_every_problem():
+    with pytest.raises(PlanError) as info:
+        plan(base_prompt(target_a="7.steps", values_a="x", values_b=""))
+    assert "steps" in str(info.value) and "text" in str(info.value)
+
+
+def test_cycles_and_duplicate_names_are_errors():
+    prompt = base_prompt(target_a="7.steps")
+    prompt["1"]["inputs"]["previous"] = ["2", 0]
+    with pytest.raises(PlanError, match="cycle"):
+        plan(prompt)
+    prompt = base_prompt(target_a="7.steps")
+    prompt["2"]["inputs"]["name"] = "steps"
+    result = plan(prompt)
+    assert "already named" in result.errors[0].message
+
+
+def test_two_enabled_iterators_are_refused_and_disabled_ones_ignored():
+    prompt = base_prompt(target_a="7.steps")
+    prompt["4"] = copy.deepcopy(prompt["3"])
+    with pytest.raises(PlanError, match="only one WIIterator"):
+        prompt_graph.find_enabled_iterator(prompt)
+    prompt["4"]["inputs"]["enabled"] = False
+    assert prompt_graph.find_enabled_iterator(prompt) == "3"
+
+
+def test_planning_never_mutates_the_prompt_and_cells_are_independent():
+    prompt = base_prompt(target_a="7.steps")
+    before = copy.deepcopy(prompt)
+    result = plan(prompt)
+    a, b = result.cell_prompt(result.combinations[0]), result.cell_prompt(result.combinations[0])
+    a["7"]["inputs"]["cfg"] = 1.0
+    assert prompt == before and b["7"]["inputs"]["cfg"] == 7.0
+
+
+def test_plan_error_prompt_keeps_only_the_error_node_under_the_iterator_id():
+    error_prompt = prompt_graph.plan_error_prompt(base_prompt(), "3", "bad")
+    assert error_prompt == {"3": {"class_type": "WIPlanError", "inputs": {"message": "bad"}, "_meta": {"title": "WIIterator"}}}
+
+
+@pytest.mark.parametrize("value", ["plain", "a, b", ' padded ', 'say "hi"', 7, -3, 0.1, True, False])
+def test_format_value_round_trips_through_the_parser(value):
+    value_type = {bool: "BOOLEAN", int: "INT", float: "FLOAT", str: "STRING"}[type(value)]
+    assert parameter_parser.parse(prompt_graph.format_value(value), value_type) == [value]
+
+
+def test_workflow_for_cell_sets_parameter_widgets_only():
+    workflow = {"nodes": [
+        {"id": 1, "type": "WIParameterInt", "widgets_values": ["steps", "1, 2", ""]},
+        {"id": 2, "type": "WIParameter", "widgets_values": ["text", "STRING", "a, b, c", ""]},
+        {"id": 7, "type": "KSampler", "widgets_values": [1, "fixed", 20]},
+    ], "links": []}
+    cell = prompt_graph.workflow_for_cell(workflow, {"1": 2, "2": "b, c"})
+    assert cell["nodes"][0]["widgets_values"][1] == "2"
+    assert cell["nodes"][1]["widgets_values"][2] == '"b, c"'
+    assert cell["nodes"][2] is workflow["nodes"][2] and workflow["nodes"][0]["widgets_values"][1] == "1, 2"
+    json.dumps(cell)
+
+
+def test_cell_info_names_batch_index_coords_and_values():
+    result = plan(base_prompt(target_a="7.steps"))
+    info = result.cell_info("b_12345678", result.combinations[5])
+    assert info == {"batch_id": "b_12345678", "index": 5, "total": 6, "mode": "matrix", "coords": [1, 2],
+                    "axes": ["steps", "text"], "parameter_nodes": ["1", "2"], "values": {"steps": 2, "text": "c"}}
