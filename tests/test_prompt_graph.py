@@ -104,7 +104,7 @@ def test_plan_error_prompt_keeps_only_the_error_node_under_the_iterator_id():
     assert error_prompt == {"3": {"class_type": "WIPlanError", "inputs": {"message": "bad"}, "_meta": {"title": "WIIterator"}}}
 
 
-@pytest.mark.parametrize("value", ["plain", "a, b", ' padded ', 'say "hi"', 7, -3, 0.1, True, False])
+@pytest.mark.parametrize("value", ["plain", "a, b", "line1, line2", 'say "hi"', 7, -3, 0.1, True, False])
 def test_format_value_round_trips_through_the_parser(value):
     value_type = {bool: "BOOLEAN", int: "INT", float: "FLOAT", str: "STRING"}[type(value)]
     assert parameter_parser.parse(prompt_graph.format_value(value), value_type) == [value]
