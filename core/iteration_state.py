@@ -44,7 +44,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 from typing import Any, Protocol
 
 from .errors import InvalidBatchState, UnknownBatchError
@@ -82,6 +82,7 @@ class BatchStatus(str, Enum):
     COMPLETE = "complete"  # grid stored
     CANCELLED = "cancelled"  # user cancelled before every cell ended
     EXPIRED = "expired"  # not updated for max_age_s; removed from the store right after
+    INTERRUPTED = "interrupted"  # restored from the journal after a restart; resumable
 
     def __str__(self) -> str:
         return self.value
@@ -123,11 +124,16 @@ ALLOWED_TRANSITIONS: Mapping[BatchStatus, frozenset[BatchStatus]] = MappingProxy
         BatchStatus.COMPLETE: frozenset({BatchStatus.EXPIRED}),
         BatchStatus.CANCELLED: frozenset({BatchStatus.EXPIRED}),
         BatchStatus.EXPIRED: frozenset(),
+        # A batch whose ComfyUI died under it: resume re-queues its unfinished cells (or, when none is left,
+        # goes straight to collecting for its grid); it can also be cancelled.
+        BatchStatus.INTERRUPTED: frozenset(
+            {BatchStatus.ACTIVE, BatchStatus.COLLECTING, BatchStatus.CANCELLED, BatchStatus.EXPIRED}
+        ),
     }
 )
 
 # Batches whose cells may still change.
-_RUNNING_STATES = frozenset({BatchStatus.PENDING, BatchStatus.ACTIVE})
+_RUNNING_STATES = frozenset({BatchStatus.PENDING, BatchStatus.ACTIVE, BatchStatus.INTERRUPTED})
 _CELL_OPEN = frozenset({CellStatus.QUEUED, CellStatus.RUNNING})
 _CELL_ENDED = frozenset({CellStatus.DONE, CellStatus.FAILED, CellStatus.CANCELLED})
 
@@ -742,6 +748,7 @@ class IterationStateManager:
         client_id: str | None = None,
         meta: Mapping[str, Any] | None = None,
         batch_id: str | None = None,
+        snapshot_cells: bool = True,
     ) -> BatchState:
         """Register a new batch in state ``pending`` with every cell ``queued``; emits ``batch_created``.
 
@@ -754,6 +761,7 @@ class IterationStateManager:
             client_id: ComfyUI client id of the sender, passed along in every event.
             meta: Small JSON-ready metadata; a ``"warnings"`` entry (list of str) seeds the warnings list.
             batch_id: Explicit id (``[A-Za-z0-9_-]{1,100}``); generated as ``<sanitised name>_<8 hex>`` if None.
+            snapshot_cells: False returns a snapshot without cells (cheap for 10,000-cell batches).
 
         Returns:
             A snapshot of the new batch, cells included.
@@ -811,7 +819,7 @@ class IterationStateManager:
                 counts=counts,
             )
             self._batches[new_id] = batch
-            snapshot = self._snapshot_locked(batch, now, include_cells=True)
+            snapshot = self._snapshot_locked(batch, now, include_cells=snapshot_cells)
             self._emit_locked(
                 "batch_created",
                 {
@@ -824,6 +832,106 @@ class IterationStateManager:
             )
         logger.debug("created batch %s with %d cells", new_id, len(cells))
         return snapshot
+
+    def restore_batch(self, record: Mapping[str, Any]) -> BatchState:
+        """Re-create a batch from its journal record (after a restart) in state ``interrupted``.
+
+        Cells that had ended keep their status, error and files; the others are ``queued`` without a prompt
+        id (prompt ids do not survive a restart). Emits ``batch_created``.
+
+        Args:
+            record: ``BatchJournal.get_batch()`` output: batch_id, batch_name, mode, client_id, created_at, axes
+                [{name, type, values}], cells [{index, coords, values, status, error, files}], meta, warnings.
+
+        Raises:
+            ValueError: malformed record, or the batch id is already in use.
+        """
+        axes = tuple(
+            _axis_info(SimpleNamespace(name=a["name"], type=a.get("type", "STRING"), values=tuple(a["values"])))
+            for a in record.get("axes", ())
+        )
+        cells: list[_Cell] = []
+        for position, raw in enumerate(sorted(record.get("cells", ()), key=lambda c: int(c["index"]))):
+            if int(raw["index"]) != position:
+                raise ValueError(f"journal record of {record.get('batch_id')!r} misses cell {position}")
+            status = CellStatus(raw.get("status", "queued"))
+            if status is CellStatus.RUNNING:
+                status = CellStatus.QUEUED
+            cells.append(
+                _Cell(
+                    index=position,
+                    coords=tuple(int(c) for c in raw.get("coords", ())),
+                    values=tuple(raw.get("values", ())),
+                    status=status,
+                    error=raw.get("error"),
+                    files=_image_refs(raw.get("files") or ()) if status is CellStatus.DONE else (),
+                )
+            )
+        if not cells:
+            raise ValueError("a batch needs at least one combination")
+        batch_id = str(record["batch_id"])
+        if not _BATCH_ID_RE.fullmatch(batch_id):
+            raise ValueError(f"invalid batch id {batch_id!r}")
+        meta_ready = _json_mapping(record.get("meta") or {}, "meta")
+        meta_ready.pop("warnings", None)
+        combinations = tuple(SimpleNamespace(index=c.index, coords=c.coords, values=c.values) for c in cells)
+        with self._locked() as now:
+            if batch_id in self._batches:
+                raise ValueError(f'batch id "{batch_id}" is already in use')
+            self._seq += 1
+            counts = {status: 0 for status in CellStatus}
+            for cell in cells:
+                counts[cell.status] += 1
+            created_at = float(record.get("created_at") or self._wall_clock())
+            batch = _Batch(
+                batch_id=batch_id,
+                batch_name=str(record.get("batch_name", batch_id)),
+                mode=str(record.get("mode", "matrix")),
+                client_id=record.get("client_id"),
+                combinations=combinations,
+                axes=axes,
+                cells=cells,
+                meta=meta_ready,
+                warnings=_warning_list(record.get("warnings") or []),
+                created_at=created_at,
+                created_mono=now - max(0.0, self._wall_clock() - created_at),
+                updated_mono=now,
+                seq=self._seq,
+                counts=counts,
+            )
+            batch.state = BatchStatus.INTERRUPTED
+            self._batches[batch_id] = batch
+            snapshot = self._snapshot_locked(batch, now, include_cells=False)
+            self._emit_locked(
+                "batch_created",
+                {"batch_id": batch_id, "batch_name": batch.batch_name, "mode": batch.mode, "total": batch.total,
+                 "client_id": batch.client_id, "restored": True},
+            )
+        return snapshot
+
+    def resume_batch(self, batch_id: str) -> list[int]:
+        """Start an ``interrupted`` batch again; returns the indices of the cells still to run.
+
+        With cells left the batch becomes ``active``; with none left it becomes ``collecting`` (its grid was
+        not built before the restart) and ``batch_finished`` is emitted.
+
+        Raises:
+            UnknownBatchError: unknown batch (404). InvalidBatchState: not interrupted (409).
+        """
+        with self._locked() as now:
+            batch = self._get_locked(batch_id)
+            if batch.state is not BatchStatus.INTERRUPTED:
+                raise InvalidBatchState(f'batch "{batch_id}" is {batch.state.value}, not interrupted')
+            todo = [c.index for c in batch.cells if c.status in _CELL_OPEN]
+            self._transition(batch, BatchStatus.ACTIVE if todo else BatchStatus.COLLECTING, now)
+            self._touch_locked(batch, now)
+            if not todo:
+                self._emit_locked(
+                    "batch_finished",
+                    {"batch_id": batch_id, "state": BatchStatus.COLLECTING.value, "grid": None,
+                     "counts": self._counts(batch).as_dict(), "client_id": batch.client_id},
+                )
+        return todo
 
     # ------------------------------------------------------------------------------------------------ prompts
 
@@ -964,6 +1072,9 @@ class IterationStateManager:
                     "index": index,
                     "status": status.value,
                     "error": error,
+                    "prompt_id": cell.prompt_id,
+                    "files": [f.as_dict() for f in files],
+                    "ended_at": batch.wall(cell.ended),
                     "counts": counts.as_dict(),
                     "client_id": batch.client_id,
                 },

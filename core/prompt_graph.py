@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -116,6 +117,43 @@ class SweepPlan:
     def total(self) -> int:
         return len(self.combinations)
 
+    def to_json(self) -> dict[str, Any]:
+        """Everything needed to rebuild the plan after a restart (stored in the batch journal)."""
+        return {
+            "iterator_id": self.iterator_id,
+            "mode": self.mode,
+            "batch_name": self.batch_name,
+            "cycle": getattr(self.combinations, "cycle", True),
+            "axes": [{"name": a.name, "type": a.type, "values": [_json_ready(v) for v in a.values]} for a in self.axes],
+            "parameters": [vars(p) for p in self.parameters],
+            "sites": [[[site.node_id, site.input_name] for site in axis_sites] for axis_sites in self.sites],
+            "grid_node_id": self.grid_node_id,
+            "grid_options": self.grid_options,
+            "save_node_ids": list(self.save_node_ids),
+            "template_json": self.template_json,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, max_combinations: int = 10_000) -> "SweepPlan":
+        axes = tuple(Axis(name=a["name"], values=tuple(a["values"]), type=a.get("type", "STRING")) for a in data["axes"])
+        if data["mode"] == "matrix":
+            combinations = combination_engine.cartesian(axes, max_combinations=max_combinations)
+        else:
+            combinations = combination_engine.linear_zip(axes, cycle=bool(data.get("cycle", True)), max_combinations=max_combinations)
+        return cls(
+            iterator_id=str(data["iterator_id"]),
+            mode=str(data["mode"]),
+            batch_name=str(data["batch_name"]),
+            axes=axes,
+            parameters=tuple(ParameterSpec(**p) for p in data.get("parameters", ())),
+            sites=tuple(tuple(Site(str(n), str(i)) for n, i in axis_sites) for axis_sites in data["sites"]),
+            combinations=combinations,
+            grid_node_id=data.get("grid_node_id"),
+            grid_options=dict(data.get("grid_options") or {}),
+            save_node_ids=tuple(data.get("save_node_ids") or ()),
+            template_json=str(data["template_json"]),
+        )
+
     def cell_prompt(self, combination: Combination) -> dict[str, Any]:
         """A fresh, independent prompt dict for one cell (combination values written into every site)."""
         prompt = json.loads(self.template_json)
@@ -136,6 +174,10 @@ class SweepPlan:
             "parameter_nodes": [spec.node_id for spec in self.parameters],
             "values": {axis.name: _json_ready(v) for axis, v in zip(self.axes, combination.values)},
         }
+
+    def run_order(self) -> list[int]:
+        """Cell indices in the order to run them: see :func:`cache_friendly_order`."""
+        return cache_friendly_order(json.loads(self.template_json), self.sites, self.combinations)
 
     def image_size(self, combination: Combination | None = None) -> tuple[int, int] | None:
         """Best guess of a cell's image size from literal width/height inputs (for the grid pre-flight)."""
@@ -386,6 +428,69 @@ def plan_sweep(
         save_node_ids=save_ids,
         template_json=json.dumps(prompt),
     )
+
+
+#: Relative cost of re-running a node, by class-name fragment: loading weights dwarfs sampling, which dwarfs
+#: image maths. Unknown nodes cost 1, so without loaders the count of invalidated nodes decides.
+_NODE_COSTS = (("loader", 1000), ("load", 200), ("sampler", 50), ("encode", 5), ("decode", 5))
+
+
+def node_cost(class_type: str) -> int:
+    name = class_type.lower()
+    return next((cost for fragment, cost in _NODE_COSTS if fragment in name), 1)
+
+
+def invalidated_nodes(prompt: Mapping[str, Any], sources: Sequence[str]) -> set[str]:
+    """The nodes that must run again when ``sources`` change: themselves and everything downstream."""
+    consumers: dict[str, set[str]] = {}
+    for node_id, node in prompt.items():
+        if not isinstance(node, Mapping):
+            continue
+        for value in (node.get("inputs") or {}).values():
+            if _is_link(value):
+                consumers.setdefault(str(value[0]), set()).add(str(node_id))
+    seen: set[str] = set()
+    stack = [str(s) for s in sources]
+    while stack:
+        node_id = stack.pop()
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        stack.extend(consumers.get(node_id, ()))
+    return seen
+
+
+def axis_costs(prompt: Mapping[str, Any], sites: Sequence[Sequence[Site]]) -> list[int]:
+    """Per axis: the summed cost of the nodes a change of its value makes ComfyUI re-run."""
+    return [
+        sum(node_cost(str(prompt[n].get("class_type", ""))) for n in invalidated_nodes(prompt, [s.node_id for s in axis_sites]) if n in prompt)
+        for axis_sites in sites
+    ]
+
+
+def cache_friendly_order(prompt: Mapping[str, Any], sites: Sequence[Sequence[Site]], combinations: CombinationSet) -> list[int]:
+    """The order to run a matrix sweep's cells so ComfyUI's cache re-runs expensive nodes least.
+
+    ComfyUI reuses every node whose inputs did not change since the previous prompt, so the axis that
+    invalidates the most expensive work (a checkpoint loader, say) should change least often: axes are
+    nested by descending cost, ties keeping the user's order. Linear sweeps change every axis each cell and
+    keep their order. Grids and manifests always use the user's order (cell index), never this one.
+    """
+    total = len(combinations)
+    if combinations.mode != "matrix" or len(sites) < 2:
+        return list(range(total))
+    costs = axis_costs(prompt, sites)
+    nesting = sorted(range(len(sites)), key=lambda axis: -costs[axis])  # stable: ties keep user order
+    if nesting == list(range(len(sites))):
+        return list(range(total))
+    sizes = [len(axis.values) for axis in combinations.axes]
+    order = []
+    for permuted in itertools.product(*(range(sizes[axis]) for axis in nesting)):
+        coords = [0] * len(sizes)
+        for axis, coord in zip(nesting, permuted):
+            coords[axis] = coord
+        order.append(combinations.index_of(coords))
+    return order
 
 
 def plan_error_prompt(prompt: Mapping[str, Any], iterator_id: str, message: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from . import batch_outputs, parameter_parser, prompt_graph
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
 from .iteration_state import IterationStateManager
-from .paths import batch_subfolder
+from .paths import batch_subfolder, cell_filename, resolve_inside
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Host(Protocol):
     def options_for(self, class_type: str, input_name: str) -> Sequence[str] | None: ...
     def input_dir(self) -> str | None: ...
     def run_background(self, fn: Callable[..., Any], *args: Any) -> None: ...
+    def item_tail(self) -> tuple: ...
 
 
 GridBuilder = Callable[[str], None]
@@ -64,6 +66,8 @@ class _Expansion:
     prompt_id: str
     number: float
     partial_targets: Any
+    order: list[int] = field(default_factory=list)  # run order of cell indices; order[0] is the submitted cell
+    subfolder: str = ""
     queued: set[str] = field(default_factory=set)
     wakeup: asyncio.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -134,9 +138,11 @@ class SweepService:
         max_values: int = 10_000,
         max_combinations: int = 10_000,
         window: int = DEFAULT_WINDOW,
+        journal: Any = None,
     ) -> None:
         self.manager = manager
         self.host = host
+        self.journal = journal
         self.grid_builder = grid_builder
         self.max_values = max_values
         self.max_combinations = max_combinations
@@ -147,6 +153,8 @@ class SweepService:
         self._feeding: dict[str, _Expansion] = {}
         self._lock = threading.Lock()
         manager.add_listener(self._forward_event)
+        if journal is not None:
+            manager.add_listener(self._journal_event)
 
     # ----------------------------------------------------------------- parsing helpers
     def parse(self, values_raw: str, value_type: str, *, name: str = "", options: Sequence[str] | None = None) -> list:
@@ -203,6 +211,7 @@ class SweepService:
                 "save_node_ids": list(plan.save_node_ids),
                 "param_errors": [e.to_json() for e in plan.errors],
             },
+            snapshot_cells=False,
         )
         batch_id = batch.batch_id
         subfolder = batch_subfolder(save_prefix, batch_id)
@@ -215,7 +224,8 @@ class SweepService:
             number = float(json_data["number"])
         else:
             number = float(self.host.allocate_number(bool(json_data.get("front"))))
-        first = plan.combinations[0]
+        order = plan.run_order()
+        first = plan.combinations[order[0]]
         cell_prompt = plan.cell_prompt(first)
         extra = self._cell_extra(json_data.get("extra_data"), plan, batch_id, subfolder, first, client_id)
         expansion = _Expansion(
@@ -225,7 +235,12 @@ class SweepService:
             prompt_id=prompt_id,
             number=number,
             partial_targets=json_data.get("partial_execution_targets"),
+            order=order,
+            subfolder=subfolder,
         )
+        if self.journal is not None:
+            self.journal.record_batch(self._journal_record(batch_id, plan, client_id, subfolder, extra,
+                                                           json_data.get("partial_execution_targets")))
         with self._lock:
             self._pending[prompt_id] = expansion
         logger.info("WI: batch %s: %d cells (%s)", batch_id, plan.total, plan.mode)
@@ -273,6 +288,142 @@ class SweepService:
         extra[prompt_graph.REENTRY_KEY] = {"batch_id": batch_id, "index": combination.index}
         return extra
 
+    # Keys ComfyUI's frontend puts in extra_data that must never reach the disk.
+    _SECRET_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
+
+    def _journal_record(self, batch_id: str, plan: prompt_graph.SweepPlan, client_id: str | None, subfolder: str,
+                        extra: Mapping[str, Any], partial_targets: Any) -> dict[str, Any]:
+        status = self.manager.get_status(batch_id, include_cells=False)
+        extra_base = {k: v for k, v in extra.items() if k not in self._SECRET_KEYS and k != prompt_graph.REENTRY_KEY}
+        pnginfo = dict(extra_base.get("extra_pnginfo") or {})
+        pnginfo.pop(prompt_graph.CELL_INFO_KEY, None)
+        extra_base["extra_pnginfo"] = pnginfo
+        return {
+            "batch_id": batch_id,
+            "batch_name": plan.batch_name,
+            "mode": plan.mode,
+            "client_id": client_id,
+            "created_at": status["created_at"],
+            "axes": [{"name": a.name, "type": a.type, "values": [prompt_graph._json_ready(v) for v in a.values]} for a in plan.axes],
+            "cells": [{"index": c.index, "coords": list(c.coords), "values": [prompt_graph._json_ready(v) for v in c.values]}
+                      for c in plan.combinations],
+            "meta": dict(status.get("meta") or {}, subfolder=subfolder),
+            "plan": {"sweep": plan.to_json(), "extra_data": extra_base, "partial_targets": partial_targets},
+        }
+
+    def _journal_event(self, event: str, payload: dict[str, Any]) -> None:
+        """Mirror the manager's events into the durable journal (its writer thread does the disk work)."""
+        journal = self.journal
+        batch_id = payload.get("batch_id")
+        if journal is None or not batch_id:
+            return
+        if event == "cell_ended":
+            journal.record_cell_end(batch_id, payload["index"], status=payload["status"], error=payload.get("error"),
+                                    prompt_id=payload.get("prompt_id"), files=payload.get("files") or [],
+                                    ended_at=payload.get("ended_at"))
+        elif event == "batch_cancelled":
+            journal.record_cells_cancelled(batch_id, "batch cancelled")
+            journal.record_state(batch_id, "cancelled")
+        elif event == "batch_finished":
+            journal.record_state(batch_id, payload.get("state", "collecting"), grid=payload.get("grid"))
+        elif event == "batch_created" and payload.get("restored"):
+            journal.record_state(batch_id, "interrupted")
+
+    def restore_interrupted(self) -> list[str]:
+        """At start-up: list the batches a previous ComfyUI left unfinished, as ``interrupted``."""
+        if self.journal is None:
+            return []
+        restored = []
+        for record in self.journal.load_unfinished():
+            try:
+                self.manager.restore_batch(record)
+                restored.append(str(record["batch_id"]))
+            except (ValueError, KeyError, TypeError, WIError):
+                logger.exception("WI: could not restore batch %s from the journal", record.get("batch_id"))
+        if restored:
+            logger.info("WI: %d interrupted batch(es) can be resumed: %s", len(restored), ", ".join(restored))
+        return restored
+
+    def resume(self, batch_id: str, *, output_dir: str | None = None) -> dict[str, Any]:
+        """Queue exactly the cells of an interrupted batch that did not finish, with the same values and seeds.
+
+        A cell whose image file already exists (its save ran before the crash) is marked done, not re-run.
+
+        Raises:
+            UnknownBatchError: no such batch in memory or in the journal (404).
+            InvalidBatchState: the batch is not interrupted (409).
+        """
+        record = self.journal.get_batch(batch_id) if self.journal is not None else None
+        try:
+            self.manager.get_status(batch_id, include_cells=False)
+        except UnknownBatchError:
+            if record is None:
+                raise
+            if record.get("state") in ("complete", "cancelled", "expired"):
+                raise InvalidBatchState(f'batch "{batch_id}" is {record.get("state")}, not interrupted') from None
+            self.manager.restore_batch(record)
+        if record is None or not isinstance(record.get("plan"), Mapping) or "sweep" not in record["plan"]:
+            raise InvalidBatchState(f'batch "{batch_id}" has no stored plan to resume from')
+        plan = prompt_graph.SweepPlan.from_json(record["plan"]["sweep"], max_combinations=self.max_combinations)
+        todo = self.manager.resume_batch(batch_id)
+        subfolder = str((record.get("meta") or {}).get("subfolder") or "")
+        remaining = []
+        for index in todo:
+            existing = self._existing_output(output_dir, subfolder, plan, index)
+            if existing is not None:
+                if self.manager.register_result(batch_id, index, [existing], {"resumed": "file already saved"}):
+                    self._batch_ended(batch_id)
+            else:
+                remaining.append(index)
+        if not todo:
+            self._batch_ended(batch_id)
+        if remaining:
+            run_order = [i for i in plan.run_order() if i in set(remaining)]
+            extra_base = dict(record["plan"].get("extra_data") or {})
+            expansion = _Expansion(
+                batch_id=batch_id, plan=plan, prompt_obj=None, prompt_id="", number=float(self.host.allocate_number(False)),
+                partial_targets=record["plan"].get("partial_targets"), order=run_order, subfolder=subfolder,
+            )
+            with self._lock:
+                self._feeding[batch_id] = expansion
+            template = (0.0, "", None, extra_base, []) + self.host.item_tail()
+            self.host.create_task(self._feed(expansion, template, start=0))
+        logger.info("WI: resuming batch %s: %d cells to run, %d already saved", batch_id, len(remaining), len(todo) - len(remaining))
+        return {"batch_id": batch_id, "state": "active" if remaining else "collecting",
+                "queued": len(remaining), "already_saved": len(todo) - len(remaining)}
+
+    @staticmethod
+    def _existing_output(output_dir: str | None, subfolder: str, plan: prompt_graph.SweepPlan, index: int) -> dict[str, str] | None:
+        if not output_dir or not subfolder:
+            return None
+        combination = plan.combinations[index]
+        filename = cell_filename(index, {a.name: v for a, v in zip(plan.axes, combination.values)}, 0)
+        try:
+            path = resolve_inside(output_dir, subfolder, filename)
+        except ValueError:
+            return None
+        return {"filename": filename, "subfolder": subfolder, "type": "output"} if os.path.isfile(path) else None
+
+    def history(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """Past and present batches from the journal (they outlive the in-memory expiry)."""
+        if self.journal is None:
+            return {"batches": [], "total": 0, "limit": limit, "offset": offset}
+        return {"batches": self.journal.list_batches(limit=limit, offset=offset), "total": self.journal.count_batches(),
+                "limit": limit, "offset": offset}
+
+    def status(self, batch_id: str) -> dict[str, Any]:
+        """A batch's status from memory, else from the journal (after expiry or a restart)."""
+        try:
+            return self.manager.get_status(batch_id)
+        except UnknownBatchError:
+            record = self.journal.get_batch(batch_id) if self.journal is not None else None
+            if record is None:
+                raise
+            record = dict(record)
+            record.pop("plan", None)
+            record["source"] = "journal"
+            return record
+
     # ----------------------------------------------------------------- acceptance of the submitted prompt
     def _take_pending(self, prompt_obj: Any, prompt_id: Any) -> _Expansion | None:
         with self._lock:
@@ -294,7 +445,7 @@ class SweepService:
         logger.warning("WI: batch %s not started: ComfyUI rejected the submitted prompt (%s)", expansion.batch_id, reason)
         self.manager.add_warning(expansion.batch_id, f"ComfyUI rejected the submitted prompt: {reason}")
         try:
-            self.manager.register_failure(expansion.batch_id, 0, reason)
+            self.manager.register_failure(expansion.batch_id, expansion.order[0], reason)
             self.manager.cancel_batch(expansion.batch_id)
         except WIError:
             pass
@@ -307,12 +458,12 @@ class SweepService:
         if expansion is None:
             return
         prompt_id = str(item[1])
-        self.manager.attach_prompt(expansion.batch_id, 0, prompt_id)
+        self.manager.attach_prompt(expansion.batch_id, expansion.order[0], prompt_id)
         with expansion.lock:
             expansion.queued.add(prompt_id)
         with self._lock:
             self._feeding[expansion.batch_id] = expansion
-        self.host.create_task(self._feed(expansion, tuple(item)))
+        self.host.create_task(self._feed(expansion, tuple(item), start=1))
 
     # ----------------------------------------------------------------- feeding the queue
     def _accepting(self, batch_id: str) -> bool:
@@ -321,12 +472,15 @@ class SweepService:
         except UnknownBatchError:
             return False
 
-    async def _feed(self, expansion: _Expansion, template_item: tuple) -> None:
-        """Validate and queue cells 1..N-1 in order, keeping at most ``window`` queued ahead of the worker."""
+    async def _feed(self, expansion: _Expansion, template_item: tuple, *, start: int) -> None:
+        """Validate and queue the cells of ``expansion.order[start:]`` in that order, keeping at most ``window``
+        queued ahead of the worker. Each gets a priority just above the previous one, below ``number + 1``, so
+        the batch runs contiguously and prompts posted later run after it."""
         expansion.wakeup = asyncio.Event()
         plan, batch_id, total = expansion.plan, expansion.batch_id, expansion.plan.total
         try:
-            for index in range(1, total):
+            for position in range(start, len(expansion.order)):
+                index = expansion.order[position]
                 while True:
                     with expansion.lock:
                         backlog = len(expansion.queued)
@@ -351,12 +505,11 @@ class SweepService:
                 # No await between this check and the put: a cancel (also on this loop) cannot slip in between.
                 if not self._accepting(batch_id):
                     return
-                subfolder = self.manager.get_status(batch_id, include_cells=False).get("meta", {}).get("subfolder", "")
-                extra = self._cell_extra(template_item[3], plan, batch_id, subfolder, combination, None)
+                extra = self._cell_extra(template_item[3], plan, batch_id, expansion.subfolder, combination, None)
                 self.manager.attach_prompt(batch_id, index, prompt_id)
                 with expansion.lock:
                     expansion.queued.add(prompt_id)
-                number = expansion.number + index / total
+                number = expansion.number + position / total
                 self.host.put_clone(template_item, number, prompt_id, cell_prompt, extra, list(valid[2]))
                 await asyncio.sleep(0)
         except Exception:

@@ -34,12 +34,13 @@ def register() -> Any:
 
         host = _comfy.ComfyHost(server_instance)
         manager = IterationStateManager.instance()
-        service = SweepService(manager, host)
+        service = SweepService(manager, host, journal=_open_journal(_comfy.user_directory()))
         service.grid_builder = GridService(manager, host).build
         manager.set_interceptor(service)
         # The onprompt hook feeds the original design's entry point, which delegates to the service.
         host.install(_HandlerShim(manager, service))
         routes.add_routes(server_instance.routes, service)
+        service.restore_interrupted()
         _service = service
         logger.info("WI: Workflow Iterator installed")
         return service
@@ -61,3 +62,19 @@ class _HandlerShim:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._service, name)
+
+
+def _open_journal(user_dir: str | None) -> Any:
+    """The durable batch journal in ComfyUI's user directory (None, with a warning, if it cannot be had)."""
+    import os
+
+    from ..core.journal import BatchJournal
+
+    if not user_dir:
+        logger.warning("WI: no user directory; batches will not survive a restart")
+        return None
+    try:
+        return BatchJournal(os.path.join(user_dir, "workflow_iterator", "batches.sqlite3"))
+    except Exception:  # the journal is a safety net: ComfyUI must start without it
+        logger.exception("WI: batch journal unavailable; batches will not survive a restart")
+        return None

@@ -53,6 +53,15 @@ def output_directory() -> str | None:
     return folder_paths.get_output_directory()
 
 
+def user_directory() -> str | None:
+    try:
+        import folder_paths  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    getter = getattr(folder_paths, "get_user_directory", None)
+    return getter() if getter is not None else None
+
+
 def input_directory() -> str | None:
     try:
         import folder_paths  # type: ignore[import-not-found]
@@ -111,6 +120,13 @@ class ComfyHost:
         self.execution = execution_module
         self._validate_original: Callable[..., Any] = execution_module.validate_prompt
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wi-grid")
+        # Queue items past the fifth field (0.3.67+: the sensitive dict). Learnt from the last real item put;
+        # before any, guessed from task_done's signature, which gained ``process_item`` with the sixth field.
+        try:
+            six = "process_item" in inspect.signature(self.queue.task_done).parameters
+        except (TypeError, ValueError):
+            six = False
+        self._tail: tuple = ({},) if six else ()
 
     # ------------------------------------------------------------------ loop and threads
     @property
@@ -157,6 +173,9 @@ class ComfyHost:
         if inspect.isawaitable(result):
             result = await result
         return tuple(result)
+
+    def item_tail(self) -> tuple:
+        return tuple(copy.deepcopy(field) for field in self._tail)
 
     def put_clone(self, template_item: tuple, number: float, prompt_id: str, prompt: dict, extra_data: dict, outputs: list) -> None:
         # Fields past the fifth (0.3.67+: the sensitive dict) are copied from ComfyUI's own item for the batch.
@@ -217,6 +236,8 @@ class ComfyHost:
 
         def put(item: Any) -> Any:
             result = original_put(item)
+            if len(item) >= 5:
+                self._tail = tuple({} if isinstance(field, dict) else field for field in item[5:])
             try:
                 service.on_item_put(item)
             except Exception:

@@ -4,6 +4,7 @@ Errors are JSON ``{"error", "detail"}``: unknown batch 404, finished batch 409, 
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -12,6 +13,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ..core.errors import InvalidBatchState, UnknownBatchError, WIError
+from . import _comfy
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,24 @@ async def _json_body(request: web.Request) -> Any:
         return json.loads(raw or b"{}")
     except ValueError as exc:
         raise ValueError(f"body is not JSON: {exc}") from exc
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"query parameter {name!r} must be between {low} and {high}, got {value}")
+    return value
+
+
+async def _off_loop(fn: Callable[..., Any], *args: Any) -> Any:
+    """Journal reads touch the disk: run them on a thread so the aiohttp loop keeps serving."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 def _guarded(handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
@@ -74,7 +94,20 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
     @routes.get("/wi/status/{batch_id}")
     @_guarded
     async def wi_batch_status(request: web.Request) -> web.Response:
-        return web.json_response(manager.get_status(_batch_id(request)))
+        batch_id = _batch_id(request)
+        return web.json_response(await _off_loop(service.status, batch_id))
+
+    @routes.get("/wi/batches")
+    @_guarded
+    async def wi_batches(request: web.Request) -> web.Response:
+        limit = _int_query(request, "limit", 50, 1, 500)
+        offset = _int_query(request, "offset", 0, 0, 10**9)
+        return web.json_response(await _off_loop(lambda: service.history(limit=limit, offset=offset)))
+
+    @routes.post("/wi/resume/{batch_id}")
+    @_guarded
+    async def wi_resume(request: web.Request) -> web.Response:
+        return web.json_response(service.resume(_batch_id(request), output_dir=_comfy.output_directory()))
 
     @routes.post("/wi/cancel_batch/{batch_id}")
     @_guarded

@@ -104,7 +104,7 @@ def state_of(mgr: IterationStateManager, bid: str) -> str:
 
 def test_statuses_go_over_the_wire_as_lower_case_strings() -> None:
     assert [s.value for s in BatchStatus] == [
-        "pending", "active", "collecting", "complete", "cancelled", "expired",
+        "pending", "active", "collecting", "complete", "cancelled", "expired", "interrupted",
     ]
     assert [s.value for s in CellStatus] == ["queued", "running", "done", "failed", "cancelled"]
     assert BatchStatus.ACTIVE == "active" and str(BatchStatus.ACTIVE) == "active"
@@ -120,6 +120,7 @@ def test_allowed_transitions_table_is_exactly_the_specified_one() -> None:
         B.COMPLETE: {B.EXPIRED},
         B.CANCELLED: {B.EXPIRED},
         B.EXPIRED: set(),
+        B.INTERRUPTED: {B.ACTIVE, B.COLLECTING, B.CANCELLED, B.EXPIRED},
     }
     assert {k: set(v) for k, v in ist.ALLOWED_TRANSITIONS.items()} == expected
 
@@ -902,3 +903,55 @@ def test_get_manager_returns_one_shared_instance() -> None:
         assert ist.get_manager() is not first
     finally:
         ist._reset_for_tests()
+
+
+# ------------------------------------------------------------------------------------ restore and resume
+
+
+def journal_record(statuses: list[str]) -> dict[str, Any]:
+    return {
+        "batch_id": "restored_0123abcd", "batch_name": "restored", "mode": "matrix", "client_id": "tab",
+        "created_at": 1000.0, "axes": [{"name": "a", "type": "INT", "values": list(range(len(statuses)))}],
+        "cells": [{"index": i, "coords": [i], "values": [i], "status": st, "error": "boom" if st == "failed" else None,
+                   "files": [{"filename": f"{i}.png", "subfolder": "WI/x", "type": "output"}] if st == "done" else []}
+                  for i, st in enumerate(statuses)],
+        "meta": {"subfolder": "WI/x"}, "warnings": ["w"],
+    }
+
+
+def test_restored_batch_is_interrupted_with_its_finished_cells_and_files() -> None:
+    mgr = IterationStateManager()
+    mgr.restore_batch(journal_record(["done", "failed", "running", "queued"]))
+    status = mgr.get_status("restored_0123abcd")
+    assert status["state"] == "interrupted"
+    assert [c["status"] for c in status["cells"]] == ["done", "failed", "queued", "queued"]
+    assert status["cells"][0]["files"] == [{"filename": "0.png", "subfolder": "WI/x", "type": "output"}]
+    assert status["counts"]["done"] == 1 and status["counts"]["pending"] == 2 and status["warnings"] == ["w"]
+
+
+def test_resume_returns_the_unfinished_cells_and_the_batch_completes_once() -> None:
+    mgr = IterationStateManager()
+    mgr.restore_batch(journal_record(["done", "queued", "queued"]))
+    assert mgr.resume_batch("restored_0123abcd") == [1, 2]
+    assert mgr.get_status("restored_0123abcd")["state"] == "active"
+    with pytest.raises(InvalidBatchState):
+        mgr.resume_batch("restored_0123abcd")
+    mgr.attach_prompt("restored_0123abcd", 1, "p1")
+    assert mgr.register_result("restored_0123abcd", 1, [], {}) is False
+    assert mgr.register_failure("restored_0123abcd", 2, "x") is True
+
+
+def test_resume_of_a_batch_with_no_cell_left_goes_straight_to_collecting() -> None:
+    mgr = IterationStateManager()
+    mgr.restore_batch(journal_record(["done", "failed"]))
+    assert mgr.resume_batch("restored_0123abcd") == []
+    assert mgr.get_status("restored_0123abcd")["state"] == "collecting"
+
+
+def test_an_interrupted_batch_can_be_cancelled_and_restoring_twice_is_refused() -> None:
+    mgr = IterationStateManager()
+    mgr.restore_batch(journal_record(["done", "queued"]))
+    with pytest.raises(ValueError):
+        mgr.restore_batch(journal_record(["done", "queued"]))
+    assert mgr.cancel_batch("restored_0123abcd") == []
+    assert mgr.get_status("restored_0123abcd")["state"] == "cancelled"

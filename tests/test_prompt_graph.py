@@ -128,3 +128,49 @@ def test_cell_info_names_batch_index_coords_and_values():
     info = result.cell_info("b_12345678", result.combinations[5])
     assert info == {"batch_id": "b_12345678", "index": 5, "total": 6, "mode": "matrix", "coords": [1, 2],
                     "axes": ["steps", "text"], "parameter_nodes": ["1", "2"], "values": {"steps": 2, "text": "c"}}
+
+
+def loader_prompt():
+    return {
+        "1": {"class_type": "WIParameterFloat", "inputs": {"name": "cfg", "values": "4, 6, 8", "target": "ks.cfg"}},
+        "2": {"class_type": "WIParameterCombo", "inputs": {"name": "ckpt", "values": "a, b", "target": "ckpt.ckpt_name", "previous": ["1", 0]}},
+        "3": {"class_type": "WIIterator", "inputs": {"parameters": ["2", 0], "enabled": True, "mode": "matrix", "batch_name": "o"}},
+        "4": {"class_type": "CheckpointLoaderSimple", "_meta": {"title": "ckpt"}, "inputs": {"ckpt_name": "a"}},
+        "5": {"class_type": "KSampler", "_meta": {"title": "ks"}, "inputs": {"model": ["4", 0], "cfg": 7.0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["4", 2]}},
+        "7": {"class_type": "WISaveImage", "inputs": {"images": ["6", 0]}},
+    }
+
+
+def test_the_axis_feeding_a_loader_varies_slowest_in_run_order_but_not_in_cell_order():
+    result = plan(loader_prompt())
+    assert [c.values for c in result.combinations][:3] == [(4.0, "a"), (4.0, "b"), (6.0, "a")]  # user order
+    order = result.run_order()
+    ran = [result.combinations[i].values for i in order]
+    assert ran == [(4.0, "a"), (6.0, "a"), (8.0, "a"), (4.0, "b"), (6.0, "b"), (8.0, "b")]
+    assert sorted(order) == list(range(6))
+    ckpt_changes = sum(1 for a, b in zip(ran, ran[1:]) if a[1] != b[1])
+    assert ckpt_changes == 1  # the loader re-runs once per distinct checkpoint
+
+
+def test_run_order_keeps_the_user_order_when_the_first_axis_is_already_the_expensive_one():
+    prompt = loader_prompt()
+    prompt["1"]["inputs"]["target"], prompt["2"]["inputs"]["target"] = "ckpt.ckpt_name", "ks.cfg"
+    prompt["1"]["class_type"], prompt["2"]["class_type"] = "WIParameterCombo", "WIParameterFloat"
+    prompt["1"]["inputs"]["values"], prompt["2"]["inputs"]["values"] = "a, b", "4, 6, 8"
+    result = plan(prompt)
+    assert result.run_order() == list(range(6))
+
+
+def test_linear_sweeps_run_in_user_order():
+    prompt = loader_prompt()
+    prompt["3"]["inputs"]["mode"] = "linear"
+    assert plan(prompt).run_order() == [0, 1, 2]
+
+
+def test_plan_round_trips_through_json_for_resume():
+    result = plan(loader_prompt())
+    again = prompt_graph.SweepPlan.from_json(json.loads(json.dumps(result.to_json())))
+    assert [c.values for c in again.combinations] == [c.values for c in result.combinations]
+    assert again.cell_prompt(again.combinations[3]) == result.cell_prompt(result.combinations[3])
+    assert again.run_order() == result.run_order()
