@@ -112,6 +112,7 @@ class SweepPlan:
     grid_options: dict[str, Any] = field(default_factory=dict)
     save_node_ids: tuple[str, ...] = ()
     template_json: str = "{}"
+    cache_friendly: bool = True
 
     @property
     def total(self) -> int:
@@ -131,6 +132,7 @@ class SweepPlan:
             "grid_options": self.grid_options,
             "save_node_ids": list(self.save_node_ids),
             "template_json": self.template_json,
+            "cache_friendly": self.cache_friendly,
         }
 
     @classmethod
@@ -152,6 +154,7 @@ class SweepPlan:
             grid_options=dict(data.get("grid_options") or {}),
             save_node_ids=tuple(data.get("save_node_ids") or ()),
             template_json=str(data["template_json"]),
+            cache_friendly=bool(data.get("cache_friendly", True)),
         )
 
     def cell_prompt(self, combination: Combination) -> dict[str, Any]:
@@ -177,6 +180,8 @@ class SweepPlan:
 
     def run_order(self) -> list[int]:
         """Cell indices in the order to run them: see :func:`cache_friendly_order`."""
+        if not self.cache_friendly:
+            return list(range(self.total))
         return cache_friendly_order(json.loads(self.template_json), self.sites, self.combinations)
 
     def image_size(self, combination: Combination | None = None) -> tuple[int, int] | None:
@@ -371,6 +376,7 @@ def plan_sweep(
         raise PlanError(f"WIIterator mode must be 'matrix' or 'linear', not {mode!r}")
     batch_name = str(iterator_inputs.get("batch_name", "") or "sweep").strip() or "sweep"
     cycle = str(iterator_inputs.get("unequal_lengths", "cycle")).strip().lower() != "error"
+    cache_friendly = str(iterator_inputs.get("run_order", "cache-friendly")).strip().lower() != "as entered"
 
     specs = collect_parameters(prompt, iterator_id)
     if not specs:
@@ -427,6 +433,7 @@ def plan_sweep(
         grid_options=grid_options,
         save_node_ids=save_ids,
         template_json=json.dumps(prompt),
+        cache_friendly=cache_friendly,
     )
 
 

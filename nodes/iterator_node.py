@@ -25,6 +25,9 @@ class WIIterator:
             "optional": {
                 "unequal_lengths": (["cycle", "error"], {"default": "cycle",
                                     "tooltip": "linear mode with lists of different lengths: cycle the shorter ones, or refuse."}),
+                "run_order": (["cache-friendly", "as entered"], {"default": "cache-friendly",
+                              "tooltip": "cache-friendly: the parameter that forces the most expensive re-work (e.g. a checkpoint) "
+                                         "changes least often, so ComfyUI's cache reuses it; the grid keeps your order either way."}),
             },
         }
 

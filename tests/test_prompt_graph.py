@@ -174,3 +174,11 @@ def test_plan_round_trips_through_json_for_resume():
     assert [c.values for c in again.combinations] == [c.values for c in result.combinations]
     assert again.cell_prompt(again.combinations[3]) == result.cell_prompt(result.combinations[3])
     assert again.run_order() == result.run_order()
+
+
+def test_run_order_as_entered_keeps_the_user_order():
+    prompt = loader_prompt()
+    prompt["3"]["inputs"]["run_order"] = "as entered"
+    result = plan(prompt)
+    assert result.run_order() == list(range(6))
+    assert prompt_graph.SweepPlan.from_json(result.to_json()).run_order() == list(range(6))
