@@ -1,0 +1,73 @@
+"""A sweep survives ComfyUI being SIGKILLed: after a restart the batch is listed as interrupted with its finished
+cells, and resume runs exactly the cells that did not finish."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tools.comfy_harness import ComfyServer, locate_comfyui
+
+from .test_real_comfyui import sweep
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FIXTURE_NODES = Path(__file__).resolve().parent / "fixture_nodes"
+
+
+@pytest.fixture
+def base_dir():
+    found = locate_comfyui()
+    if isinstance(found, str):
+        pytest.skip(f"integration test skipped: {found}")
+    path = Path(tempfile.mkdtemp(prefix="wi-crash-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_killed_batch_is_listed_interrupted_and_resume_runs_only_the_unfinished_cells(base_dir):
+    first = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, base_dir=base_dir).start()
+    try:
+        code, answer = first.queue_prompt(sweep("1, 2, 3, 4, 5, 6", "1", seconds=0.8, name="crashy"))
+        assert code == 200, answer
+        batch_id = first.batch_for_prompt(answer["prompt_id"])["batch_id"]
+        deadline = time.monotonic() + 60
+        while first.get(f"/wi/status/{batch_id}")[1]["counts"]["done"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # let the journal's writer commit the ends it has been handed
+    finally:
+        first.stop(kill=True)
+
+    second = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, base_dir=base_dir).start()
+    try:
+        code, listing = second.get("/wi/status")
+        assert code == 200
+        summary = next(b for b in listing["batches"] if b["batch_id"] == batch_id)
+        assert summary["state"] == "interrupted"
+        status = second.get(f"/wi/status/{batch_id}")[1]
+        done_before = {c["index"] for c in status["cells"] if c["status"] == "done"}
+        assert len(done_before) >= 2
+        for cell in status["cells"]:
+            if cell["status"] == "done":
+                ref = cell["files"][0]
+                assert (second.output_dir / ref["subfolder"] / ref["filename"]).is_file()
+        files_before = {p.name: p.stat().st_mtime_ns for p in (second.output_dir / "WI" / batch_id).glob("c*.png")}
+
+        code, resumed = second.post(f"/wi/resume/{batch_id}", {})
+        assert code == 200, resumed
+        # Cells whose image was saved before the kill are not run again.
+        assert resumed["queued"] + resumed["already_saved"] == 6 - len(done_before)
+        assert resumed["queued"] == 6 - len(files_before)
+        final = second.wait_batch(batch_id, timeout=120, need_grid=True)
+        assert final["state"] == "complete" and final["counts"]["done"] == 6
+        for name, mtime in files_before.items():
+            assert (second.output_dir / "WI" / batch_id / name).stat().st_mtime_ns == mtime  # not re-run
+        code, again = second.post(f"/wi/resume/{batch_id}", {})
+        assert code == 409
+        code, history = second.get("/wi/batches?limit=5")
+        assert code == 200 and any(b["batch_id"] == batch_id for b in history["batches"])
+    finally:
+        second.cleanup()
