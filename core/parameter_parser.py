@@ -288,10 +288,13 @@ class FloatRange:
 
     def values(self) -> list[float]:
         n = self.count()
-        out = [float(self.start + i * self.step) for i in range(n)]
         last = self.start + (n - 1) * self.step
-        if n > 1 and abs(last - self.end) <= abs(self.step) * _FLOAT_END_TOLERANCE:
-            out[-1] = float(self.end)
+        snap = n > 1 and abs(last - self.end) <= abs(self.step) * _FLOAT_END_TOLERANCE
+        # The last point is snapped to the end before converting: within the tolerance it may lie just past
+        # the float range (e.g. an end of 1.797e308), where float() would overflow.
+        out = [float(self.start + i * self.step) for i in range(n - 1 if snap else n)]
+        if snap:
+            out.append(float(self.end))
         return out
 
 

@@ -25,7 +25,9 @@ def safe_component(text: object, *, fallback: str = "x", max_length: int = MAX_C
     if not cleaned:
         return fallback
     if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:
-        cleaned = f"_{cleaned}"
+        cleaned = f"_{cleaned}"[:max_length].rstrip("._ ")
+        if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED or cleaned in ("", "_"):
+            return fallback
     return cleaned
 
 

@@ -210,6 +210,17 @@ def _is_link(value: Any) -> bool:
     )
 
 
+def _inputs(node: Any) -> Mapping[str, Any]:
+    """A node's inputs, or an empty mapping for malformed nodes (the hook sees whatever clients post)."""
+    inputs = node.get("inputs") if isinstance(node, Mapping) else None
+    return inputs if isinstance(inputs, Mapping) else {}
+
+
+def _class(node: Any) -> str:
+    class_type = node.get("class_type") if isinstance(node, Mapping) else None
+    return class_type if isinstance(class_type, str) else ""
+
+
 def _node_title(node: Mapping[str, Any]) -> str:
     meta = node.get("_meta")
     if isinstance(meta, Mapping) and isinstance(meta.get("title"), str):
@@ -239,8 +250,8 @@ def find_enabled_iterator(prompt: Mapping[str, Any]) -> str | None:
         str(node_id)
         for node_id, node in prompt.items()
         if isinstance(node, Mapping)
-        and node.get("class_type") == ITERATOR_CLASS
-        and _truthy((node.get("inputs") or {}).get("enabled", True))
+        and _class(node) == ITERATOR_CLASS
+        and _truthy(_inputs(node).get("enabled", True))
     ]
     if len(enabled) > 1:
         raise PlanError(f"only one WIIterator may be enabled per workflow; found {len(enabled)} (nodes {', '.join(sorted(enabled))})")
@@ -249,8 +260,7 @@ def find_enabled_iterator(prompt: Mapping[str, Any]) -> str | None:
 
 def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[ParameterSpec]:
     """The iterator's parameter chain, first-connected parameter first (it becomes axis 0, the slowest)."""
-    iterator = prompt[iterator_id]
-    link = (iterator.get("inputs") or {}).get("parameters")
+    link = _inputs(prompt[iterator_id]).get("parameters")
     chain: list[ParameterSpec] = []
     seen: set[str] = set()
     while link is not None:
@@ -261,12 +271,12 @@ def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[Para
             raise PlanError(f"parameter chain has a cycle at node {node_id}")
         seen.add(node_id)
         node = prompt.get(node_id)
-        if not isinstance(node, Mapping) or node.get("class_type") not in PARAMETER_CLASSES:
+        if _class(node) not in PARAMETER_CLASSES:
             raise PlanError(f"node {node_id} in the parameter chain is not a WIParameter node")
         if link[1] != STACK_OUTPUT:
             raise PlanError(f"node {node_id}: connect its 'parameters' output (not 'value') to the next node in the chain")
-        inputs = node.get("inputs") or {}
-        implied = PARAMETER_CLASSES[node["class_type"]]
+        inputs = _inputs(node)
+        implied = PARAMETER_CLASSES[_class(node)]
         value_type = implied or str(inputs.get("type", "STRING"))
         name = str(inputs.get("name", "")).strip() or _node_title(node) or f"param {node_id}"
         chain.append(
@@ -310,7 +320,7 @@ def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec) -> tuple[Site,
     for node_id, node in prompt.items():
         if not isinstance(node, Mapping):
             continue
-        for input_name, value in (node.get("inputs") or {}).items():
+        for input_name, value in _inputs(node).items():
             if _is_link(value) and str(value[0]) == spec.node_id and value[1] == VALUE_OUTPUT:
                 sites.append(Site(str(node_id), input_name))
     for node_ref, input_name in _parse_target_text(spec.target):
@@ -319,11 +329,11 @@ def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec) -> tuple[Site,
         else:
             matches = [str(i) for i, n in prompt.items() if isinstance(n, Mapping) and _node_title(n) == node_ref]
             if not matches:
-                matches = [str(i) for i, n in prompt.items() if isinstance(n, Mapping) and n.get("class_type") == node_ref]
+                matches = [str(i) for i, n in prompt.items() if _class(n) == node_ref]
         if not matches:
             raise ValueError(f"target {node_ref}.{input_name}: no node has the id, title or type {node_ref!r}")
         for node_id in matches:
-            if input_name not in (prompt[node_id].get("inputs") or {}):
+            if input_name not in _inputs(prompt[node_id]):
                 raise ValueError(
                     f"target {node_ref}.{input_name}: node {node_id} ({prompt[node_id].get('class_type')}) has no input {input_name!r}"
                 )
@@ -344,8 +354,8 @@ def _combo_options(prompt: Mapping[str, Any], sites: Sequence[Site], options_for
 
 def _find_grid_node(prompt: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
     for node_id, node in prompt.items():
-        if isinstance(node, Mapping) and node.get("class_type") == GRID_CLASS:
-            inputs = node.get("inputs") or {}
+        if _class(node) == GRID_CLASS:
+            inputs = _inputs(node)
             return str(node_id), {k: v for k, v in inputs.items() if not _is_link(v)}
     return None, {}
 
@@ -356,6 +366,7 @@ def plan_sweep(
     *,
     parse: ParseFn,
     options_for: OptionsLookup | None = None,
+    input_default: Callable[[str, str], Any] | None = None,
     max_combinations: int = 10_000,
 ) -> SweepPlan:
     """Parse every parameter, skip (and report) the bad ones, and expand the combinations.
@@ -365,12 +376,14 @@ def plan_sweep(
         iterator_id: From :func:`find_enabled_iterator`.
         parse: ``parameter_parser.parse`` with the caller's roots and limits bound.
         options_for: ``(class_type, input_name) -> allowed options | None`` for COMBO checks and wildcards.
+        input_default: ``(class_type, input_name) -> default value | None``: what a skipped parameter's wired
+            inputs get.
         max_combinations: Batch limit, checked before anything is materialised.
 
     Raises:
         PlanError: nothing valid remains, or the chain or the combination count is unusable.
     """
-    iterator_inputs = prompt[iterator_id].get("inputs") or {}
+    iterator_inputs = _inputs(prompt[iterator_id])
     mode = str(iterator_inputs.get("mode", "matrix")).strip().lower()
     if mode not in ("matrix", "linear"):
         raise PlanError(f"WIIterator mode must be 'matrix' or 'linear', not {mode!r}")
@@ -383,6 +396,7 @@ def plan_sweep(
         raise PlanError("connect at least one WIParameter node to the WIIterator")
 
     errors: list[ParameterError] = []
+    skipped: list[ParameterSpec] = []
     axes: list[Axis] = []
     kept: list[ParameterSpec] = []
     sites: list[tuple[Site, ...]] = []
@@ -401,6 +415,7 @@ def plan_sweep(
             if not message.startswith("parameter "):
                 message = f'parameter "{spec.name}": {message}'
             errors.append(ParameterError(spec.node_id, spec.name, message))
+            skipped.append(spec)
             continue
         names.add(spec.name)
         kept.append(spec)
@@ -410,6 +425,10 @@ def plan_sweep(
     if not axes:
         detail = "; ".join(e.message for e in errors)
         raise PlanError(f"no valid parameter remains: {detail}")
+    # A skipped parameter's wired inputs fall back to the input's own default, so its node (whose values do
+    # not parse) never runs inside a cell; without a known default the sweep cannot honestly run.
+    template = _with_skipped_defaults(prompt, skipped, input_default, errors)
+
     try:
         if mode == "matrix":
             combinations = combination_engine.cartesian(axes, max_combinations=max_combinations)
@@ -419,7 +438,7 @@ def plan_sweep(
         raise PlanError(str(exc)) from exc
 
     grid_node_id, grid_options = _find_grid_node(prompt)
-    save_ids = tuple(str(i) for i, n in prompt.items() if isinstance(n, Mapping) and n.get("class_type") == SAVE_CLASS)
+    save_ids = tuple(str(i) for i, n in prompt.items() if _class(n) == SAVE_CLASS)
     return SweepPlan(
         iterator_id=iterator_id,
         mode=mode,
@@ -432,7 +451,7 @@ def plan_sweep(
         grid_node_id=grid_node_id,
         grid_options=grid_options,
         save_node_ids=save_ids,
-        template_json=json.dumps(prompt),
+        template_json=json.dumps(template),
         cache_friendly=cache_friendly,
     )
 
@@ -453,7 +472,7 @@ def invalidated_nodes(prompt: Mapping[str, Any], sources: Sequence[str]) -> set[
     for node_id, node in prompt.items():
         if not isinstance(node, Mapping):
             continue
-        for value in (node.get("inputs") or {}).values():
+        for value in _inputs(node).values():
             if _is_link(value):
                 consumers.setdefault(str(value[0]), set()).add(str(node_id))
     seen: set[str] = set()
@@ -498,6 +517,45 @@ def cache_friendly_order(prompt: Mapping[str, Any], sites: Sequence[Sequence[Sit
             coords[axis] = coord
         order.append(combinations.index_of(coords))
     return order
+
+
+def _with_skipped_defaults(
+    prompt: Mapping[str, Any],
+    skipped: Sequence[ParameterSpec],
+    input_default: Callable[[str, str], Any] | None,
+    errors: list[ParameterError],
+) -> Mapping[str, Any]:
+    """``prompt`` with every input wired to a skipped parameter's value set to that input's default.
+
+    Raises:
+        PlanError: a wired input has no known default (the sweep would run with a broken node).
+    """
+    if not skipped:
+        return prompt
+    template = json.loads(json.dumps(prompt))
+    for spec in skipped:
+        for node_id, node in prompt.items():
+            for input_name, value in _inputs(node).items():
+                if not (_is_link(value) and str(value[0]) == spec.node_id and value[1] == VALUE_OUTPUT):
+                    continue
+                default = input_default(_class(node), input_name) if input_default is not None else None
+                if default is None:
+                    raise PlanError(
+                        f'parameter "{spec.name}" has invalid values and is wired into node {node_id}.{input_name}, '
+                        f"which has no default to fall back to; fix the values ({_error_for(errors, spec)})"
+                    )
+                template[node_id]["inputs"][input_name] = default
+                for error in errors:
+                    if error.node_id == spec.node_id and "uses its default" not in error.message:
+                        index = errors.index(error)
+                        errors[index] = ParameterError(
+                            error.node_id, error.name, f"{error.message} (skipped: {node_id}.{input_name} uses its default {default!r})"
+                        )
+    return template
+
+
+def _error_for(errors: Sequence[ParameterError], spec: ParameterSpec) -> str:
+    return next((e.message.splitlines()[0] for e in errors if e.node_id == spec.node_id), "invalid values")
 
 
 def plan_error_prompt(prompt: Mapping[str, Any], iterator_id: str, message: str) -> dict[str, Any]:

@@ -48,6 +48,7 @@ class Host(Protocol):
     def cancel_prompts(self, prompt_ids: set[str]) -> tuple[list[str], str | None]: ...
     def send_event(self, event: str, data: dict, sid: str | None = None) -> None: ...
     def options_for(self, class_type: str, input_name: str) -> Sequence[str] | None: ...
+    def input_default(self, class_type: str, input_name: str) -> Any: ...
     def input_dir(self) -> str | None: ...
     def run_background(self, fn: Callable[..., Any], *args: Any) -> None: ...
     def item_tail(self) -> tuple: ...
@@ -187,7 +188,8 @@ class SweepService:
             return json_data
         try:
             plan = prompt_graph.plan_sweep(
-                prompt, iterator_id, parse=self.parse, options_for=self.host.options_for, max_combinations=self.max_combinations
+                prompt, iterator_id, parse=self.parse, options_for=self.host.options_for,
+                input_default=self.host.input_default, max_combinations=self.max_combinations
             )
         except (prompt_graph.PlanError, ParamSyntaxError) as exc:
             return self._reject(json_data, prompt, iterator_id, str(exc), client_id)
@@ -195,6 +197,13 @@ class SweepService:
             logger.warning("WI: skipped %s", error.message)
             self.host.send_event("wi.param_error", dict(error.to_json(), client_id=client_id))
 
+        # Everything that can fail on the body is read before the batch exists, so a bad body never leaves
+        # an orphan batch behind.
+        prompt_id = str(json_data.get("prompt_id") or uuid.uuid4())
+        if "number" in json_data:
+            number = float(json_data["number"])
+        else:
+            number = float(self.host.allocate_number(bool(json_data.get("front"))))
         save_prefix = "WI"
         for node_id in plan.save_node_ids:
             save_prefix = str((prompt[node_id].get("inputs") or {}).get("filename_prefix") or "WI")
@@ -219,11 +228,6 @@ class SweepService:
         if plan.grid_node_id is not None:
             self.host.run_background(self._preflight, batch_id, plan, client_id)
 
-        prompt_id = str(json_data.get("prompt_id") or uuid.uuid4())
-        if "number" in json_data:
-            number = float(json_data["number"])
-        else:
-            number = float(self.host.allocate_number(bool(json_data.get("front"))))
         order = plan.run_order()
         first = plan.combinations[order[0]]
         cell_prompt = plan.cell_prompt(first)

@@ -103,6 +103,29 @@ def combo_options(class_type: str, input_name: str) -> list[str] | None:
     return None
 
 
+def input_default(class_type: str, input_name: str) -> Any:
+    """The default an input shows in a new node (a combo's first option), or None when unknown."""
+    try:
+        import nodes as comfy_nodes  # type: ignore[import-not-found]
+
+        node_class = comfy_nodes.NODE_CLASS_MAPPINGS.get(class_type)
+        spec = node_class.INPUT_TYPES() if node_class is not None else {}
+    except Exception:  # a custom node's INPUT_TYPES may raise; then the default is unknown
+        return None
+    for section in ("required", "optional"):
+        entry = (spec.get(section) or {}).get(input_name)
+        if not entry:
+            continue
+        options = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+        if "default" in options:
+            return options["default"]
+        if isinstance(entry[0], (list, tuple)) and entry[0]:
+            return entry[0][0]
+        if entry[0] == "COMBO" and options.get("options"):
+            return options["options"][0]
+    return None
+
+
 def interrupt_processing() -> None:
     import nodes as comfy_nodes  # type: ignore[import-not-found]
 
@@ -216,6 +239,9 @@ class ComfyHost:
 
     def options_for(self, class_type: str, input_name: str) -> Sequence[str] | None:
         return combo_options(class_type, input_name)
+
+    def input_default(self, class_type: str, input_name: str) -> Any:
+        return input_default(class_type, input_name)
 
     def input_dir(self) -> str | None:
         return input_directory()

@@ -35,13 +35,21 @@ def _batch_id(request: web.Request) -> str:
 async def _json_body(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=request.content_length)
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=len(raw))
+    # read() returns what has arrived so far, not up to the limit: loop until EOF or past the limit.
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=size)
+    raw = b"".join(chunks)
     try:
         return json.loads(raw or b"{}")
-    except ValueError as exc:
-        raise ValueError(f"body is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested arrays
+        raise ValueError(f"body is not JSON: {type(exc).__name__}: {exc}") from None
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -195,7 +195,7 @@ def _node(name: str, required: dict, output: bool = False) -> type:
 
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {
-    "EmptyImage": _node("EmptyImage", {"width": ("INT", {"min": 1, "max": 4096}), "height": ("INT", {"min": 1, "max": 4096}),
+    "EmptyImage": _node("EmptyImage", {"width": ("INT", {"default": 512, "min": 1, "max": 4096}), "height": ("INT", {"default": 512, "min": 1, "max": 4096}),
                                        "batch_size": ("INT", {"min": 1, "max": 64}), "color": ("INT", {"min": 0})}),
     "ImageScale": _node("ImageScale", {"image": ("IMAGE",), "upscale_method": (["nearest-exact", "bilinear", "area", "bicubic", "lanczos"],),
                                        "width": ("INT", {"min": 0}), "height": ("INT", {"min": 0}), "crop": (["disabled", "center"],)}),

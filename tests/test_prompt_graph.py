@@ -22,7 +22,8 @@ def base_prompt(target_a="", target_b="", values_a="1, 2", values_b="a, b, c"):
 
 
 def plan(prompt):
-    return prompt_graph.plan_sweep(prompt, prompt_graph.find_enabled_iterator(prompt), parse=parameter_parser.parse)
+    return prompt_graph.plan_sweep(prompt, prompt_graph.find_enabled_iterator(prompt), parse=parameter_parser.parse,
+                                   input_default=lambda class_type, input_name: "default")
 
 
 @pytest.mark.parametrize("target,expected", [
@@ -182,3 +183,17 @@ def test_run_order_as_entered_keeps_the_user_order():
     result = plan(prompt)
     assert result.run_order() == list(range(6))
     assert prompt_graph.SweepPlan.from_json(result.to_json()).run_order() == list(range(6))
+
+
+def test_a_skipped_wired_parameter_gives_its_inputs_their_default():
+    result = plan(base_prompt(target_a="7.steps", values_b="a, \"b"))  # unterminated quote: "text" is skipped
+    assert [a.name for a in result.axes] == ["steps"]
+    cell = result.cell_prompt(result.combinations[0])
+    assert cell["9"]["inputs"]["text"] == "default"
+    assert "9.text uses its default 'default'" in result.errors[0].message
+
+
+def test_a_skipped_wired_parameter_without_a_default_is_a_plan_error():
+    prompt = base_prompt(target_a="7.steps", values_b="a, \"b")
+    with pytest.raises(PlanError, match="no default"):
+        prompt_graph.plan_sweep(prompt, "3", parse=parameter_parser.parse, input_default=lambda c, i: None)

@@ -139,8 +139,19 @@ def test_bad_parameter_is_reported_and_skipped(harness):
     assert status == 200
     errors = harness.events("wi.param_error")
     assert len(errors) == 1 and errors[0]["param"] == "height" and "oops" in errors[0]["message"]
+    assert "4.height uses its default 512" in errors[0]["message"]
     ran = harness.run_all()
     assert len(ran) == 2
+    # The skipped parameter's wired input gets the input's default, so its node never runs in a cell.
+    assert all(item[2]["4"]["inputs"]["height"] == 512 for item in ran)
+    assert only_batch(harness)["counts"]["done"] == 2
+
+
+def test_a_skipped_parameter_wired_into_an_input_without_default_rejects_the_press(harness):
+    prompt = sweep_prompt("1, 2", "10, oops")
+    prompt["4"]["inputs"]["color"], prompt["4"]["inputs"]["height"] = ["2", 1], 8  # EmptyImage.color has no default
+    status, answer = harness.post({"prompt": prompt})
+    assert status == 400 and "no default" in json.dumps(answer["node_errors"])
 
 
 def test_nothing_valid_rejects_the_queue_press_on_the_iterator_node(harness):

@@ -1,6 +1,6 @@
 // Text of the live badges drawn on the iterator node and on parameter nodes. Pure.
 
-import { formatSize, plural } from "./format.mjs";
+import { formatSize, plural, withoutCaretSnippets } from "./format.mjs";
 
 /**
  * Badge for the iterator. Returns {lines: [string], tone: "info"|"warn"|"error"|"muted"}.
@@ -74,7 +74,7 @@ export function assignPreviewErrors(parameters, preview) {
 
 /** Badge for one parameter node: its value count when valid, the server's message when not. */
 export function parameterBadge({ errors = [], axis = null }) {
-  if (errors.length > 0) return { lines: errors, tone: "error" };
+  if (errors.length > 0) return { lines: errors.map(withoutCaretSnippets), tone: "error" };
   if (axis && Number.isFinite(axis.count)) return { lines: [plural(axis.count, "value")], tone: "info" };
   return null;
 }

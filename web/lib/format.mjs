@@ -49,3 +49,12 @@ export function plural(count, noun, pluralNoun = `${noun}s`) {
 }
 
 export { MISSING };
+
+/**
+ * Server parse errors end with the source text and a caret line under the bad part (indented 4 spaces). Toasts
+ * and canvas badges collapse leading spaces, which puts the caret under the wrong character, and the first line
+ * already quotes the bad part and its position; so both drop the snippet. Other text is kept as is.
+ */
+export function withoutCaretSnippets(message) {
+  return String(message).replace(/\n {4}[^\n]*\n {4} *\^+/g, "");
+}

@@ -1,7 +1,7 @@
 // Toast contents for server events, in the shape app.extensionManager.toast.add expects. Pure.
 
 import { batchDisplayName } from "./view_model.mjs";
-import { formatDuration, plural } from "./format.mjs";
+import { formatDuration, plural, withoutCaretSnippets } from "./format.mjs";
 
 const LIFE_SHORT_MS = 5000;
 const LIFE_LONG_MS = 10000;
@@ -19,7 +19,7 @@ export function isForThisClient(eventClientId, ownClientId) {
  * still ran; without one, a sweep the server refused to queue (the message names the parameter when one is at fault).
  */
 export function paramErrorToast(detail) {
-  const message = String(detail?.message || "invalid value");
+  const message = withoutCaretSnippets(detail?.message || "invalid value");
   if (!detail?.param) return { severity: "error", summary: "Sweep not queued", detail: message, life: LIFE_LONG_MS };
   return { severity: "warn", summary: `Sweep parameter "${detail.param}"`, detail: message, life: LIFE_LONG_MS };
 }
