@@ -92,7 +92,8 @@ class BatchOutputs:
         manifest.write_manifest(absolute, folder, relative_to=folder, grid_files=page_paths)
         manifest.write_viewer(absolute, folder, relative_to=folder, grid_files=page_paths,
                               title=str(status.get("batch_name") or batch_id))
-        info["viewer"] = {"filename": "viewer.html", "subfolder": subfolder, "type": "output"}
+        info["viewer"] = {"filename": "viewer.html", "subfolder": subfolder, "type": "output",
+                          "route": f"/wi/batch/{batch_id}/viewer.html"}
         info["manifest"] = {"filename": "batch.json", "subfolder": subfolder, "type": "output"}
         if not self.manager.try_complete(batch_id, info):
             return

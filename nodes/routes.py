@@ -7,18 +7,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 from typing import Any, Callable
 
 from aiohttp import web
 
 from ..core.errors import InvalidBatchState, UnknownBatchError, WIError
+from ..core.paths import resolve_inside
 from . import _comfy
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 def _error(status: int, error: str, detail: str = "") -> web.Response:
@@ -121,6 +124,25 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
     @_guarded
     async def wi_cancel_batch(request: web.Request) -> web.Response:
         return web.json_response(service.cancel(_batch_id(request)))
+
+    @routes.get("/wi/batch/{batch_id}/{filename}")
+    @_guarded
+    async def wi_batch_file(request: web.Request) -> web.StreamResponse:
+        # Serves a batch folder's files (the HTML viewer as a page, and the images it links relatively);
+        # ComfyUI's /view would offer the viewer as a download.
+        batch_id = _batch_id(request)
+        filename = request.match_info.get("filename", "")
+        if not _FILENAME.match(filename):
+            return _error(404, "unknown file", filename)
+        status = await _off_loop(service.status, batch_id)
+        subfolder = str((status.get("meta") or {}).get("subfolder") or "")
+        root = _comfy.output_directory()
+        if not subfolder or root is None:
+            return _error(404, "unknown file", filename)
+        path = resolve_inside(root, subfolder, filename)
+        if not os.path.isfile(path):
+            return _error(404, "unknown file", filename)
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
     @routes.post("/wi/preview")
     @_guarded

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -74,6 +75,14 @@ def test_three_by_three_matrix_gives_nine_distinct_images_and_one_grid(comfy):
     batch_folder = paths[0].parent
     assert [p for p in batch_folder.iterdir() if p.name.startswith("grid")]  # exactly the grid(s) of this batch
     assert (batch_folder / "batch.json").is_file()
+    viewer = grid["viewer"]["route"]
+    with urllib.request.urlopen(comfy.url + "/api" + viewer) as resp:  # a page, not a download
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
+        assert b"<html" in resp.read(2000).lower()
+    with urllib.request.urlopen(f"{comfy.url}/api/wi/batch/{status['batch_id']}/{paths[0].name}") as resp:
+        assert resp.read() == paths[0].read_bytes()
+    assert comfy.get(f"/wi/batch/{status['batch_id']}/..%2Fcomfyui.log")[0] == 404
+    assert comfy.get(f"/wi/batch/{status['batch_id']}/missing.png")[0] == 404
 
 
 def test_linear_mode_runs_zipped_cells(comfy):

@@ -60,8 +60,13 @@ export function buildPreviewRequest(preview, { signal } = {}) {
   return { route: "/wi/preview", init };
 }
 
-/** Route (without the /api prefix) that serves an output file; also used for the grid and the HTML viewer. */
+/**
+ * Route (without the /api prefix) that serves an output file; also used for the grid and the HTML viewer.
+ * A ref carrying its own pack route (the viewer: /wi/batch/{id}/viewer.html, served as a page rather than a
+ * download) uses it.
+ */
 export function buildViewRoute(file) {
+  if (typeof file?.route === "string" && file.route.startsWith("/wi/")) return file.route;
   const params = new URLSearchParams({
     filename: String(file?.filename ?? ""),
     subfolder: String(file?.subfolder ?? ""),

@@ -106,6 +106,9 @@ describe("request building", () => {
   test("view routes encode the file reference and default to output", () => {
     assert.equal(buildViewRoute({ filename: "grid 1.png", subfolder: "wi/b1" }), "/view?filename=grid+1.png&subfolder=wi%2Fb1&type=output");
     assert.equal(buildViewRoute({ filename: "v.html", subfolder: "", type: "temp" }), "/view?filename=v.html&subfolder=&type=temp");
+    // The viewer names its own route so it opens as a page; foreign routes are ignored.
+    assert.equal(buildViewRoute({ filename: "viewer.html", subfolder: "WI/b", route: "/wi/batch/b/viewer.html" }), "/wi/batch/b/viewer.html");
+    assert.equal(buildViewRoute({ filename: "x.png", subfolder: "", route: "https://evil.example/x" }), "/view?filename=x.png&subfolder=&type=output");
   });
 
   test("fileUrl uses api.apiURL when present, /api otherwise", () => {
