@@ -64,6 +64,15 @@ class Harness:
             ran.append(item)
         return ran
 
+    def close(self):
+        # Stop feeders still waiting for the worker (a test may end mid-batch) before closing their loop.
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
+
     def events(self, name):
         return [data for event, data, _ in self.server.sent if event == name]
 
@@ -72,7 +81,7 @@ class Harness:
 def harness(monkeypatch, tmp_path):
     h = Harness(monkeypatch, tmp_path)
     yield h
-    h.loop.close()
+    h.close()
 
 
 def only_batch(h):
@@ -186,7 +195,7 @@ def test_six_field_items_are_copied_from_comfyui_own_item(monkeypatch, tmp_path)
     h.post({"prompt": sweep_prompt("1, 2, 3", "10")})
     ran = h.run_all()
     assert [len(item) for item in ran] == [6, 6, 6]
-    h.loop.close()
+    h.close()
 
 
 def test_already_expanded_body_is_not_expanded_again(harness):
