@@ -21,4 +21,4 @@ else
 fi
 
 echo "== Python tests (pytest) =="
-.venv/bin/python -m pytest -rs "$@"
+.venv/bin/python -m pytest tests -rs "$@"
