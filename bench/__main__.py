@@ -1,17 +1,98 @@
-"""Every benchmark, one command: ``python -m bench`` (``--quick`` for a smoke run).
+"""Every benchmark, one command: ``python -m bench`` (``--quick`` for a smoke run, ``--only NAME`` for one).
 
 Each benchmark measures its baseline in the same run and prints ratios, so the numbers compare on a noisy
-machine. Targets and how to read the output: bench/README.md.
+machine. Targets and how to read the output: bench/README.md. Benchmarks that need a real ComfyUI (e2e,
+cache_order) share one server and print why they were skipped when none is found.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import platform
+import os
 import sys
+import time
+import traceback
+from typing import Any, Callable
 
-from . import grid_bench
+from . import cache_order_bench, e2e_bench, grid_bench, interception_bench, manager_bench
+
+
+def _grid_table(rows: list[dict[str, Any]]) -> str:
+    return (grid_bench._table(rows) + "\ntimes: best of 3 (1 with --quick); memory: peak RSS above an idle interpreter;"
+            " budget = output raster + 4 decoded cells; floor = PNG encode alone (see bench/grid_bench.py)")
+
+
+#: name -> (title, run(quick) -> rows, table(rows) -> str)
+BENCHMARKS: dict[str, tuple[str, Callable[[bool], list[dict[str, Any]]], Callable[[list[dict[str, Any]]], str]]] = {
+    "interception": ("1. Interception: onprompt handler and feeder vs deepcopy-per-combination",
+                     interception_bench.run, interception_bench.table),
+    "e2e": ("2. End to end on a real ComfyUI: sweep through the iterator vs the same prompts posted directly",
+            e2e_bench.run, e2e_bench.table),
+    "cache_order": ("3. Cache-aware run order on a real ComfyUI: expensive upstream node executions",
+                    cache_order_bench.run, cache_order_bench.table),
+    "manager": ("4. Manager scale: memory per cell of a 10,000-cell batch; status route latency with 100 active batches",
+                manager_bench.run, manager_bench.table),
+    "grid": ("5. Grid compositor: time and peak memory vs naive compose and the PNG-encode floor",
+             grid_bench.run, _grid_table),
+}
+
+
+def _machine() -> str:
+    mem = ""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            mem = f", {int(fh.readline().split()[1]) / 2**20:.0f} GB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    load = ""
+    try:
+        load = ", load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        pass
+    return f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs{mem}{load}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return grid_bench.main(argv)
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: small N, one repetition (< 2 minutes in total)")
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help=f"run only this benchmark (repeatable or comma-separated): {', '.join(BENCHMARKS)}")
+    ap.add_argument("--json", action="store_true", help="print every benchmark's rows as one JSON object")
+    args = ap.parse_args(argv)
+    names = list(BENCHMARKS)
+    if args.only:
+        names = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
+        unknown = [n for n in names if n not in BENCHMARKS]
+        if unknown:
+            ap.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    started = time.perf_counter()
+    results: dict[str, Any] = {}
+    failed = []
+    if not args.json:
+        print(f"machine: {_machine()}; mode: {'quick' if args.quick else 'full'}", flush=True)
+    try:
+        for name in names:
+            title, run, table = BENCHMARKS[name]
+            t0 = time.perf_counter()
+            try:
+                rows = run(args.quick)
+            except Exception:  # one broken benchmark must not hide the others' tables
+                failed.append(name)
+                if not args.json:
+                    print(f"\n== {title}\nFAILED:\n{traceback.format_exc()}", flush=True)
+                results[name] = {"error": traceback.format_exc()}
+                continue
+            results[name] = rows
+            if not args.json:
+                print(f"\n== {title}  [{time.perf_counter() - t0:.1f} s]\n{table(rows)}", flush=True)
+    finally:
+        e2e_bench.stop_shared_server()
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(f"\ntotal: {time.perf_counter() - started:.1f} s" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -222,6 +222,8 @@ class GridOptions:
     label_font_size: int = 28
     min_font_size: int = 12
     max_label_lines: int = 3
+    legend_min_chars: int = 160
+    legend_max_chars: int = 1000
     axis_titles: bool = True
     background: ColorLike = "#ffffff"
     text_color: ColorLike = "#000000"
@@ -255,6 +257,8 @@ class GridOptions:
                 f"min_font_size: must not exceed label_font_size ({self.min_font_size} > {self.label_font_size})"
             )
         _int("max_label_lines", 1, 50)
+        _int("legend_min_chars", 1, 1_000_000)
+        _int("legend_max_chars", 20, 1_000_000)
         _int("quality", 1, 100)
         _int("png_compress_level", 0, 9)
         _int("min_cell_size", 16, 100_000)
@@ -307,6 +311,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 _MEASURE = ImageDraw.Draw(Image.new("L", (1, 1)))
 
 
+@functools.lru_cache(maxsize=65536)
 def _text_width(text: str, size: int) -> float:
     return float(_MEASURE.textlength(text, font=_font(size)))
 
@@ -323,10 +328,15 @@ def _break_word(word: str, width: float, size: int) -> list[str]:
     out: list[str] = []
     rest = word
     while rest:
-        if _text_width(rest, size) <= width:
+        # Bound the search: no glyph of the bundled font is narrower than ~0.2 em, so a prefix longer than
+        # this cannot fit; growing ``hi`` if it does keeps this right for zero-width characters too.
+        hi = min(len(rest), int(width / max(1.0, size * 0.2)) + 8)
+        while hi < len(rest) and _text_width(rest[:hi], size) <= width:
+            hi = min(len(rest), hi * 2)
+        if hi == len(rest) and _text_width(rest, size) <= width:
             out.append(rest)
             break
-        lo, hi = 1, len(rest)
+        lo = 1
         while lo < hi:  # largest prefix that fits
             mid = (lo + hi + 1) // 2
             if _text_width(rest[:mid], size) <= width:
@@ -343,6 +353,12 @@ def wrap_text(text: str, width: float, size: int) -> list[str]:
 
     Explicit newlines are kept; words wider than the line are broken between characters.
     """
+    return list(_wrap_cached(text, float(width), size))
+
+
+@functools.lru_cache(maxsize=32768)
+def _wrap_cached(text: str, width: float, size: int) -> tuple[str, ...]:
+    # Planning re-lays a sweep out at several cell sizes; the same labels come back each time.
     lines: list[str] = []
     for para in text.split("\n"):
         words = para.split()
@@ -365,7 +381,7 @@ def wrap_text(text: str, width: float, size: int) -> list[str]:
                 lines.extend(pieces[:-1])
                 cur = pieces[-1]
         lines.append(cur)
-    return lines
+    return tuple(lines)
 
 
 def fit_label(
@@ -376,13 +392,36 @@ def fit_label(
     Returns:
         ``(lines, font_size)`` or ``None`` when even the smallest size needs more than ``max_lines``.
     """
+    return _fit_cached(tuple(paragraphs), float(width), max_lines, max_size, min_size)
+
+
+@functools.lru_cache(maxsize=32768)
+def _fit_cached(
+    paragraphs: tuple[str, ...], width: float, max_lines: int, max_size: int, min_size: int
+) -> tuple[tuple[str, ...], int] | None:
     if width <= 0:
         return None
     if len(paragraphs) <= max_lines:
-        for size in range(max_size, min_size - 1, -1):
-            if all(_text_width(p, size) <= width for p in paragraphs):
-                return tuple(paragraphs), size
+        def fits(size: int) -> bool:
+            return all(_text_width(p, size) <= width for p in paragraphs)
+
+        if fits(max_size):
+            return tuple(paragraphs), max_size
+        if fits(min_size):
+            lo, hi = min_size, max_size - 1  # text width grows with the font size: binary search
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if fits(mid):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            return tuple(paragraphs), lo
     for size in range(max_size, min_size - 1, -1):
+        # Wrapping only drops the spaces at line breaks, so text much longer than max_lines full lines
+        # cannot fit at this size; skipping it keeps 10k-character prompts cheap.
+        total = sum(_text_width(p, size) for p in paragraphs)
+        if total > max_lines * (width + size):
+            continue
         lines: list[str] = []
         for p in paragraphs:
             lines.extend(wrap_text(p, width, size))
@@ -585,8 +624,14 @@ class _Legend:
             self.entries[key] = len(self.entries) + 1
         return self.entries[key]
 
-    def items(self) -> list[tuple[int, str]]:
-        return [(n, f"{name}: {value}") for (name, value), n in self.entries.items()]
+    def items(self, max_chars: int | None = None) -> list[tuple[int, str]]:
+        out = []
+        for (name, value), n in self.entries.items():
+            if max_chars is not None and len(value) > max_chars:
+                # The full text is in batch.json and the image metadata; a grid legend of pages is not useful.
+                value = value[:max_chars] + f"… (+{len(value) - max_chars} chars)"
+            out.append((n, f"{name}: {value}"))
+        return out
 
 
 @dataclass
@@ -600,11 +645,13 @@ class _Block:
     legend_refs: set[int] = field(default_factory=set)
 
     def moved(self, dx: int, dy: int) -> _Block:
+        # Direct construction: dataclasses.replace dominated planning time for 10k-cell sweeps.
         return _Block(
             self.w,
             self.h,
-            [replace(s, x=s.x + dx, y=s.y + dy) for s in self.slots],
-            [replace(t, x=t.x + dx, y=t.y + dy) for t in self.texts],
+            [CellSlot(s.x + dx, s.y + dy, s.w, s.h, s.index, s.coords) for s in self.slots],
+            [TextBlock(t.x + dx, t.y + dy, t.w, t.h, t.lines, t.font_size, t.align, t.rotate, t.role)
+             for t in self.texts],
             set(self.legend_refs),
         )
 
@@ -631,13 +678,17 @@ def _fit_labels(
     inner = max(1, width)
     for label in labels:
         refs: dict[int, int] = {}
+        # Values too long to ever read well inline (prompts) go straight to the legend.
+        for i, (name, value) in enumerate(label):
+            if len(value) > options.legend_min_chars:
+                refs[i] = legend.ref(name, value)
         res = fit_label(_label_paragraphs(label, refs), inner, max_lines=max_lines, max_size=hi, min_size=lo)
-        # Move values to the legend, longest first, until the label fits.
+        # Then move values to the legend, longest first, until the label fits.
         order = sorted(range(len(label)), key=lambda i: -len(label[i][1]))
         for i in order:
             if res is not None:
                 break
-            if len(label[i][1]) <= 6:
+            if len(label[i][1]) <= 6 or i in refs:
                 continue
             refs[i] = legend.ref(label[i][0], label[i][1])
             res = fit_label(_label_paragraphs(label, refs), inner, max_lines=max_lines, max_size=hi, min_size=lo)
@@ -740,10 +791,14 @@ def _fit_title(text: str, width: int, options: GridOptions) -> tuple[tuple[str, 
         return res
     # A title longer than the whole grid: ellipsise at the smallest size rather than overflow.
     size = options.min_font_size
-    cut = text
-    while cut and _text_width(cut + "…", size) > width:
-        cut = cut[:-1]
-    return ((cut + "…") if cut != text else cut,), size
+    lo, hi = 0, len(text)
+    while lo < hi:  # longest prefix that fits with the ellipsis
+        mid = (lo + hi + 1) // 2
+        if _text_width(text[:mid] + "…", size) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return (text[:lo] + "…",), size
 
 
 def _strip_block(
@@ -803,7 +858,7 @@ def _page_from_block(
     moved = body.moved(m, y)
     texts.extend(moved.texts)
     y += body.h
-    entries = [(n, text) for n, text in legend.items() if n in body.legend_refs]
+    entries = [(n, text) for n, text in legend.items(options.legend_max_chars) if n in body.legend_refs]
     if entries:
         size = max(options.min_font_size, int(round(options.label_font_size * 0.75)))
         lh = _line_height(size)
@@ -882,8 +937,10 @@ def _overflow_factor(page: PagePlan, options: GridOptions) -> float:
 class _Layout:
     """Builds pages for one sweep at a given slot size; ``split`` chunks rows/columns/items per page."""
 
-    def __init__(self, axes: tuple[GridAxis, ...], mode: str, count: int, options: GridOptions) -> None:
+    def __init__(self, axes: tuple[GridAxis, ...], mode: str, count: int, options: GridOptions,
+                 linear_coords: Mapping[int, tuple[int, ...]] | None = None) -> None:
         self.axes = axes
+        self.linear_coords = linear_coords or {}
         self.mode = mode
         self.count = count
         self.options = options
@@ -892,6 +949,7 @@ class _Layout:
             self.x, self.y, self.outer = _resolve_axes(axes, options)
         else:
             self.x, self.y, self.outer = None, None, []
+        self._items: list[tuple[Label, int, tuple[int, ...]]] | None = None
         self.kind = "strip" if (mode != "matrix" or self.y is None or self.x is None) else "table"
         if self.kind == "table" and self.outer and options.multi_axis == "subgrids":
             self.kind = "subgrids"
@@ -909,10 +967,23 @@ class _Layout:
     def _outer_combos(self) -> list[tuple[int, ...]]:
         return list(itertools.product(*(range(len(self.axes[i].values)) for i in self.outer)))
 
-    def _outer_title(self, combo: tuple[int, ...]) -> str:
-        return " · ".join(f"{self.axes[i].name}: {self.labels[i][c]}" for i, c in zip(self.outer, combo))
+    def _outer_title(self, combo: tuple[int, ...], legend: _Legend, refs: set[int]) -> str:
+        parts = []
+        for i, c in zip(self.outer, combo):
+            value = self.labels[i][c]
+            if len(value) > self.options.legend_min_chars:  # a prompt as an outer axis: title shows "[n]"
+                n = legend.ref(self.axes[i].name, value)
+                refs.add(n)
+                value = f"[{n}]"
+            parts.append(f"{self.axes[i].name}: {value}")
+        return " · ".join(parts)
 
     def _strip_items(self) -> list[tuple[Label, int, tuple[int, ...]]]:
+        if self._items is None:
+            self._items = self._make_strip_items()
+        return self._items
+
+    def _make_strip_items(self) -> list[tuple[Label, int, tuple[int, ...]]]:
         items: list[tuple[Label, int, tuple[int, ...]]] = []
         if self.mode == "matrix":
             ax = self.x if self.x is not None else self.y
@@ -922,7 +993,11 @@ class _Layout:
                 items.append(([(self.axes[ax].name, self.labels[ax][v])], self._index(coords), coords))
         else:
             for k in range(self.count):
-                coords = tuple(k % max(1, len(a.values)) for a in self.axes)
+                known = self.linear_coords.get(k)
+                if known is not None and len(known) == len(self.axes):
+                    coords = known  # the engine's own coords (whatever its cycling rule)
+                else:
+                    coords = tuple(k % max(1, len(a.values)) for a in self.axes)
                 label = [(a.name, self.labels[i][coords[i]]) for i, a in enumerate(self.axes) if a.values]
                 items.append((label, k, coords))
         return items
@@ -942,14 +1017,14 @@ class _Layout:
     # --- pages
     def pages(self, slot: Size, legend: _Legend, *, rows_per_page: int | None = None,
               cols_per_page: int | None = None, items_per_page: int | None = None,
-              force_pages: bool = False) -> list[PagePlan]:
+              force_pages: bool = False, first_only: bool = False) -> list[PagePlan]:
         opts = self.options
         title = opts.title or ""
         pages: list[PagePlan] = []
         if self.kind == "strip":
             items = self._strip_items()
-            cols = opts.wrap_columns or _auto_columns(len(items), slot)
             per = items_per_page or len(items) or 1
+            cols = opts.wrap_columns or _auto_columns(min(per, len(items)), slot)
             chunks = [items[i : i + per] for i in range(0, len(items), per)] or [[]]
             for n, chunk in enumerate(chunks):
                 t = title
@@ -957,6 +1032,8 @@ class _Layout:
                     t = _join(title, f"cells {n * per + 1}–{n * per + len(chunk)} of {len(items)}")
                 block = _strip_block(chunk, slot, opts, legend, min(cols, per))
                 pages.append(_page_from_block(block, len(pages) + 1, t, opts, legend))
+                if first_only:  # the first page is a full one: enough to test a page size
+                    break
             return pages
         assert self.x is not None and self.y is not None
         nr, nc = len(self.axes[self.y].values), len(self.axes[self.x].values)
@@ -968,18 +1045,24 @@ class _Layout:
             blocks = []
             for combo in self._outer_combos():
                 fixed = dict(zip(self.outer, combo))
-                blocks.append((self._outer_title(combo), self._table(slot, legend, fixed, range(nr), range(nc))))
+                tref: set[int] = set()
+                otitle = self._outer_title(combo, legend, tref)
+                table = self._table(slot, legend, fixed, range(nr), range(nc))
+                table.legend_refs |= tref
+                blocks.append((otitle, table))
             body = self._subgrid_block(blocks)
             return [_page_from_block(body, 1, title, opts, legend)]
         for combo in self._outer_combos():
             fixed = dict(zip(self.outer, combo))
             for rc in row_chunks:
                 for cc in col_chunks:
-                    t = _join(title, self._outer_title(combo))
+                    tref: set[int] = set()
+                    t = _join(title, self._outer_title(combo, legend, tref))
                     if split_note:
                         t = _join(t, f"{self.axes[self.y].name} {rc.start + 1}–{rc.stop} of {nr}, "
                                      f"{self.axes[self.x].name} {cc.start + 1}–{cc.stop} of {nc}")
                     block = self._table(slot, legend, fixed, rc, cc)
+                    block.legend_refs |= tref
                     pages.append(_page_from_block(block, len(pages) + 1, t, opts, legend))
         return pages
 
@@ -1061,49 +1144,61 @@ def plan_grid(
     base = slot
     if options.images_only:
         return GridPlan((), mode, gaxes, options, slot, source, (), (), "none")
-    layout = _Layout(gaxes, mode, count, options)
+    linear_coords: dict[int, tuple[int, ...]] = {}
+    if mode == "linear" and not isinstance(cells_or_count, int):
+        for c in cells_or_count:
+            cell = _as_cell(c, gaxes)
+            if len(cell.coords) == len(gaxes) and all(
+                0 <= i < len(a.values) for i, a in zip(cell.coords, gaxes)
+            ):
+                linear_coords[cell.index] = cell.coords
+    layout = _Layout(gaxes, mode, count, options, linear_coords)
 
     def build(s: Size, **kw: Any) -> tuple[list[PagePlan], _Legend]:
         lg = _Legend()
         return layout.pages(s, lg, **kw), lg
 
-    pages, legend = build(slot)
-    fmt = options.format
     limit_desc = _limit_desc(options)
     split = False
     layout_name = layout.kind
-    if not all(_fits(p, options) for p in pages):
-        worst = max(pages, key=lambda p: p.megapixels)
-        first_size = (worst.width, worst.height)
+
+    def fit_by_downscale(kw: dict[str, Any]) -> tuple[list[PagePlan], _Legend, Size, bool]:
+        s = base
+        pgs, lg = build(s, **kw)
         if options.oversize == "downscale":
             for _ in range(40):
-                bad = [p for p in pages if not _fits(p, options)]
+                bad = [p for p in pgs if not _fits(p, options)]
                 if not bad:
                     break
-                f = min(_overflow_factor(p, options) for p in bad) * 0.98
-                new = _scaled(slot, f, options.min_cell_size)
-                if new == slot:
+                new = _scaled(s, min(_overflow_factor(p, options) for p in bad) * 0.98, options.min_cell_size)
+                if new == s:
                     break
-                slot = new
-                pages, legend = build(slot)
-        if all(_fits(p, options) for p in pages):
-            pct = round(100 * slot[0] / base[0])
-            warnings.append(
-                f"grid would be {first_size[0]}×{first_size[1]} px, over the {limit_desc}; "
-                f"cells downscaled to {slot[0]}×{slot[1]} px ({pct}%)"
-            )
+                s = new
+                pgs, lg = build(s, **kw)
+        return pgs, lg, s, all(_fits(p, options) for p in pgs)
+
+    pages, legend = build(base)
+    if not all(_fits(p, options) for p in pages):
+        worst = max(pages, key=lambda p: p.megapixels)
+        over = f"grid would be {worst.width}×{worst.height} px, over the {limit_desc}"
+        kw: dict[str, Any] = {}
+        pages, legend, slot, ok = fit_by_downscale(kw)
+        if not ok and layout.kind == "subgrids":
+            # A grid of grids that cannot fit becomes one page per outer combination, then downscale again.
+            kw = {"force_pages": True}
+            layout_name = "pages"
+            over += "; sub-grids placed one per page"
+            pages, legend, slot, ok = fit_by_downscale(kw)
+        if ok:
+            if slot != base:
+                pct = round(100 * slot[0] / base[0])
+                warnings.append(f"{over}; cells downscaled to {slot[0]}×{slot[1]} px ({pct}%)")
+            else:
+                warnings.append(over)
         else:
             split = True
-            kw: dict[str, Any] = {}
-            if layout.kind == "subgrids":
-                kw["force_pages"] = True
-                layout_name = "pages"
-                pages, legend = build(slot, **kw)
-            pages, legend, kw = _split_pages(layout, slot, options, kw, build)
-            msg = (
-                f"grid would be {first_size[0]}×{first_size[1]} px, over the {limit_desc}; "
-                f"split into {len(pages)} pages"
-            )
+            pages, legend = _split_pages(layout, slot, options, kw, build)
+            msg = f"{over}; split into {len(pages)} pages"
             if slot != base:
                 msg += f" with cells downscaled to {slot[0]}×{slot[1]} px"
             warnings.append(msg)
@@ -1118,7 +1213,8 @@ def plan_grid(
             pages = grid_pages + [ov]
     logger.debug("grid plan: %d page(s), slot %s (source %s)", len(pages), slot, source)
     return GridPlan(
-        tuple(pages), mode, gaxes, options, slot, source, tuple(warnings), tuple(legend.items()), layout_name, split
+        tuple(pages), mode, gaxes, options, slot, source, tuple(warnings),
+        tuple(legend.items(options.legend_max_chars)), layout_name, split,
     )
 
 
@@ -1135,18 +1231,24 @@ def _split_pages(
     options: GridOptions,
     kw: dict[str, Any],
     build: Callable[..., tuple[list[PagePlan], _Legend]],
-) -> tuple[list[PagePlan], _Legend, dict[str, Any]]:
+) -> tuple[list[PagePlan], _Legend]:
     """Shrink rows/columns (or items) per page until every page fits."""
     if layout.kind == "strip":
         n = max(1, len(layout._strip_items()))
-        per = n
-        pages, legend = build(slot, items_per_page=per, **kw)
-        while per > 1 and not all(_fits(p, options) for p in pages):
-            worst = min(_overflow_factor(p, options) for p in pages)
-            per = max(1, min(per - 1, int(per * worst * worst)))
-            pages, legend = build(slot, items_per_page=per, **kw)
-        kw = {**kw, "items_per_page": per}
-        return pages, legend, kw
+        lo, hi = 1, n  # largest items-per-page whose first page fits (binary search: builds are not free)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            pgs, _ = build(slot, items_per_page=mid, first_only=True, **kw)
+            if all(_fits(p, options) for p in pgs):
+                lo = mid
+            else:
+                hi = mid - 1
+        pages, legend = build(slot, items_per_page=lo, **kw)
+        # Another page may carry a longer legend; shrink until every page fits.
+        while lo > 1 and not all(_fits(p, options) for p in pages):
+            lo = max(1, lo * 9 // 10)
+            pages, legend = build(slot, items_per_page=lo, **kw)
+        return pages, legend
     assert layout.x is not None and layout.y is not None
     nr, nc = len(layout.axes[layout.y].values), len(layout.axes[layout.x].values)
     rpp, cpp = nr, nc
@@ -1167,7 +1269,7 @@ def _split_pages(
         else:
             break
         pages, legend = build(slot, rows_per_page=rpp, cols_per_page=cpp, **kw)
-    return pages, legend, {**kw, "rows_per_page": rpp, "cols_per_page": cpp}
+    return pages, legend
 
 
 def _overview_page(pages: Sequence[PagePlan], options: GridOptions) -> PagePlan | None:
@@ -1270,7 +1372,9 @@ def _placeholder(slot: CellSlot, reason: str, error: str | None, options: GridOp
 def _load_fitted(path: str, box: Size, background: tuple[int, int, int]) -> Image.Image:
     """Decode one cell image scaled to fit ``box`` (never upscaled), as RGB."""
     bw, bh = box
-    with Image.open(path) as im:
+    im = Image.open(path)
+    out: Image.Image | None = None
+    try:
         if im.format == "JPEG":
             im.draft("RGB", (bw, bh))  # DCT-domain downscale: decodes at 1/2, 1/4 or 1/8 size
         w, h = im.size
@@ -1285,14 +1389,18 @@ def _load_fitted(path: str, box: Size, background: tuple[int, int, int]) -> Imag
                 img = img.reduce(k)  # cheap box reduction first, then a quality resample
             img = img.resize(target, Image.Resampling.LANCZOS)
         else:
-            img.load()
+            img.load()  # single-frame files release their file handle here
         if img.mode in ("RGBA", "LA"):
-            base = Image.new("RGB", img.size, background)
-            base.paste(img, (0, 0), img.getchannel("A"))
-            return base
-        if img.mode != "RGB":
-            return img.convert("RGB")
-        return img.copy() if img is im else img
+            out = Image.new("RGB", img.size, background)
+            out.paste(img, (0, 0), img.getchannel("A"))
+        elif img.mode != "RGB":
+            out = img.convert("RGB")
+        else:
+            out = img  # no copy: the decoded file image itself is the tile
+        return out
+    finally:
+        if out is not im:
+            im.close()
 
 
 def _cell_reason(cell: GridCell | None) -> str | None:
@@ -1441,7 +1549,9 @@ def _tiles(
     """Yield (slot, tile) in slot order, decoding at most ``workers + 1`` cells ahead."""
     bg = options.background_rgb
 
-    def job(slot: CellSlot) -> Image.Image:
+    def job(slot: CellSlot) -> Image.Image | tuple[str, str | None]:
+        # Worker threads only decode; placeholders (text drawing with the shared FreeType faces) are
+        # drawn by the consuming thread.
         cell = by_key.get(slot.coords if mode == "matrix" else slot.index)
         reason = _cell_reason(cell)
         if reason is None:
@@ -1450,17 +1560,18 @@ def _tiles(
                 return _load_fitted(cell.files[0], (slot.w, slot.h), bg)
             except (OSError, ValueError, Image.DecompressionBombError) as e:
                 logger.warning("cell %d: cannot read %s: %s", cell.index, cell.files[0], e)
-                return _placeholder(slot, "unreadable", str(e), options)
-        return _placeholder(slot, reason, cell.error if cell else None, options)
+                return ("unreadable", str(e))
+        return (reason, cell.error if cell else None)
 
     window = workers + 1
-    pending: list[tuple[CellSlot, concurrent.futures.Future[Image.Image]]] = []
+    pending: list[tuple[CellSlot, concurrent.futures.Future[Image.Image | tuple[str, str | None]]]] = []
     it = iter(slots)
     for slot in itertools.islice(it, window):
         pending.append((slot, pool.submit(job, slot)))
     while pending:
         slot, fut = pending.pop(0)
-        yield slot, fut.result()
+        res = fut.result()
+        yield slot, (_placeholder(slot, res[0], res[1], options) if isinstance(res, tuple) else res)
         # Refill only after the consumer is done with the tile, so at most ``window`` tiles exist at once.
         nxt = next(it, None)
         if nxt is not None:

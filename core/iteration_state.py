@@ -1223,6 +1223,13 @@ class IterationStateManager:
         with self._locked() as now:
             return self._snapshot_locked(self._get_locked(batch_id), now, include_cells=include_cells)
 
+    def state_of(self, batch_id: str) -> str | None:
+        """The batch's lifecycle state as a string, or None when unknown: the cheap check for hot paths
+        (the feeder asks before every cell), with no snapshot built."""
+        with self._locked():
+            batch = self._batches.get(batch_id)
+            return None if batch is None else batch.state.value
+
     def get_status(self, batch_id: str, include_cells: bool = True) -> dict[str, Any]:
         """JSON-ready status of one batch (see ``docs/architecture.md``); no ``cells`` key if not included.
 

@@ -38,7 +38,7 @@ __all__ = [
 
 MANIFEST_FORMAT = "wi-batch/1"
 SWEEP_KEY = "wi_sweep"
-_FIXED_COLUMNS = ("index", "coords", "status", "error", "seed", "file", "files")
+_FIXED_COLUMNS = ("index", "coords", "status", "error", "resolved_seed", "file", "files")
 
 
 def _rel(path: Any, root: str) -> str:
@@ -173,7 +173,7 @@ def write_manifest(
     tmp = csv_path.with_name(csv_path.name + ".part")
     with open(tmp, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["index", "coords", *headers, "seed", "status", "error", "file", "files"])
+        w.writerow(["index", "coords", *headers, "resolved_seed", "status", "error", "file", "files"])
         for c in cells:
             vals = [_csv_value(c["values"].get(n)) for n in names]
             files = c["files"]

@@ -152,6 +152,8 @@ class SweepService:
         # versions that ignore a client-chosen prompt_id.
         self._pending: dict[str, _Expansion] = {}
         self._feeding: dict[str, _Expansion] = {}
+        # Per batch, our save nodes: their images are the cell's result (read on the worker thread per cell).
+        self._save_nodes: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
         manager.add_listener(self._forward_event)
         if journal is not None:
@@ -223,6 +225,7 @@ class SweepService:
             snapshot_cells=False,
         )
         batch_id = batch.batch_id
+        self._save_nodes[batch_id] = plan.save_node_ids
         subfolder = batch_subfolder(save_prefix, batch_id)
         self.manager.set_meta(batch_id, subfolder=subfolder)
         if plan.grid_node_id is not None:
@@ -369,6 +372,7 @@ class SweepService:
         if record is None or not isinstance(record.get("plan"), Mapping) or "sweep" not in record["plan"]:
             raise InvalidBatchState(f'batch "{batch_id}" has no stored plan to resume from')
         plan = prompt_graph.SweepPlan.from_json(record["plan"]["sweep"], max_combinations=self.max_combinations)
+        self._save_nodes[batch_id] = plan.save_node_ids
         todo = self.manager.resume_batch(batch_id)
         subfolder = str((record.get("meta") or {}).get("subfolder") or "")
         remaining = []
@@ -471,10 +475,7 @@ class SweepService:
 
     # ----------------------------------------------------------------- feeding the queue
     def _accepting(self, batch_id: str) -> bool:
-        try:
-            return self.manager.get_status(batch_id, include_cells=False)["state"] in ("pending", "active")
-        except UnknownBatchError:
-            return False
+        return self.manager.state_of(batch_id) in ("pending", "active")
 
     async def _feed(self, expansion: _Expansion, template_item: tuple, *, start: int) -> None:
         """Validate and queue the cells of ``expansion.order[start:]`` in that order, keeping at most ``window``
@@ -562,8 +563,7 @@ class SweepService:
         self._wake(batch_id, str(prompt_id))
         outcome, reason = classify_outcome(status)
         if outcome == "done":
-            meta = self.manager.get_status(batch_id, include_cells=False).get("meta", {})
-            save_ids = [str(i) for i in meta.get("save_node_ids", [])]
+            save_ids = self._save_nodes.get(batch_id, ())
             outputs = history_result.get("outputs") if isinstance(history_result, Mapping) else None
             ended = self.manager.register_result(batch_id, index, images_from_outputs(outputs, save_ids), {"prompt_id": str(prompt_id)})
         elif outcome == "cancelled":

@@ -142,6 +142,7 @@ class ComfyHost:
             import execution as execution_module  # type: ignore[import-not-found,no-redef]
         self.execution = execution_module
         self._validate_original: Callable[..., Any] = execution_module.validate_prompt
+        self._validate_arity = len(inspect.signature(self._validate_original).parameters)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wi-grid")
         # Queue items past the fifth field (0.3.67+: the sensitive dict). Learnt from the last real item put;
         # before any, guessed from task_done's signature, which gained ``process_item`` with the sixth field.
@@ -185,8 +186,7 @@ class ComfyHost:
         return float(-number if front else number)
 
     async def validate(self, prompt_id: str, prompt: dict, partial_targets: Any) -> tuple:
-        fn = self._validate_original
-        params = len(inspect.signature(fn).parameters)
+        fn, params = self._validate_original, self._validate_arity
         if params >= 3:
             result = fn(prompt_id, prompt, partial_targets)
         elif params == 2:

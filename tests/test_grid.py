@@ -582,3 +582,42 @@ def test_property_texts_fit_and_slots_do_not_overlap(xs: list[str], ys: list[str
         assert t.x >= 0 and t.y >= 0 and t.x + t.w <= page.width and t.y + t.h <= page.height
     for a, b in itertools.combinations(page.slots, 2):
         assert not _overlap(a, b)
+
+
+def test_long_outer_axis_value_titles_use_the_legend() -> None:
+    prompt = "a very long prompt " * 30
+    axes = [GridAxis("prompt", (prompt, "short"), "STRING"), GridAxis("y", (1, 2), "INT"), GridAxis("x", (1, 2), "INT")]
+    for multi in ("pages", "subgrids"):
+        plan = grid.plan_grid(axes, 8, (64, 64), GridOptions(multi_axis=multi))
+        first = plan.grid_pages[0]
+        titles = [t.lines[0] for t in first.texts if t.role in ("page_title", "subgrid_title")]
+        assert titles[0] == "prompt: [1]"
+        assert any(t.role == "legend" for t in first.texts)
+        assert all(_text_fits(t) for t in first.texts)
+
+
+def test_huge_value_plans_quickly_and_stays_readable() -> None:
+    axes = [GridAxis("prompt", ("word " * 20_000, "x" * 50_000), "STRING")]
+    plan = grid.plan_grid(axes, 2, (128, 128))
+    page = plan.pages[0]
+    assert [n for n, _ in plan.legend] == [1, 2]
+    assert all(_text_fits(t) for t in page.texts)
+    assert all(len(text) < 1200 for _, text in plan.legend)  # capped: the full text lives in batch.json
+
+
+def test_jpeg_cells_are_decoded_reduced_to_fit(tmp_path: Path) -> None:
+    p = tmp_path / "big.jpg"
+    Image.new("RGB", (800, 400), (30, 90, 200)).save(p, quality=95)
+    axes = [GridAxis("a", (1,), "INT")]
+    plan = grid.plan_grid(axes, 1, (800, 400), GridOptions(cell_max_size=100))
+    (page,) = grid.compose_grid(plan, [GridCell(index=0, coords=(0,), files=(str(p),))], tmp_path / "o", "g")
+    s = plan.pages[0].slots[0]
+    got = Image.open(page.path).convert("RGB").getpixel((s.x + s.w // 2, s.y + s.h // 2))
+    assert all(abs(a - b) <= 3 for a, b in zip(got, (30, 90, 200)))
+
+
+def test_linear_labels_use_the_cells_own_coords() -> None:
+    axes = [GridAxis("cfg", (3, 5, 7), "INT"), GridAxis("steps", (10, 20), "INT")]
+    cells = [GridCell(index=0, coords=(0, 0)), GridCell(index=1, coords=(1, 1)), GridCell(index=2, coords=(2, 1))]
+    page = grid.plan_grid(axes, cells, (128, 128), mode="linear").pages[0]
+    assert [t.lines for t in _headers(page)] == [("cfg: 3", "steps: 10"), ("cfg: 5", "steps: 20"), ("cfg: 7", "steps: 20")]

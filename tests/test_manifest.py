@@ -74,10 +74,11 @@ def test_batch_csv_has_one_row_per_cell_and_one_column_per_axis(tmp_path: Path) 
     out = manifest.write_manifest(status, tmp_path)
     with open(out["csv"], encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0].keys()) == ["index", "coords", "prompt", "cfg", "seed", "status", "error", "file", "files"]
+    assert list(rows[0].keys()) == ["index", "coords", "prompt", "cfg", "seed", "resolved_seed", "status", "error", "file", "files"]
     assert len(rows) == 4
     assert rows[0]["prompt"] == EVIL and float(rows[1]["cfg"]) == 0.1 + 0.2
     assert rows[0]["coords"] == "0;0;0" and rows[0]["file"] == "images/cell 000.png"
+    assert rows[0]["seed"] == "42" and rows[0]["resolved_seed"] == "42"
     assert rows[3]["status"] == "failed" and rows[3]["error"] == "CUDA <oom>" and rows[3]["file"] == ""
 
 

@@ -2,6 +2,8 @@
 
 WITestSleep passes an image through after a pause that honours ComfyUI's interrupt flag, so a cancel can
 land mid-cell; WITestFail raises when its ``fail`` input is true, to make a cell fail at execution time.
+WITestExpensive (benchmarks) stands for a costly upstream node: it passes an image through after a fixed
+pause, and ComfyUI's cache decides whether it runs again (bench/cache_order_bench.py counts how often).
 """
 import time
 
@@ -40,4 +42,18 @@ class WITestFail:
         return (image,)
 
 
-NODE_CLASS_MAPPINGS = {"WITestSleep": WITestSleep, "WITestFail": WITestFail}
+class WITestExpensive:
+    CATEGORY = "WI/test"
+    FUNCTION = "run"
+    RETURN_TYPES = ("IMAGE",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "seconds": ("FLOAT", {"default": 0.2, "min": 0.0, "max": 10.0, "step": 0.01})}}
+
+    def run(self, image, seconds):
+        time.sleep(seconds)
+        return (image,)
+
+
+NODE_CLASS_MAPPINGS = {"WITestSleep": WITestSleep, "WITestFail": WITestFail, "WITestExpensive": WITestExpensive}

@@ -1,0 +1,386 @@
+"""Interception benchmark: the onprompt handler and the feeder against the original design, same run.
+
+A realistic 42-node SDXL-style API prompt (bench/fixtures/sdxl_api_prompt.json: two checkpoints, two LoRAs,
+SDXL and refiner text encoders with long prompts, ControlNet, base + refiner KSamplerAdvanced, model upscale,
+hires pass, primitives, a WIIterator with three parameters wired into cfg / noise_seed / sampler_name of both
+samplers, WISaveImage and a WIGridCompositor) is swept to N = 10, 100, 1,000 and 10,000 cells.
+
+Ours, over the ComfyUI stand-in (tests/comfy_standin.py: the real heap queue, POST /prompt order of
+operations, our queue hooks installed by ``ComfyHost.install``):
+
+* ``handler_ms``: time inside ``SweepService.handle_prompt`` (the onprompt hook, while POST /prompt waits);
+* ``ours_ms``: from the POST until the queue holds all N prompts (every clone built, validated, queued),
+  with ``window = N + 1`` so the feeder never waits for the worker.
+
+Validation is replaced by a trivial ``async`` function accepting every prompt, so both sides measure only
+their own work. Baseline (``baseline_ms``), same run, same stand-in queue class (without our hooks): the
+original design, i.e. for each combination ``copy.deepcopy(prompt)``, write the values, ``queue.put``. The
+baseline gets its value lists and target sites for free (parsed before its timer starts), which flatters it.
+
+Times are medians over repetitions, ours and baseline alternating. ``ratio = baseline_ms / ours_ms`` is the
+throughput ratio (higher is better).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import gc
+import importlib.util
+import itertools
+import json
+import logging
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "comfyui_workflow_iterator"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sdxl_api_prompt.json"
+
+HANDLER_TARGET_MS = 5.0
+RATIO_TARGET = 5.0
+
+SAMPLERS = ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2m", "dpmpp_sde", "ddim", "uni_pc")
+CFG_NODE, SEED_NODE, SAMPLER_NODE = "40", "41", "42"
+
+
+# ------------------------------------------------------------------------------------------ shared helpers
+def load_package() -> Any:
+    """The repository as package ``comfyui_workflow_iterator`` (as tests/conftest.py registers it)."""
+    if PACKAGE in sys.modules:
+        return sys.modules[PACKAGE]
+    spec = importlib.util.spec_from_file_location(PACKAGE, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def standin() -> Any:
+    """tests/comfy_standin.py (importable by its test name)."""
+    tests = str(ROOT / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import comfy_standin  # noqa: PLC0415
+
+    return comfy_standin
+
+
+class Patch:
+    """The part of pytest's monkeypatch that ``comfy_standin.install`` uses, with undo."""
+
+    _MISSING = object()
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[dict, Any, Any]] = []
+
+    def setitem(self, mapping: dict, key: Any, value: Any) -> None:
+        self._saved.append((mapping, key, mapping.get(key, self._MISSING)))
+        mapping[key] = value
+
+    def undo(self) -> None:
+        while self._saved:
+            mapping, key, old = self._saved.pop()
+            if old is self._MISSING:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = old
+
+
+def format_table(rows: Sequence[dict[str, Any]], cols: Sequence[str]) -> str:
+    if not rows:
+        return "(no rows)"
+    widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
+    lines += ["  ".join(_cell(r.get(c)).ljust(widths[c]) for c in cols) for r in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return "-" if value is None else str(value)
+
+
+def median(values: Iterable[float]) -> float:
+    return float(statistics.median(list(values)))
+
+
+def quiet_logs() -> None:
+    logging.getLogger(PACKAGE).setLevel(logging.WARNING)
+
+
+# ------------------------------------------------------------------------------------------ the workload
+def axis_values(n: int) -> tuple[str, str, str]:
+    """(cfg, seed, sampler) value texts whose matrix has exactly n cells (n = 10 * 10^k, k <= 3)."""
+    if n % 10 or n < 10:
+        raise ValueError("n must be a multiple of 10, at least 10")
+    rest = n // 10
+    cfg_count = 10 if rest >= 10 else rest
+    seed_count = rest // cfg_count
+    if cfg_count * seed_count * 10 != n:
+        raise ValueError(f"cannot split {n} into cfg x seed x 10 samplers")
+    cfg = "7.0" if cfg_count == 1 else f"3.0-7.5 [{cfg_count}]"
+    seed = "1" if seed_count == 1 else f"1-{seed_count}"
+    return cfg, seed, ", ".join(SAMPLERS)
+
+
+def sweep_body(n: int) -> dict[str, Any]:
+    prompt = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    cfg, seed, sampler = axis_values(n)
+    prompt[CFG_NODE]["inputs"]["values"] = cfg
+    prompt[SEED_NODE]["inputs"]["values"] = seed
+    prompt[SAMPLER_NODE]["inputs"]["values"] = sampler
+    return {"prompt": prompt, "client_id": "bench-client",
+            "extra_data": {"extra_pnginfo": {"workflow": ui_workflow(prompt)}}}
+
+
+def ui_workflow(prompt: dict[str, Any]) -> dict[str, Any]:
+    """A UI workflow of the size the frontend sends along (one entry per node, widget values, links)."""
+    nodes, links = [], []
+    for node_id, node in prompt.items():
+        widgets = [v for v in node["inputs"].values() if not isinstance(v, list)]
+        inputs = []
+        for name, value in node["inputs"].items():
+            if isinstance(value, list):
+                links.append([len(links) + 1, int(value[0]), value[1], int(node_id), len(inputs), "*"])
+                inputs.append({"name": name, "type": "*", "link": len(links)})
+        nodes.append({"id": int(node_id), "type": node["class_type"], "pos": [100.0 * len(nodes), 200.0], "size": [315, 130],
+                      "flags": {}, "order": len(nodes), "mode": 0, "inputs": inputs, "outputs": [],
+                      "properties": {"Node name for S&R": node["class_type"]}, "widgets_values": widgets,
+                      "title": node["_meta"]["title"]})
+    return {"last_node_id": max(int(i) for i in prompt), "last_link_id": len(links), "nodes": nodes, "links": links,
+            "groups": [], "config": {}, "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}}, "version": 0.4}
+
+
+# ------------------------------------------------------------------------------------------ measurements
+class StandinEnv:
+    """A stand-in ComfyUI with our service installed; validation replaced by an accept-all function unless
+    ``accept_all`` is False (then the stand-in's own validate_prompt runs)."""
+
+    def __init__(self, window: int, *, accept_all: bool = True) -> None:
+        load_package()
+        quiet_logs()
+        self.cs = standin()
+        self.patch = Patch()
+        self.loop = asyncio.new_event_loop()
+        self.server = self.cs.install(self.patch, self.loop)
+        self.save_ids: list[str] = []
+
+        async def accept_everything(prompt_id: str, prompt: dict, partial_execution_list: Any = None) -> tuple:
+            return (True, None, list(self.save_ids), {})
+
+        if accept_all:
+            sys.modules["execution"].validate_prompt = accept_everything  # before ComfyHost captures it
+        from importlib import import_module
+
+        sweep_mod = import_module(f"{PACKAGE}.core.sweep")
+        state = import_module(f"{PACKAGE}.core.iteration_state")
+        comfy = import_module(f"{PACKAGE}.nodes._comfy")
+        self.manager = state.IterationStateManager()
+        self.host = comfy.ComfyHost(self.server)
+        self.service = sweep_mod.SweepService(self.manager, self.host, window=window)
+        self.host.install(self.service)
+        # ComfyUI's process is long-lived: the grid executor's thread exists after the first batch. Start it
+        # now so a thread start is not billed to every measured handler call.
+        self.host._executor.submit(lambda: None).result()
+        self.handler_s: list[float] = []
+        self.handler_cpu_s: list[float] = []
+        original = self.server.on_prompt_handlers[0]
+
+        def timed(json_data: Any) -> Any:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                return original(json_data)
+            finally:
+                self.handler_s.append(time.perf_counter() - t0)
+                self.handler_cpu_s.append(time.thread_time() - c0)
+
+        self.server.on_prompt_handlers[0] = timed
+
+    def close(self) -> None:
+        self.host._executor.shutdown(wait=True)
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for task in pending:  # feeders still waiting for the worker (the benchmark stops before the batch ends)
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
+        self.patch.undo()
+
+
+def _measure_ours(n: int, body: dict[str, Any], timeout_s: float = 600.0) -> tuple[float, float, float, float]:
+    """(handler wall s, handler CPU s of its thread, POST-to-all-queued wall s, same in process CPU s)."""
+    env = StandinEnv(window=n + 1)
+    env.save_ids = [i for i, node in body["prompt"].items() if node["class_type"] == "WISaveImage"]
+    queue = env.server.prompt_queue
+
+    cpu: list[float] = []
+
+    async def drive() -> float:
+        t0, c0 = time.perf_counter(), time.process_time()
+        status, answer = await env.server.post_prompt(body)
+        if status != 200:
+            raise RuntimeError(f"sweep rejected: {answer}")
+        while len(queue.queue) < n:
+            if time.perf_counter() - t0 > timeout_s:
+                raise TimeoutError(f"only {len(queue.queue)} of {n} prompts queued")
+            await asyncio.sleep(0)
+        cpu.append(time.process_time() - c0)
+        return time.perf_counter() - t0
+
+    try:
+        gc.collect()
+        total = env.loop.run_until_complete(drive())
+        if len(queue.queue) != n or len(env.handler_s) != 1:
+            raise RuntimeError(f"expected {n} queued prompts, got {len(queue.queue)}")
+        return env.handler_s[0], env.handler_cpu_s[0], total, cpu[0]
+    finally:
+        env.close()
+
+
+def _measure_handler_without_grid(n: int) -> float:
+    """Diagnostic: the hook alone on the same prompt minus its WIGridCompositor, so no grid pre-flight thread
+    competes with the handler for the GIL (wall seconds)."""
+    body = sweep_body(n)
+    for node_id in [i for i, node in body["prompt"].items() if node["class_type"] == "WIGridCompositor"]:
+        del body["prompt"][node_id]
+    env = StandinEnv(window=n + 1)
+    try:
+        gc.collect()
+        t0 = time.perf_counter()
+        answer = env.service.handle_prompt(body)
+        elapsed = time.perf_counter() - t0
+        if answer is body:
+            raise RuntimeError("the sweep was not expanded")
+        return elapsed
+    finally:
+        env.close()
+
+
+def _baseline_inputs(n: int, body: dict[str, Any]) -> tuple[list[tuple[str, ...]], list[list[tuple[str, str]]], list[list[Any]]]:
+    """Sites and parsed values from our own planner, so the baseline writes exactly what our cells hold."""
+    from importlib import import_module
+
+    load_package()
+    prompt_graph = import_module(f"{PACKAGE}.core.prompt_graph")
+    parser = import_module(f"{PACKAGE}.core.parameter_parser")
+    prompt = body["prompt"]
+    plan = prompt_graph.plan_sweep(prompt, "43", parse=parser.parse)
+    sites = [[(s.node_id, s.input_name) for s in axis_sites] for axis_sites in plan.sites]
+    values = [list(axis.values) for axis in plan.axes]
+    if plan.total != n:
+        raise RuntimeError(f"fixture gives {plan.total} cells, not {n}")
+    save_ids = [(i,) for i, node in prompt.items() if node["class_type"] == "WISaveImage"]
+    return save_ids, sites, values
+
+
+def _measure_baseline(n: int, body: dict[str, Any]) -> tuple[float, float]:
+    """(wall s, process CPU s) to deep-copy, fill and put every combination."""
+    cs = standin()
+    loop = asyncio.new_event_loop()
+    server = cs.PromptServer(loop)  # the same queue class, without our hooks
+    queue = server.prompt_queue
+    save_ids, sites, values = _baseline_inputs(n, body)
+    outputs = [s[0] for s in save_ids]
+    prompt, extra = body["prompt"], body["extra_data"]
+    try:
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        for number, combination in enumerate(itertools.product(*values)):
+            clone = copy.deepcopy(prompt)
+            for axis_sites, value in zip(sites, combination):
+                for node_id, input_name in axis_sites:
+                    clone[node_id]["inputs"][input_name] = value
+            queue.put((float(number), str(uuid.uuid4()), clone, {**extra, "client_id": body["client_id"]}, list(outputs)))
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if len(queue.queue) != n:
+            raise RuntimeError(f"baseline queued {len(queue.queue)} of {n}")
+        return elapsed, cpu
+    finally:
+        loop.close()
+
+
+def run(quick: bool, sizes: Sequence[int] | None = None, reps: int | None = None) -> list[dict[str, Any]]:
+    """One row per N: medians of handler, ours and baseline times, the ratio and the verdicts."""
+    if sizes is None:
+        sizes = (10, 100, 1000) if quick else (10, 100, 1000, 10_000)
+    rows = []
+    _measure_ours(10, sweep_body(10))  # warm-up, not timed: first imports, caches, code paths
+    _measure_baseline(10, sweep_body(10))
+    for n in sizes:
+        count = reps if reps is not None else (1 if quick else (3 if n >= 10_000 else 5 if n >= 1000 else 9))
+        handler, handler_cpu, ours, ours_cpu, base, base_cpu, nogrid = [], [], [], [], [], [], []
+        for _ in range(count):
+            nogrid.append(_measure_handler_without_grid(n))
+            h, h_cpu, total, total_cpu = _measure_ours(n, sweep_body(n))
+            handler.append(h)
+            handler_cpu.append(h_cpu)
+            ours.append(total)
+            ours_cpu.append(total_cpu)
+            b, b_cpu = _measure_baseline(n, sweep_body(n))
+            base.append(b)
+            base_cpu.append(b_cpu)
+        handler_ms, ours_ms, base_ms = median(handler) * 1e3, median(ours) * 1e3, median(base) * 1e3
+        ratio = base_ms / ours_ms
+        cpu_ratio = median(base_cpu) / median(ours_cpu) if median(ours_cpu) > 0 else float("nan")
+        rows.append({
+            "n": n,
+            "reps": count,
+            "handler_ms": round(handler_ms, 3),
+            "handler_cpu_ms": round(median(handler_cpu) * 1e3, 3),
+            "handler_nogrid_ms": round(median(nogrid) * 1e3, 3),
+            "ours_ms": round(ours_ms, 2),
+            "baseline_ms": round(base_ms, 2),
+            "ours_us_per_cell": round(ours_ms * 1e3 / n, 1),
+            "baseline_us_per_cell": round(base_ms * 1e3 / n, 1),
+            "ratio": round(ratio, 3),
+            "cpu_ratio": round(cpu_ratio, 3),
+            "handler_lt_5ms": "met" if handler_ms < HANDLER_TARGET_MS else "MISSED",
+            "ratio_ge_5x": "met" if ratio >= RATIO_TARGET else "MISSED",
+        })
+    return rows
+
+
+COLUMNS = ("n", "reps", "handler_ms", "handler_cpu_ms", "handler_nogrid_ms", "ours_ms", "baseline_ms", "ours_us_per_cell",
+           "baseline_us_per_cell", "ratio", "cpu_ratio", "handler_lt_5ms", "ratio_ge_5x")
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [format_table(rows, COLUMNS),
+             "handler_ms: median wall time inside the onprompt hook (target < 5 ms; handler_cpu_ms: CPU time of"
+             " the same calls, less sensitive to a loaded machine; handler_nogrid_ms: wall time of the hook alone on the"
+             " prompt without its grid node, i.e. without the grid pre-flight thread competing for the GIL); ours_ms: POST until all N prompts are in"
+             " the queue; baseline_ms: deepcopy + set values + put per combination; ratio = baseline_ms / ours_ms"
+             f" (throughput, target >= {RATIO_TARGET:g}x); cpu_ratio: the same from process CPU time. Medians;"
+             " validation stubbed out on both sides. Verdicts use the wall-clock columns."]
+    missed = [r for r in rows if r["handler_lt_5ms"] != "met" or r["ratio_ge_5x"] != "met"]
+    for r in missed:
+        what = []
+        if r["handler_lt_5ms"] != "met":
+            what.append(f"handler {r['handler_ms']} ms >= {HANDLER_TARGET_MS:g} ms")
+        if r["ratio_ge_5x"] != "met":
+            what.append(f"throughput ratio {r['ratio']}x < {RATIO_TARGET:g}x")
+        lines.append(f"TARGET MISSED at N={r['n']}: " + "; ".join(what))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    rows = run(args.quick)
+    print(json.dumps(rows, indent=2) if args.json else table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Manager scale benchmark: memory per cell of a 10,000-cell batch, and status route latency, same run.
+
+Memory (tracemalloc, retained bytes after ``gc.collect()``):
+
+* ``values_only``: the baseline, a list holding every combination's value tuple (cfg float x seed int x sampler
+  str), i.e. what any design must keep;
+* ``created``: ``IterationStateManager.create_batch`` of the same 10,000 combinations (every cell queued);
+* ``ran``: the same batch after every cell got a prompt id, ran and ended ``done`` with one image ref and its
+  ``{"prompt_id"}`` metadata (what a finished 10,000-cell batch holds until it expires).
+
+``overhead_b_per_cell = (batch bytes - values_only bytes) / N``; target <= 2 KB (2,048 bytes) per cell.
+
+Latency: an aiohttp ``TestServer`` over nodes/routes.py with a ``SweepService`` on the ComfyUI stand-in
+holding 100 active batches of 100 cells (each fed up to its window, a few cells run), hit by a real
+``aiohttp.ClientSession``: ``GET /wi/status`` (100 summaries) and ``GET /wi/status/{id}`` (100 cells), against a
+baseline handler on the same server returning a small JSON object. Requests are interleaved round-robin;
+p50 / p99 in milliseconds, ratio = route p50 / baseline p50.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import sys
+import time
+import tracemalloc
+import uuid
+from importlib import import_module
+from typing import Any, Sequence
+
+from .interception_bench import PACKAGE, StandinEnv, format_table, load_package
+
+MEMORY_TARGET_B = 2048
+
+
+def _axes(n: int) -> tuple:
+    engine = import_module(f"{PACKAGE}.core.combination_engine")
+    samplers = ("euler", "euler_ancestral", "heun", "dpm_2", "lms", "dpmpp_2m", "dpmpp_sde", "ddim", "uni_pc", "lcm")
+    seeds = max(1, n // 100)
+    return (engine.Axis("cfg", tuple(3.0 + 0.5 * i for i in range(10)), "FLOAT"),
+            engine.Axis("seed", tuple(1_000_000 + i for i in range(seeds)), "SEED"),
+            engine.Axis("sampler", samplers, "COMBO"))
+
+
+def _traced() -> int:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
+def measure_memory(n: int = 10_000) -> list[dict[str, Any]]:
+    load_package()
+    engine = import_module(f"{PACKAGE}.core.combination_engine")
+    state = import_module(f"{PACKAGE}.core.iteration_state")
+    axes = _axes(n)
+    combos = engine.cartesian(axes, max_combinations=max(n, 10_000))
+    if len(combos) != n:
+        raise RuntimeError(f"{len(combos)} combinations, expected {n}")
+    tracemalloc.start()
+    try:
+        start = _traced()
+        values = [tuple(c.values) for c in combos]
+        values_bytes = _traced() - start
+        del values
+
+        manager = state.IterationStateManager()
+        start = _traced()
+        batch = manager.create_batch(batch_name="mem", mode="matrix", combinations=combos, axes=axes,
+                                     meta={"save_node_ids": ["44"], "grid_node_id": None}, snapshot_cells=False)
+        created_bytes = _traced() - start
+        batch_id = batch.batch_id
+        for index in range(n):
+            prompt_id = str(uuid.uuid4())
+            manager.attach_prompt(batch_id, index, prompt_id)
+            manager.mark_running(batch_id, index)
+            manager.register_result(batch_id, index,
+                                    [{"filename": f"{index:05d}_cfg-x_seed-y_sampler-z_00.png",
+                                      "subfolder": f"WI/mem_{batch_id[-8:]}", "type": "output"}],
+                                    {"prompt_id": prompt_id})
+        ran_bytes = _traced() - start
+        state_now = manager.get_status(batch_id, include_cells=False)["state"]
+    finally:
+        tracemalloc.stop()
+    rows = []
+    for label, total in (("created", created_bytes), ("ran", ran_bytes)):
+        overhead = (total - values_bytes) / n
+        rows.append({
+            "batch": f"{n} cells, {label}" + (f" ({state_now})" if label == "ran" else ""),
+            "values_only_b": values_bytes,
+            "batch_b": total,
+            "values_b_per_cell": round(values_bytes / n, 1),
+            "batch_b_per_cell": round(total / n, 1),
+            "overhead_b_per_cell": round(overhead, 1),
+            "target": f"<= {MEMORY_TARGET_B}",
+            "verdict": "met" if overhead <= MEMORY_TARGET_B else "MISSED",
+        })
+    return rows
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def _sweep_prompt(k: int) -> dict[str, Any]:
+    return {
+        "1": {"class_type": "WIParameterInt", "inputs": {"name": "width", "values": "1-10"}},
+        "2": {"class_type": "WIParameter", "inputs": {"name": "height", "type": "INT", "values": "10-19", "previous": ["1", 0]}},
+        "3": {"class_type": "WIIterator", "inputs": {"parameters": ["2", 0], "enabled": True, "mode": "matrix", "batch_name": f"b{k}"}},
+        "4": {"class_type": "EmptyImage", "inputs": {"width": ["1", 1], "height": ["2", 1], "batch_size": 1, "color": k}},
+        "5": {"class_type": "WISaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "WI"}},
+    }
+
+
+def measure_latency(batches: int = 100, requests: int = 300, run_cells: int = 50) -> list[dict[str, Any]]:
+    from aiohttp import ClientSession, web
+    from aiohttp.test_utils import TestServer
+
+    load_package()
+    routes = import_module(f"{PACKAGE}.nodes.routes")
+    env = StandinEnv(window=32, accept_all=False)
+
+    async def main() -> list[dict[str, Any]]:
+        for k in range(batches):
+            status, answer = await env.server.post_prompt({"prompt": _sweep_prompt(k), "client_id": f"c{k}"})
+            if status != 200:
+                raise RuntimeError(f"sweep {k} rejected: {answer}")
+            for _ in range(40):
+                await asyncio.sleep(0)
+        for _ in range(run_cells):  # some cells run and end, so the batches are active with mixed cells
+            if env.server.run_next() is None:
+                break
+            await asyncio.sleep(0)
+        summaries = env.manager.list_batches()
+        active = sum(1 for s in summaries if s["state"] == "active")
+        batch_id = summaries[len(summaries) // 2]["batch_id"]
+
+        table = web.RouteTableDef()
+        routes.add_routes(table, env.service)
+
+        @table.get("/bench/trivial")
+        async def trivial(request: web.Request) -> web.Response:
+            return web.json_response({"ok": True, "batches": 100})
+
+        app = web.Application()
+        app.add_routes(table)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        paths = {"baseline (trivial JSON)": "/bench/trivial", "GET /wi/status": "/wi/status",
+                 "GET /wi/status/{id}": f"/wi/status/{batch_id}"}
+        times: dict[str, list[float]] = {label: [] for label in paths}
+        sizes: dict[str, int] = {}
+        try:
+            async with ClientSession() as session:
+                for label, path in paths.items():  # warm-up and sanity check
+                    async with session.get(server.make_url(path)) as resp:
+                        body = await resp.read()
+                        if resp.status != 200:
+                            raise RuntimeError(f"{path}: HTTP {resp.status} {body[:200]!r}")
+                        sizes[label] = len(body)
+                for _ in range(requests):
+                    for label, path in paths.items():
+                        t0 = time.perf_counter()
+                        async with session.get(server.make_url(path)) as resp:
+                            await resp.read()
+                        times[label].append(time.perf_counter() - t0)
+        finally:
+            await server.close()
+        base = sorted(times["baseline (trivial JSON)"])
+        base_p50 = _percentile(base, 50)
+        rows = []
+        for label, values in times.items():
+            values = sorted(values)
+            p50, p99 = _percentile(values, 50), _percentile(values, 99)
+            rows.append({"route": label, "requests": len(values), "body_bytes": sizes[label],
+                         "p50_ms": round(p50 * 1e3, 3), "p99_ms": round(p99 * 1e3, 3),
+                         "p50_vs_baseline": round(p50 / base_p50, 2), "active_batches": active})
+        return rows
+
+    try:
+        return env.loop.run_until_complete(main())
+    finally:
+        env.close()
+
+
+def run(quick: bool, cells: int | None = None, batches: int | None = None, requests: int | None = None) -> list[dict[str, Any]]:
+    """Memory rows (``kind == "memory"``) then latency rows (``kind == "latency"``)."""
+    memory = measure_memory(cells or (10_000 if not quick else 10_000))
+    latency = measure_latency(batches=batches or 100, requests=requests or (50 if quick else 300))
+    return [{"kind": "memory", **r} for r in memory] + [{"kind": "latency", **r} for r in latency]
+
+
+MEMORY_COLUMNS = ("batch", "values_only_b", "batch_b", "values_b_per_cell", "batch_b_per_cell", "overhead_b_per_cell",
+                  "target", "verdict")
+LATENCY_COLUMNS = ("route", "requests", "body_bytes", "p50_ms", "p99_ms", "p50_vs_baseline", "active_batches")
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    memory = [r for r in rows if r["kind"] == "memory"]
+    latency = [r for r in rows if r["kind"] == "latency"]
+    lines = [format_table(memory, MEMORY_COLUMNS),
+             "bytes retained (tracemalloc, after gc); overhead = (batch - values_only) / N; target <= 2048 B/cell",
+             "",
+             format_table(latency, LATENCY_COLUMNS),
+             "aiohttp TestServer + ClientSession on 127.0.0.1, requests interleaved; p50_vs_baseline = route p50 / trivial p50"]
+    for r in memory:
+        if r["verdict"] != "met":
+            lines.append(f"TARGET MISSED: {r['batch']}: {r['overhead_b_per_cell']} B/cell > {MEMORY_TARGET_B} B/cell")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    rows = run(args.quick)
+    print(json.dumps(rows, indent=2) if args.json else table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Smoke tests of the benchmarks that need no ComfyUI: each runs in-process with a tiny N and returns rows
+with the expected keys and finite ratios. No timing assertions (the numbers are the benchmark's business)."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import __main__ as bench_main  # noqa: E402
+from bench import grid_bench, interception_bench, manager_bench  # noqa: E402
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_interception_quick_rows():
+    rows = interception_bench.run(quick=True, sizes=(10, 20), reps=1)
+    assert [r["n"] for r in rows] == [10, 20]
+    for row in rows:
+        assert set(interception_bench.COLUMNS) <= set(row)
+        for key in ("handler_ms", "handler_cpu_ms", "ours_ms", "baseline_ms", "ratio", "cpu_ratio"):
+            assert _finite(row[key]) and row[key] >= 0, (key, row[key])
+        assert row["ratio"] > 0
+        assert row["handler_lt_5ms"] in ("met", "MISSED") and row["ratio_ge_5x"] in ("met", "MISSED")
+    assert "ratio" in interception_bench.table(rows)
+
+
+def test_interception_axis_values_multiply_to_n():
+    for n in (10, 100, 1000, 10_000):
+        cfg, seed, sampler = interception_bench.axis_values(n)
+        assert len(sampler.split(",")) == 10
+    with pytest.raises(ValueError):
+        interception_bench.axis_values(15)
+
+
+def test_interception_restores_sys_modules():
+    before = {name: sys.modules.get(name) for name in ("server", "execution", "nodes", "folder_paths")}
+    interception_bench.run(quick=True, sizes=(10,), reps=1)
+    assert {name: sys.modules.get(name) for name in before} == before
+
+
+def test_manager_quick_rows():
+    rows = manager_bench.run(quick=True, cells=1000, batches=5, requests=5)
+    memory = [r for r in rows if r["kind"] == "memory"]
+    latency = [r for r in rows if r["kind"] == "latency"]
+    assert len(memory) == 2 and len(latency) == 3
+    for row in memory:
+        assert set(manager_bench.MEMORY_COLUMNS) <= set(row)
+        assert _finite(row["overhead_b_per_cell"]) and row["values_only_b"] > 0 and row["batch_b"] > 0
+    for row in latency:
+        assert set(manager_bench.LATENCY_COLUMNS) <= set(row)
+        assert row["requests"] == 5 and row["active_batches"] == 5
+        assert _finite(row["p50_ms"]) and _finite(row["p99_ms"]) and _finite(row["p50_vs_baseline"])
+    assert "p50_ms" in manager_bench.table(rows)
+
+
+def test_grid_quick_rows(monkeypatch):
+    tiny = [{"name": "4×64²", "rows": 2, "cols": 2, "size": 64}]
+    monkeypatch.setattr(grid_bench, "_scenarios", lambda quick: tiny)
+    rows = grid_bench.run(quick=True)
+    assert len(rows) == 1
+    for key in ("ours_vs_floor", "naive_vs_floor", "ours_mem_vs_budget", "naive_mem_vs_budget"):
+        assert _finite(rows[0][key]), (key, rows[0][key])
+
+
+def test_every_benchmark_is_registered_and_only_rejects_unknown_names():
+    assert set(bench_main.BENCHMARKS) == {"interception", "e2e", "cache_order", "manager", "grid"}
+    with pytest.raises(SystemExit):
+        bench_main.main(["--only", "no_such_benchmark"])
