@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -163,11 +164,14 @@ def test_viewer_filename_must_be_plain_html(tmp_path: Path) -> None:
 
 def _dump_dom(url: str) -> str:
     assert CHROMIUM is not None
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-extensions", "--virtual-time-budget=3000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
+    # A profile of its own: a Chromium left running by another test would otherwise take the call over.
+    with tempfile.TemporaryDirectory(prefix="wi-chromium-") as profile:
+        proc = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-extensions", "--disable-quic", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom", url],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
