@@ -393,6 +393,12 @@ def sanitize_batch_name(name: str) -> str:
     return cleaned if cleaned.strip("_") else "batch"
 
 
+def new_batch_id(batch_name: str) -> str:
+    """``<sanitised name>_<8 hex>``: what :meth:`IterationStateManager.create_batch` generates, for callers that
+    need the id before the batch exists."""
+    return f"{sanitize_batch_name(str(batch_name))}_{secrets.token_hex(4)}"
+
+
 def _short_str(value: Any) -> str:
     text = str(value)
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "\u2026"

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from . import batch_outputs, parameter_parser, prompt_graph
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
-from .iteration_state import IterationStateManager
+from .iteration_state import IterationStateManager, new_batch_id
 from .paths import batch_subfolder, cell_filename, resolve_inside
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 #: Cells queued ahead of the one running. Keeps ComfyUI's queue (and its memory) small for 10,000-cell
 #: sweeps and makes cancel cheap, while always having the next cell in the heap before the worker asks.
 DEFAULT_WINDOW = 32
+#: The feeder hands the loop back after this many cells (validation itself rarely yields).
+YIELD_EVERY = 8
+#: How long a submitted sweep may wait for ComfyUI to queue (or reject) its first cell.
+ACCEPT_TIMEOUT_S = 600.0
 
 
 class Host(Protocol):
@@ -67,8 +71,14 @@ class _Expansion:
     prompt_id: str
     number: float
     partial_targets: Any
-    order: list[int] = field(default_factory=list)  # run order of cell indices; order[0] is the submitted cell
+    order: list[int] = field(default_factory=lambda: [0])  # run order of cell indices; order[0] is the submitted cell
     subfolder: str = ""
+    client_id: str | None = None
+    extra: dict = field(default_factory=dict)
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # accepted (template_item) or rejected
+    template_item: tuple | None = None
+    rejection: str | None = None
+    early_events: list[Callable[[], None]] = field(default_factory=list)
     queued: set[str] = field(default_factory=set)
     wakeup: asyncio.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -152,6 +162,8 @@ class SweepService:
         # versions that ignore a client-chosen prompt_id.
         self._pending: dict[str, _Expansion] = {}
         self._feeding: dict[str, _Expansion] = {}
+        # Submitted cells whose batch record is still being created (see _start), by prompt id.
+        self._early: dict[str, _Expansion] = {}
         # Per batch, our save nodes: their images are the cell's result (read on the worker thread per cell).
         self._save_nodes: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
@@ -199,8 +211,7 @@ class SweepService:
             logger.warning("WI: skipped %s", error.message)
             self.host.send_event("wi.param_error", dict(error.to_json(), client_id=client_id))
 
-        # Everything that can fail on the body is read before the batch exists, so a bad body never leaves
-        # an orphan batch behind.
+        # Everything that can fail on the body is read first, so a bad body never leaves an orphan batch.
         prompt_id = str(json_data.get("prompt_id") or uuid.uuid4())
         if "number" in json_data:
             number = float(json_data["number"])
@@ -208,31 +219,14 @@ class SweepService:
             number = float(self.host.allocate_number(bool(json_data.get("front"))))
         save_prefix = "WI"
         for node_id in plan.save_node_ids:
-            save_prefix = str((prompt[node_id].get("inputs") or {}).get("filename_prefix") or "WI")
+            save_prefix = str(prompt_graph._inputs(prompt[node_id]).get("filename_prefix") or "WI")
             break
-        batch = self.manager.create_batch(
-            batch_name=plan.batch_name,
-            mode=plan.mode,
-            combinations=plan.combinations,
-            axes=plan.axes,
-            client_id=client_id,
-            meta={
-                "grid_node_id": plan.grid_node_id,
-                "grid_options": plan.grid_options,
-                "save_node_ids": list(plan.save_node_ids),
-                "param_errors": [e.to_json() for e in plan.errors],
-            },
-            snapshot_cells=False,
-        )
-        batch_id = batch.batch_id
-        self._save_nodes[batch_id] = plan.save_node_ids
+        # Only what the submitted cell needs happens here; the batch record (O(cells)), the journal entry, the
+        # run order and the pre-flight are built by _start right after the request returns, so the hook costs
+        # the same for 10 cells or 10,000. Cell 0 is the first cell of every run order.
+        batch_id = new_batch_id(plan.batch_name)
         subfolder = batch_subfolder(save_prefix, batch_id)
-        self.manager.set_meta(batch_id, subfolder=subfolder)
-        if plan.grid_node_id is not None:
-            self.host.run_background(self._preflight, batch_id, plan, client_id)
-
-        order = plan.run_order()
-        first = plan.combinations[order[0]]
+        first = plan.combinations[0]
         cell_prompt = plan.cell_prompt(first)
         extra = self._cell_extra(json_data.get("extra_data"), plan, batch_id, subfolder, first, client_id)
         expansion = _Expansion(
@@ -242,17 +236,79 @@ class SweepService:
             prompt_id=prompt_id,
             number=number,
             partial_targets=json_data.get("partial_execution_targets"),
-            order=order,
             subfolder=subfolder,
+            client_id=client_id,
+            extra=extra,
         )
-        if self.journal is not None:
-            self.journal.record_batch(self._journal_record(batch_id, plan, client_id, subfolder, extra,
-                                                           json_data.get("partial_execution_targets")))
         with self._lock:
             self._pending[prompt_id] = expansion
+            self._early[prompt_id] = expansion
+        self.host.create_task(self._start(expansion))
         logger.info("WI: batch %s: %d cells (%s)", batch_id, plan.total, plan.mode)
         # A new body rather than edits to the old one: ComfyUI keeps the old one if anything here raised.
         return {**json_data, "prompt": cell_prompt, "prompt_id": prompt_id, "number": number, "extra_data": extra}
+
+    async def _start(self, expansion: _Expansion) -> None:
+        """Create the batch, then wait for ComfyUI to accept (or reject) the submitted cell and feed the rest."""
+        plan, batch_id = expansion.plan, expansion.batch_id
+        try:
+            self.manager.create_batch(
+                batch_name=plan.batch_name,
+                mode=plan.mode,
+                combinations=plan.combinations,
+                axes=plan.axes,
+                client_id=expansion.client_id,
+                meta={
+                    "grid_node_id": plan.grid_node_id,
+                    "grid_options": plan.grid_options,
+                    "save_node_ids": list(plan.save_node_ids),
+                    "param_errors": [e.to_json() for e in plan.errors],
+                    "subfolder": expansion.subfolder,
+                },
+                batch_id=batch_id,
+                snapshot_cells=False,
+            )
+            self._save_nodes[batch_id] = plan.save_node_ids
+            if self.journal is not None:
+                self.journal.record_batch(self._journal_record(batch_id, plan, expansion.client_id, expansion.subfolder,
+                                                               expansion.extra, expansion.partial_targets))
+            if plan.grid_node_id is not None:
+                self.host.run_background(self._preflight, batch_id, plan, expansion.client_id)
+            expansion.order = plan.run_order()
+            await asyncio.sleep(0)
+            try:
+                await asyncio.wait_for(expansion.settled.wait(), timeout=ACCEPT_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                expansion.rejection = "the submitted prompt never reached ComfyUI's queue"
+            if expansion.rejection is not None or expansion.template_item is None:
+                self._take_pending(expansion.prompt_obj, expansion.prompt_id)
+                self._end_rejected(expansion, expansion.rejection or "not queued")
+                return
+            with self._lock:
+                self.manager.attach_prompt(batch_id, expansion.order[0], expansion.prompt_id)
+                expansion.queued.add(expansion.prompt_id)
+                self._feeding[batch_id] = expansion
+                self._early.pop(expansion.prompt_id, None)
+                early, expansion.early_events = expansion.early_events, []
+            for replay in early:
+                replay()
+            await self._feed(expansion, expansion.template_item, start=1)
+        except Exception:
+            logger.exception("WI: starting batch %s failed", batch_id)
+            with self._lock:
+                self._early.pop(expansion.prompt_id, None)
+            self._fail_unqueued(batch_id, "internal error while queueing; see the ComfyUI log")
+
+    def _end_rejected(self, expansion: _Expansion, reason: str) -> None:
+        logger.warning("WI: batch %s not started: %s", expansion.batch_id, reason)
+        with self._lock:
+            self._early.pop(expansion.prompt_id, None)
+        try:
+            self.manager.add_warning(expansion.batch_id, f"not started: {reason}")
+            self.manager.register_failure(expansion.batch_id, 0, reason)
+            self.manager.cancel_batch(expansion.batch_id)
+        except WIError:
+            pass
 
     def _reject(self, json_data: dict, prompt: dict, iterator_id: str, message: str, client_id: str | None) -> dict:
         logger.warning("WI: sweep not queued: %s", message)
@@ -449,29 +505,28 @@ class SweepService:
         expansion = self._take_pending(prompt_obj, None)
         if expansion is None:
             return
-        reason = describe_validation_error(valid)
-        logger.warning("WI: batch %s not started: ComfyUI rejected the submitted prompt (%s)", expansion.batch_id, reason)
-        self.manager.add_warning(expansion.batch_id, f"ComfyUI rejected the submitted prompt: {reason}")
-        try:
-            self.manager.register_failure(expansion.batch_id, expansion.order[0], reason)
-            self.manager.cancel_batch(expansion.batch_id)
-        except WIError:
-            pass
+        expansion.rejection = f"ComfyUI rejected the submitted prompt: {describe_validation_error(valid)}"
+        self.host.call_soon_threadsafe(expansion.settled.set)
 
     def on_item_put(self, item: Sequence[Any]) -> None:
-        """Every queue put: when it is a sweep's first cell, the batch is accepted and its feeder starts."""
+        """Every queue put: when it is a sweep's first cell, the batch is accepted and its feeder may start."""
         if not self._pending:
             return
         expansion = self._take_pending(item[2], item[1])
         if expansion is None:
             return
-        prompt_id = str(item[1])
-        self.manager.attach_prompt(expansion.batch_id, expansion.order[0], prompt_id)
-        with expansion.lock:
-            expansion.queued.add(prompt_id)
+        expansion.prompt_id = str(item[1])
+        expansion.template_item = tuple(item)
+        self.host.call_soon_threadsafe(expansion.settled.set)
+
+    def _stash_early(self, prompt_id: str, replay: Callable[[], None]) -> bool:
+        """Worker events for a submitted cell whose batch is still being created are replayed once it exists."""
         with self._lock:
-            self._feeding[expansion.batch_id] = expansion
-        self.host.create_task(self._feed(expansion, tuple(item), start=1))
+            expansion = self._early.get(prompt_id)
+            if expansion is None:
+                return False
+            expansion.early_events.append(replay)
+            return True
 
     # ----------------------------------------------------------------- feeding the queue
     def _accepting(self, batch_id: str) -> bool:
@@ -486,15 +541,9 @@ class SweepService:
         try:
             for position in range(start, len(expansion.order)):
                 index = expansion.order[position]
-                while True:
-                    with expansion.lock:
-                        backlog = len(expansion.queued)
-                    if backlog < self.window or not self._accepting(batch_id):
-                        break
+                while len(expansion.queued) >= self.window and self._accepting(batch_id):
                     expansion.wakeup.clear()
                     await expansion.wakeup.wait()
-                if not self._accepting(batch_id):
-                    return
                 combination = plan.combinations[index]
                 cell_prompt = plan.cell_prompt(combination)
                 prompt_id = str(uuid.uuid4())
@@ -516,7 +565,8 @@ class SweepService:
                     expansion.queued.add(prompt_id)
                 number = expansion.number + position / total
                 self.host.put_clone(template_item, number, prompt_id, cell_prompt, extra, list(valid[2]))
-                await asyncio.sleep(0)
+                if position % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # let routes and other requests run between runs of cells
         except Exception:
             logger.exception("WI: feeding batch %s stopped", batch_id)
             self._fail_unqueued(batch_id, "internal error while queueing; see the ComfyUI log")
@@ -549,6 +599,7 @@ class SweepService:
     def on_item_started(self, prompt_id: Any) -> None:
         found = self.manager.lookup_prompt(str(prompt_id))
         if found is None:
+            self._stash_early(str(prompt_id), lambda: self.on_item_started(prompt_id))
             return
         batch_id, index = found
         self.manager.mark_running(batch_id, index)
@@ -558,6 +609,7 @@ class SweepService:
         """ComfyUI finished a queue item (success, error or interrupt); ends the matching cell."""
         found = self.manager.lookup_prompt(str(prompt_id))
         if found is None:
+            self._stash_early(str(prompt_id), lambda: self.on_item_done(prompt_id, history_result, status))
             return
         batch_id, index = found
         self._wake(batch_id, str(prompt_id))

@@ -66,6 +66,7 @@ class Harness:
 
     def close(self):
         # Stop feeders still waiting for the worker (a test may end mid-batch) before closing their loop.
+        self.settle()
         pending = asyncio.all_tasks(self.loop)
         for task in pending:
             task.cancel()
