@@ -13,13 +13,14 @@ Target: cache-friendly runs the expensive node once per distinct colour. Wall ti
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
 import time
 import uuid
 from typing import Any, Sequence
+
+from ._cli import run_cli
 
 from .e2e_bench import comfy_unavailable, flush_cache, shared_server, stop_shared_server
 from .interception_bench import format_table
@@ -152,16 +153,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        rows = run(args.quick)
-    finally:
-        stop_shared_server()
-    print(json.dumps(rows, indent=2) if args.json else table(rows))
-    return 0
+    return run_cli(__doc__, run, table, argv, cleanup=stop_shared_server)
 
 
 if __name__ == "__main__":

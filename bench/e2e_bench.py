@@ -13,7 +13,6 @@ Skipped, with the reason printed, when ``tools.comfy_harness.locate_comfyui()`` 
 """
 from __future__ import annotations
 
-import argparse
 import atexit
 import json
 import statistics
@@ -22,6 +21,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Sequence
+
+from ._cli import run_cli
 
 from .interception_bench import ROOT, format_table
 
@@ -220,16 +221,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        rows = run(args.quick)
-    finally:
-        stop_shared_server()
-    print(json.dumps(rows, indent=2) if args.json else table(rows))
-    return 0
+    return run_cli(__doc__, run, table, argv, cleanup=stop_shared_server)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ throughput ratio (higher is better).
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import copy
 import gc
@@ -36,6 +35,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
+
+from ._cli import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "comfyui_workflow_iterator"
@@ -373,13 +374,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    rows = run(args.quick)
-    print(json.dumps(rows, indent=2) if args.json else table(rows))
-    return 0
+    return run_cli(__doc__, run, table, argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ p50 / p99 in milliseconds, ratio = route p50 / baseline p50.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import json
@@ -28,6 +27,8 @@ import tracemalloc
 import uuid
 from importlib import import_module
 from typing import Any, Sequence
+
+from ._cli import run_cli
 
 from .interception_bench import PACKAGE, StandinEnv, format_table, load_package
 
@@ -212,13 +213,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    rows = run(args.quick)
-    print(json.dumps(rows, indent=2) if args.json else table(rows))
-    return 0
+    return run_cli(__doc__, run, table, argv)
 
 
 if __name__ == "__main__":
