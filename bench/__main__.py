@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from . import cache_order_bench, e2e_bench, grid_bench, interception_bench, manager_bench
+from . import cache_order_bench, e2e_bench, grid_bench, interception_bench, manager_bench, status_load_bench
 
 
 def _grid_table(rows: list[dict[str, Any]]) -> str:
@@ -33,6 +33,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], list[dict[str, Any]]], Callabl
                     cache_order_bench.run, cache_order_bench.table),
     "manager": ("4. Manager scale: memory per cell of a 10,000-cell batch; status route latency with 100 active batches",
                 manager_bench.run, manager_bench.table),
+    "status_load": ("6. Status route under load on a real ComfyUI: sweep wall time with and without ~200 requests/s",
+                    status_load_bench.run, status_load_bench.table),
     "grid": ("5. Grid compositor: time and peak memory vs naive compose and the PNG-encode floor",
              grid_bench.run, _grid_table),
 }

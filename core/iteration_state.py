@@ -556,6 +556,7 @@ class IterationStateManager:
         self._outbox: list[tuple[str, dict[str, Any]]] = []
         self._delivering = False
         self._seq = 0
+        self._changes = 0  # bumped by every mutation: lets readers cache what they derived from a state
 
     # ---------------------------------------------------------------------------------------------- singleton
 
@@ -632,6 +633,7 @@ class IterationStateManager:
             self._remove_locked(batch_id)
 
     def _remove_locked(self, batch_id: str) -> bool:
+        self._changes += 1
         batch = self._batches.pop(batch_id, None)
         self._finished.pop(batch_id, None)
         if batch is None:
@@ -662,6 +664,7 @@ class IterationStateManager:
 
     def _touch_locked(self, batch: _Batch, now: float) -> None:
         batch.updated_mono = now
+        self._changes += 1
         self._batches.move_to_end(batch.batch_id)
 
     def _get_locked(self, batch_id: str) -> _Batch:
@@ -825,6 +828,7 @@ class IterationStateManager:
                 counts=counts,
             )
             self._batches[new_id] = batch
+            self._changes += 1
             snapshot = self._snapshot_locked(batch, now, include_cells=snapshot_cells)
             self._emit_locked(
                 "batch_created",
@@ -907,6 +911,7 @@ class IterationStateManager:
             )
             batch.state = BatchStatus.INTERRUPTED
             self._batches[batch_id] = batch
+            self._changes += 1
             snapshot = self._snapshot_locked(batch, now, include_cells=False)
             self._emit_locked(
                 "batch_created",
@@ -1228,6 +1233,11 @@ class IterationStateManager:
         """
         with self._locked() as now:
             return self._snapshot_locked(self._get_locked(batch_id), now, include_cells=include_cells)
+
+    def change_count(self) -> int:
+        """A number that changes whenever any batch changes (not with the passing of time): a cache key."""
+        with self._locked():
+            return self._changes
 
     def state_of(self, batch_id: str) -> str | None:
         """The batch's lifecycle state as a string, or None when unknown: the cheap check for hot paths

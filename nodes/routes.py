@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import time
 from typing import Any, Callable
 
 from aiohttp import web
@@ -93,20 +94,44 @@ def _guarded(handler: Callable[[web.Request], Any]) -> Callable[[web.Request], A
     return wrapper
 
 
+class _StatusCache:
+    """Serialised status bodies, reused until any batch changes (or a second passes, so elapsed/ETA stay
+    fresh): a panel in every tab polling while a sweep runs then costs the server almost nothing."""
+
+    def __init__(self, manager: Any, size: int = 256) -> None:
+        self._manager = manager
+        self._size = size
+        self._bodies: dict[str, tuple[tuple[int, int], bytes]] = {}
+
+    async def respond(self, key: str, build: Callable[[], Any], *, off_loop: bool = False) -> web.Response:
+        version = (self._manager.change_count(), int(time.monotonic()))
+        hit = self._bodies.get(key)
+        if hit is not None and hit[0] == version:
+            body = hit[1]
+        else:
+            data = await _off_loop(build) if off_loop else build()
+            body = json.dumps(data).encode()
+            if len(self._bodies) >= self._size:
+                self._bodies.pop(next(iter(self._bodies)))
+            self._bodies[key] = (version, body)
+        return web.Response(body=body, content_type="application/json")
+
+
 def add_routes(routes: web.RouteTableDef, service: Any) -> None:
     """Register the handlers on ComfyUI's route table (at import time, before ComfyUI copies it)."""
     manager = service.manager
+    status_cache = _StatusCache(manager)
 
     @routes.get("/wi/status")
     @_guarded
     async def wi_status(request: web.Request) -> web.Response:
-        return web.json_response({"batches": manager.list_batches()})
+        return await status_cache.respond("", lambda: {"batches": manager.list_batches()})
 
     @routes.get("/wi/status/{batch_id}")
     @_guarded
     async def wi_batch_status(request: web.Request) -> web.Response:
         batch_id = _batch_id(request)
-        return web.json_response(await _off_loop(service.status, batch_id))
+        return await status_cache.respond(batch_id, lambda: service.status(batch_id), off_loop=True)
 
     @routes.get("/wi/batches")
     @_guarded

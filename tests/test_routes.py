@@ -536,3 +536,19 @@ def test_errors_are_json_with_error_and_detail(rh):
     for method, path, expected in cases:
         status, body, _ = rh.request(method, path, data=b"{bad")
         assert_error(status, body, expected)
+
+
+def test_status_bodies_are_reused_until_a_batch_changes(rh):
+    rh.post_prompt({"prompt": sweep_prompt("1, 2", "10, 20")})
+    batch_id = rh.only_batch_id()
+    calls = []
+    original = rh.service.status
+    rh.service.status = lambda b: calls.append(b) or original(b)  # count how often the body is rebuilt
+    bodies = [rh.get(f"/wi/status/{batch_id}")[1] for _ in range(6)]
+    first = bodies[0]
+    # Six answers, at most two builds (a one-second bucket may roll over once); without the cache: six.
+    assert all(body["counts"] == first["counts"] for body in bodies) and len(calls) <= 2
+    rh.server.run_next()  # a cell ends: the next answer must show it
+    rh.settle()
+    third = rh.get(f"/wi/status/{batch_id}")[1]
+    assert third["counts"]["done"] == first["counts"]["done"] + 1
