@@ -126,7 +126,7 @@ class SweepPlan:
             "mode": self.mode,
             "batch_name": self.batch_name,
             "cycle": getattr(self.combinations, "cycle", True),
-            "axes": [{"name": a.name, "type": a.type, "values": [_json_ready(v) for v in a.values]} for a in self.axes],
+            "axes": [{"name": a.name, "type": a.type, "values": [json_ready(v) for v in a.values]} for a in self.axes],
             "parameters": [vars(p) for p in self.parameters],
             "sites": [[[site.node_id, site.input_name] for site in axis_sites] for axis_sites in self.sites],
             "grid_node_id": self.grid_node_id,
@@ -186,7 +186,7 @@ class SweepPlan:
             "coords": list(combination.coords),
             "axes": [axis.name for axis in self.axes],
             "parameter_nodes": [spec.node_id for spec in self.parameters],
-            "values": {axis.name: _json_ready(v) for axis, v in zip(self.axes, combination.values)},
+            "values": {axis.name: json_ready(v) for axis, v in zip(self.axes, combination.values)},
         }
 
     def _template(self) -> tuple[dict[str, Any], bool]:
@@ -214,7 +214,7 @@ class SweepPlan:
         return guess_image_size(template)
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
@@ -230,7 +230,7 @@ def _is_link(value: Any) -> bool:
     )
 
 
-def _inputs(node: Any) -> Mapping[str, Any]:
+def node_inputs(node: Any) -> Mapping[str, Any]:
     """A node's inputs, or an empty mapping for malformed nodes (the hook sees whatever clients post)."""
     inputs = node.get("inputs") if isinstance(node, Mapping) else None
     return inputs if isinstance(inputs, Mapping) else {}
@@ -271,7 +271,7 @@ def find_enabled_iterator(prompt: Mapping[str, Any]) -> str | None:
         for node_id, node in prompt.items()
         if isinstance(node, Mapping)
         and _class(node) == ITERATOR_CLASS
-        and _truthy(_inputs(node).get("enabled", True))
+        and _truthy(node_inputs(node).get("enabled", True))
     ]
     if len(enabled) > 1:
         raise PlanError(f"only one WIIterator may be enabled per workflow; found {len(enabled)} (nodes {', '.join(sorted(enabled))})")
@@ -280,7 +280,7 @@ def find_enabled_iterator(prompt: Mapping[str, Any]) -> str | None:
 
 def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[ParameterSpec]:
     """The iterator's parameter chain, first-connected parameter first (it becomes axis 0, the slowest)."""
-    link = _inputs(prompt[iterator_id]).get("parameters")
+    link = node_inputs(prompt[iterator_id]).get("parameters")
     chain: list[ParameterSpec] = []
     seen: set[str] = set()
     while link is not None:
@@ -295,7 +295,7 @@ def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[Para
             raise PlanError(f"node {node_id} in the parameter chain is not a WIParameter node")
         if link[1] != STACK_OUTPUT:
             raise PlanError(f"node {node_id}: connect its 'parameters' output (not 'value') to the next node in the chain")
-        inputs = _inputs(node)
+        inputs = node_inputs(node)
         implied = PARAMETER_CLASSES[_class(node)]
         value_type = implied or str(inputs.get("type", "STRING"))
         name = str(inputs.get("name", "")).strip() or _node_title(node) or f"param {node_id}"
@@ -340,7 +340,7 @@ def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec) -> tuple[Site,
     for node_id, node in prompt.items():
         if not isinstance(node, Mapping):
             continue
-        for input_name, value in _inputs(node).items():
+        for input_name, value in node_inputs(node).items():
             if _is_link(value) and str(value[0]) == spec.node_id and value[1] == VALUE_OUTPUT:
                 sites.append(Site(str(node_id), input_name))
     for node_ref, input_name in _parse_target_text(spec.target):
@@ -353,7 +353,7 @@ def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec) -> tuple[Site,
         if not matches:
             raise ValueError(f"target {node_ref}.{input_name}: no node has the id, title or type {node_ref!r}")
         for node_id in matches:
-            if input_name not in _inputs(prompt[node_id]):
+            if input_name not in node_inputs(prompt[node_id]):
                 raise ValueError(
                     f"target {node_ref}.{input_name}: node {node_id} ({prompt[node_id].get('class_type')}) has no input {input_name!r}"
                 )
@@ -375,7 +375,7 @@ def _combo_options(prompt: Mapping[str, Any], sites: Sequence[Site], options_for
 def _find_grid_node(prompt: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
     for node_id, node in prompt.items():
         if _class(node) == GRID_CLASS:
-            inputs = _inputs(node)
+            inputs = node_inputs(node)
             return str(node_id), {k: v for k, v in inputs.items() if not _is_link(v)}
     return None, {}
 
@@ -403,7 +403,7 @@ def plan_sweep(
     Raises:
         PlanError: nothing valid remains, or the chain or the combination count is unusable.
     """
-    iterator_inputs = _inputs(prompt[iterator_id])
+    iterator_inputs = node_inputs(prompt[iterator_id])
     mode = str(iterator_inputs.get("mode", "matrix")).strip().lower()
     if mode not in ("matrix", "linear"):
         raise PlanError(f"WIIterator mode must be 'matrix' or 'linear', not {mode!r}")
@@ -492,7 +492,7 @@ def invalidated_nodes(prompt: Mapping[str, Any], sources: Sequence[str]) -> set[
     for node_id, node in prompt.items():
         if not isinstance(node, Mapping):
             continue
-        for value in _inputs(node).values():
+        for value in node_inputs(node).values():
             if _is_link(value):
                 consumers.setdefault(str(value[0]), set()).add(str(node_id))
     seen: set[str] = set()
@@ -555,7 +555,7 @@ def _with_skipped_defaults(
     template = json.loads(json.dumps(prompt))
     for spec in skipped:
         for node_id, node in prompt.items():
-            for input_name, value in _inputs(node).items():
+            for input_name, value in node_inputs(node).items():
                 if not (_is_link(value) and str(value[0]) == spec.node_id and value[1] == VALUE_OUTPUT):
                     continue
                 default = input_default(_class(node), input_name) if input_default is not None else None

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from . import batch_outputs, parameter_parser, prompt_graph
+from .combination_engine import Axis
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
 from .iteration_state import IterationStateManager, new_batch_id
 from .paths import batch_subfolder, cell_filename, resolve_inside
@@ -219,7 +220,7 @@ class SweepService:
             number = float(self.host.allocate_number(bool(json_data.get("front"))))
         save_prefix = "WI"
         for node_id in plan.save_node_ids:
-            save_prefix = str(prompt_graph._inputs(prompt[node_id]).get("filename_prefix") or "WI")
+            save_prefix = str(prompt_graph.node_inputs(prompt[node_id]).get("filename_prefix") or "WI")
             break
         # Only what the submitted cell needs happens here; the batch record (O(cells)), the journal entry, the
         # run order and the pre-flight are built by _start right after the request returns, so the hook costs
@@ -361,17 +362,18 @@ class SweepService:
         pnginfo = dict(extra_base.get("extra_pnginfo") or {})
         pnginfo.pop(prompt_graph.CELL_INFO_KEY, None)
         extra_base["extra_pnginfo"] = pnginfo
+        sweep = plan.to_json()
         return {
             "batch_id": batch_id,
             "batch_name": plan.batch_name,
             "mode": plan.mode,
             "client_id": client_id,
             "created_at": status["created_at"],
-            "axes": [{"name": a.name, "type": a.type, "values": [prompt_graph._json_ready(v) for v in a.values]} for a in plan.axes],
-            "cells": [{"index": c.index, "coords": list(c.coords), "values": [prompt_graph._json_ready(v) for v in c.values]}
+            "axes": sweep["axes"],
+            "cells": [{"index": c.index, "coords": list(c.coords), "values": [prompt_graph.json_ready(v) for v in c.values]}
                       for c in plan.combinations],
             "meta": dict(status.get("meta") or {}, subfolder=subfolder),
-            "plan": {"sweep": plan.to_json(), "extra_data": extra_base, "partial_targets": partial_targets},
+            "plan": {"sweep": sweep, "extra_data": extra_base, "partial_targets": partial_targets},
         }
 
     def _journal_event(self, event: str, payload: dict[str, Any]) -> None:
@@ -436,11 +438,11 @@ class SweepService:
             existing = self._existing_output(output_dir, subfolder, plan, index)
             if existing is not None:
                 if self.manager.register_result(batch_id, index, [existing], {"resumed": "file already saved"}):
-                    self._batch_ended(batch_id)
+                    self._schedule_grid(batch_id)
             else:
                 remaining.append(index)
         if not todo:
-            self._batch_ended(batch_id)
+            self._schedule_grid(batch_id)
         if remaining:
             run_order = [i for i in plan.run_order() if i in set(remaining)]
             extra_base = dict(record["plan"].get("extra_data") or {})
@@ -554,7 +556,7 @@ class SweepService:
                     valid = (False, {"message": f"{type(exc).__name__}: {exc}"}, [], {})
                 if not valid[0] or not valid[2]:
                     if self.manager.register_failure(batch_id, index, describe_validation_error(valid)):
-                        self._batch_ended(batch_id)
+                        self._schedule_grid(batch_id)
                     continue
                 # No await between this check and the put: a cancel (also on this loop) cannot slip in between.
                 if not self._accepting(batch_id):
@@ -582,7 +584,7 @@ class SweepService:
         for cell in status["cells"]:
             if cell["status"] == "queued" and not cell.get("prompt_id"):
                 if self.manager.register_failure(batch_id, cell["index"], reason):
-                    self._batch_ended(batch_id)
+                    self._schedule_grid(batch_id)
 
     def _wake(self, batch_id: str, prompt_id: str | None) -> None:
         with self._lock:
@@ -623,7 +625,7 @@ class SweepService:
         else:
             ended = self.manager.register_failure(batch_id, index, reason or "failed")
         if ended:
-            self._batch_ended(batch_id)
+            self._schedule_grid(batch_id)
 
     def on_items_removed(self, prompt_ids: Sequence[str], *, whole_queue: bool) -> None:
         """Items deleted from ComfyUI's queue by someone else: those cells are cancelled.
@@ -640,7 +642,7 @@ class SweepService:
             touched.add(batch_id)
             self._wake(batch_id, str(prompt_id))
             if self.manager.register_cancelled(batch_id, index, "removed from the queue"):
-                self._batch_ended(batch_id)
+                self._schedule_grid(batch_id)
         if whole_queue:
             for batch_id in touched:
                 try:
@@ -664,9 +666,6 @@ class SweepService:
         self._schedule_grid(batch_id)
         logger.info("WI: batch %s cancelled: %d removed, interrupted %s", batch_id, len(removed), interrupted)
         return {"batch_id": batch_id, "state": "cancelled", "removed": removed, "interrupted": interrupted}
-
-    def _batch_ended(self, batch_id: str) -> None:
-        self._schedule_grid(batch_id)
 
     def _schedule_grid(self, batch_id: str) -> None:
         if self.grid_builder is None:
@@ -717,8 +716,6 @@ class SweepService:
                 continue
             axes_out.append({"name": name, "count": len(values)})
             counts.append(len(values))
-            from .combination_engine import Axis
-
             valid_axes.append(Axis(name=name, values=tuple(values), type=str(param.get("type", "STRING")).upper()))
         if not counts:
             count = 0

@@ -31,12 +31,6 @@ logger = logging.getLogger(__name__)
 _INSTALLED_FLAG = "_wi_installed"
 
 
-def comfy_available() -> bool:
-    """True inside a running ComfyUI (its ``server`` module has a PromptServer instance)."""
-    server = sys.modules.get("server")
-    return server is not None and getattr(getattr(server, "PromptServer", None), "instance", None) is not None
-
-
 def prompt_server() -> Any | None:
     try:
         import server  # type: ignore[import-not-found]
@@ -355,25 +349,3 @@ class ComfyHost:
         validate_prompt.__wrapped__ = original_validate  # type: ignore[attr-defined]
         execution.validate_prompt = validate_prompt
         return True
-
-
-def resolve_output_file(ref: dict, output_dir: str | None = None) -> str | None:
-    """Absolute path of an image ref ``{filename, subfolder, type}`` if it stays inside its root."""
-    try:
-        import folder_paths  # type: ignore[import-not-found]
-
-        roots = {
-            "output": folder_paths.get_output_directory(),
-            "temp": folder_paths.get_temp_directory(),
-            "input": folder_paths.get_input_directory(),
-        }
-    except ImportError:
-        roots = {"output": output_dir} if output_dir else {}
-    root = roots.get(str(ref.get("type", "output")))
-    if not root:
-        return None
-    real_root = os.path.realpath(root)
-    path = os.path.realpath(os.path.join(real_root, str(ref.get("subfolder", "")), str(ref.get("filename", ""))))
-    if os.path.commonpath([real_root, path]) != real_root:
-        return None
-    return path
