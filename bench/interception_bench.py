@@ -6,19 +6,23 @@ hires pass, primitives, a WIIterator with three parameters wired into cfg / nois
 samplers, WISaveImage and a WIGridCompositor) is swept to N = 10, 100, 1,000 and 10,000 cells.
 
 Ours, over the ComfyUI stand-in (tests/comfy_standin.py: the real heap queue, POST /prompt order of
-operations, our queue hooks installed by ``ComfyHost.install``):
+operations, our queue hooks installed by ``ComfyHost.install``; the fixture's node classes registered as
+ComfyUI 0.3.64 has them, see ``WRITTEN_CLASSES``):
 
 * ``handler_ms``: time inside ``SweepService.handle_prompt`` (the onprompt hook, while POST /prompt waits);
 * ``ours_ms``: from the POST until the queue holds all N prompts (every clone built, validated, queued),
-  with ``window = N + 1`` so the feeder never waits for the worker.
+  with ``window = N + 1`` so the feeder never waits for the worker;
+* ``ours_us_per_clone``: the feeder's span from its start to the last clone's put, per clone.
 
 Validation is replaced by a trivial ``async`` function accepting every prompt, so both sides measure only
-their own work. Baseline (``baseline_ms``), same run, same stand-in queue class (without our hooks): the
-original design, i.e. for each combination ``copy.deepcopy(prompt)``, write the values, ``queue.put``. The
-baseline gets its value lists and target sites for free (parsed before its timer starts), which flatters it.
+their own work. Baseline, same run, same stand-in queue class (without our hooks): the original design's
+path, i.e. the same planner (parse, sites, combinations), then for each combination
+``copy.deepcopy(prompt)``, write the values, ``queue.put`` (``baseline_ms`` the whole path,
+``baseline_us_per_clone`` its copy-and-put loop per combination).
 
-Times are medians over repetitions, ours and baseline alternating. ``ratio = baseline_ms / ours_ms`` is the
-throughput ratio (higher is better).
+Times are medians over repetitions, ours and baseline alternating. ``ratio`` (the issue's target, cloning +
+queueing throughput) = ``baseline_us_per_clone / ours_us_per_clone``; ``path_ratio = baseline_ms / ours_ms``
+compares the whole POST-to-queued paths, fixed planning cost included (higher is better for both).
 """
 from __future__ import annotations
 
@@ -44,6 +48,11 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sdxl_api_prompt.json"
 
 HANDLER_TARGET_MS = 5.0
 RATIO_TARGET = 5.0
+
+#: Classes of the fixture whose prompt dicts ComfyUI 0.3.64 writes into (``IS_CHANGED`` or a real V3
+#: ``fingerprint_inputs`` override; checked against a live 0.3.64 node registry): each cell copies these nodes.
+#: The stand-in registers the fixture's other classes without, as ComfyUI has them.
+WRITTEN_CLASSES = frozenset({"LoadImage", "WISaveImage"})
 
 SAMPLERS = ("euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2m", "dpmpp_sde", "ddim", "uni_pc")
 CFG_NODE, SEED_NODE, SAMPLER_NODE = "40", "41", "42"
@@ -174,6 +183,13 @@ class StandinEnv:
         self.loop = asyncio.new_event_loop()
         self.server = self.cs.install(self.patch, self.loop)
         self.save_ids: list[str] = []
+        registry = self.cs.NODE_CLASS_MAPPINGS
+        for class_type in sorted({node["class_type"] for node in json.loads(FIXTURE.read_text(encoding="utf-8")).values()}):
+            if class_type not in registry:
+                members: dict[str, Any] = {"REQUIRED": {}}
+                if class_type in WRITTEN_CLASSES:
+                    members["IS_CHANGED"] = classmethod(lambda cls, **kw: float("nan"))
+                self.patch.setitem(registry, class_type, type(class_type, (self.cs._Node,), members))
 
         async def accept_everything(prompt_id: str, prompt: dict, partial_execution_list: Any = None) -> tuple:
             return (True, None, list(self.save_ids), {})
@@ -208,6 +224,9 @@ class StandinEnv:
 
     def close(self) -> None:
         self.host._executor.shutdown(wait=True)
+        # Tasks the hook scheduled from outside the loop (the handler-only measurement) start here, so they
+        # can be cancelled rather than left as never-awaited coroutines.
+        self.loop.run_until_complete(asyncio.sleep(0))
         pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
         for task in pending:  # feeders still waiting for the worker (the benchmark stops before the batch ends)
             task.cancel()
@@ -217,12 +236,25 @@ class StandinEnv:
         self.patch.undo()
 
 
-def _measure_ours(n: int, body: dict[str, Any], timeout_s: float = 600.0) -> tuple[float, float, float, float]:
-    """(handler wall s, handler CPU s of its thread, POST-to-all-queued wall s, same in process CPU s)."""
+def _measure_ours(n: int, body: dict[str, Any], timeout_s: float = 600.0) -> dict[str, float]:
+    """One sweep through the hook and the feeder: handler wall / CPU s, POST-to-all-queued wall / process CPU s,
+    and the feeder's span from its start to the last clone's put (cloning + validating + queueing N - 1 cells)."""
     env = StandinEnv(window=n + 1)
     env.save_ids = [i for i, node in body["prompt"].items() if node["class_type"] == "WISaveImage"]
     queue = env.server.prompt_queue
+    marks: dict[str, float] = {}
+    hooked_put, original_feed = queue.put, env.service._feed
 
+    def put(item: Any) -> None:
+        hooked_put(item)
+        marks["last_put"] = time.perf_counter()
+
+    async def feed(*args: Any, **kwargs: Any) -> None:
+        marks.setdefault("feed_start", time.perf_counter())
+        await original_feed(*args, **kwargs)
+
+    queue.put = put
+    env.service._feed = feed  # type: ignore[method-assign]
     cpu: list[float] = []
 
     async def drive() -> float:
@@ -242,7 +274,8 @@ def _measure_ours(n: int, body: dict[str, Any], timeout_s: float = 600.0) -> tup
         total = env.loop.run_until_complete(drive())
         if len(queue.queue) != n or len(env.handler_s) != 1:
             raise RuntimeError(f"expected {n} queued prompts, got {len(queue.queue)}")
-        return env.handler_s[0], env.handler_cpu_s[0], total, cpu[0]
+        return {"handler": env.handler_s[0], "handler_cpu": env.handler_cpu_s[0], "total": total, "total_cpu": cpu[0],
+                "clones": marks["last_put"] - marks["feed_start"]}
     finally:
         env.close()
 
@@ -266,51 +299,47 @@ def _measure_handler_without_grid(n: int) -> float:
         env.close()
 
 
-def _baseline_inputs(n: int, body: dict[str, Any]) -> tuple[list[tuple[str, ...]], list[list[tuple[str, str]]], list[list[Any]]]:
-    """Sites and parsed values from our own planner, so the baseline writes exactly what our cells hold."""
+def _measure_baseline(n: int, body: dict[str, Any]) -> dict[str, float]:
+    """The original design's path, timed: plan (the same planner as ours: parse every parameter, find the
+    inputs it feeds, expand the combinations), then per combination ``copy.deepcopy`` the prompt, write the
+    values and ``queue.put`` the clone (the same stand-in queue class, without our hooks).
+
+    Returns wall s of the whole path (``total``), of the copy-and-put loop alone (``clones``, N clones) and the
+    process CPU s of the whole path.
+    """
     from importlib import import_module
 
     load_package()
     prompt_graph = import_module(f"{PACKAGE}.core.prompt_graph")
     parser = import_module(f"{PACKAGE}.core.parameter_parser")
-    prompt = body["prompt"]
-    plan = prompt_graph.plan_sweep(prompt, "43", parse=parser.parse)
-    sites = [[(s.node_id, s.input_name) for s in axis_sites] for axis_sites in plan.sites]
-    values = [list(axis.values) for axis in plan.axes]
-    if plan.total != n:
-        raise RuntimeError(f"fixture gives {plan.total} cells, not {n}")
-    save_ids = [(i,) for i, node in prompt.items() if node["class_type"] == "WISaveImage"]
-    return save_ids, sites, values
-
-
-def _measure_baseline(n: int, body: dict[str, Any]) -> tuple[float, float]:
-    """(wall s, process CPU s) to deep-copy, fill and put every combination."""
     cs = standin()
     loop = asyncio.new_event_loop()
     server = cs.PromptServer(loop)  # the same queue class, without our hooks
     queue = server.prompt_queue
-    save_ids, sites, values = _baseline_inputs(n, body)
-    outputs = [s[0] for s in save_ids]
     prompt, extra = body["prompt"], body["extra_data"]
     try:
         gc.collect()
         t0, c0 = time.perf_counter(), time.process_time()
-        for number, combination in enumerate(itertools.product(*values)):
+        plan = prompt_graph.plan_sweep(prompt, prompt_graph.find_enabled_iterator(prompt), parse=parser.parse)
+        sites = [[(s.node_id, s.input_name) for s in axis_sites] for axis_sites in plan.sites]
+        outputs = list(plan.save_node_ids)
+        t1 = time.perf_counter()
+        for number, combination in enumerate(itertools.product(*(axis.values for axis in plan.axes))):
             clone = copy.deepcopy(prompt)
             for axis_sites, value in zip(sites, combination):
                 for node_id, input_name in axis_sites:
                     clone[node_id]["inputs"][input_name] = value
             queue.put((float(number), str(uuid.uuid4()), clone, {**extra, "client_id": body["client_id"]}, list(outputs)))
-        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        t2, cpu = time.perf_counter(), time.process_time() - c0
         if len(queue.queue) != n:
             raise RuntimeError(f"baseline queued {len(queue.queue)} of {n}")
-        return elapsed, cpu
+        return {"total": t2 - t0, "clones": t2 - t1, "total_cpu": cpu}
     finally:
         loop.close()
 
 
 def run(quick: bool, sizes: Sequence[int] | None = None, reps: int | None = None) -> list[dict[str, Any]]:
-    """One row per N: medians of handler, ours and baseline times, the ratio and the verdicts."""
+    """One row per N: medians of handler, ours and baseline times, the ratios and the verdicts."""
     if sizes is None:
         sizes = (10, 100, 1000) if quick else (10, 100, 1000, 10_000)
     rows = []
@@ -318,49 +347,55 @@ def run(quick: bool, sizes: Sequence[int] | None = None, reps: int | None = None
     _measure_baseline(10, sweep_body(10))
     for n in sizes:
         count = reps if reps is not None else (1 if quick else (3 if n >= 10_000 else 5 if n >= 1000 else 9))
-        handler, handler_cpu, ours, ours_cpu, base, base_cpu, nogrid = [], [], [], [], [], [], []
+        ours: list[dict[str, float]] = []
+        base: list[dict[str, float]] = []
+        nogrid: list[float] = []
         for _ in range(count):
             nogrid.append(_measure_handler_without_grid(n))
-            h, h_cpu, total, total_cpu = _measure_ours(n, sweep_body(n))
-            handler.append(h)
-            handler_cpu.append(h_cpu)
-            ours.append(total)
-            ours_cpu.append(total_cpu)
-            b, b_cpu = _measure_baseline(n, sweep_body(n))
-            base.append(b)
-            base_cpu.append(b_cpu)
-        handler_ms, ours_ms, base_ms = median(handler) * 1e3, median(ours) * 1e3, median(base) * 1e3
-        ratio = base_ms / ours_ms
-        cpu_ratio = median(base_cpu) / median(ours_cpu) if median(ours_cpu) > 0 else float("nan")
+            ours.append(_measure_ours(n, sweep_body(n)))
+            base.append(_measure_baseline(n, sweep_body(n)))
+
+        def med(runs: list[dict[str, float]], key: str) -> float:
+            return median(r[key] for r in runs)
+
+        handler_ms = med(ours, "handler") * 1e3
+        ours_ms, base_ms = med(ours, "total") * 1e3, med(base, "total") * 1e3
+        # Per clone: ours clones N - 1 cells in the feeder (the hook built the submitted one), the baseline N.
+        ours_clone_us = med(ours, "clones") * 1e6 / max(1, n - 1)
+        base_clone_us = med(base, "clones") * 1e6 / n
+        throughput = base_clone_us / ours_clone_us
         rows.append({
             "n": n,
             "reps": count,
             "handler_ms": round(handler_ms, 3),
-            "handler_cpu_ms": round(median(handler_cpu) * 1e3, 3),
+            "handler_cpu_ms": round(med(ours, "handler_cpu") * 1e3, 3),
             "handler_nogrid_ms": round(median(nogrid) * 1e3, 3),
             "ours_ms": round(ours_ms, 2),
             "baseline_ms": round(base_ms, 2),
-            "ours_us_per_cell": round(ours_ms * 1e3 / n, 1),
-            "baseline_us_per_cell": round(base_ms * 1e3 / n, 1),
-            "ratio": round(ratio, 3),
-            "cpu_ratio": round(cpu_ratio, 3),
+            "path_ratio": round(base_ms / ours_ms, 3),
+            "cpu_ratio": round(med(base, "total_cpu") / med(ours, "total_cpu"), 3) if med(ours, "total_cpu") > 0 else float("nan"),
+            "ours_us_per_clone": round(ours_clone_us, 1),
+            "baseline_us_per_clone": round(base_clone_us, 1),
+            "ratio": round(throughput, 3),
             "handler_lt_5ms": "met" if handler_ms < HANDLER_TARGET_MS else "MISSED",
-            "ratio_ge_5x": "met" if ratio >= RATIO_TARGET else "MISSED",
+            "ratio_ge_5x": "met" if throughput >= RATIO_TARGET else "MISSED",
         })
     return rows
 
 
-COLUMNS = ("n", "reps", "handler_ms", "handler_cpu_ms", "handler_nogrid_ms", "ours_ms", "baseline_ms", "ours_us_per_cell",
-           "baseline_us_per_cell", "ratio", "cpu_ratio", "handler_lt_5ms", "ratio_ge_5x")
+COLUMNS = ("n", "reps", "handler_ms", "handler_cpu_ms", "handler_nogrid_ms", "ours_ms", "baseline_ms", "path_ratio", "cpu_ratio",
+           "ours_us_per_clone", "baseline_us_per_clone", "ratio", "handler_lt_5ms", "ratio_ge_5x")
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [format_table(rows, COLUMNS),
-             "handler_ms: median wall time inside the onprompt hook (target < 5 ms; handler_cpu_ms: CPU time of"
-             " the same calls, less sensitive to a loaded machine; handler_nogrid_ms: wall time of the hook alone on the"
-             " prompt without its grid node, i.e. without the grid pre-flight thread competing for the GIL); ours_ms: POST until all N prompts are in"
-             " the queue; baseline_ms: deepcopy + set values + put per combination; ratio = baseline_ms / ours_ms"
-             f" (throughput, target >= {RATIO_TARGET:g}x); cpu_ratio: the same from process CPU time. Medians;"
+             "handler_ms: median wall time inside the onprompt hook (target < 5 ms); handler_cpu_ms: CPU time of the"
+             " same calls; handler_nogrid_ms: the hook alone on the prompt without its grid node. ours_ms: POST until all"
+             " N prompts are in the queue; baseline_ms: the original design's whole path (the same planner, then deepcopy +"
+             " set values + put per combination); path_ratio = baseline_ms / ours_ms, cpu_ratio the same in process CPU"
+             " time. *_us_per_clone: cloning + queueing one cell (ours: the feeder from its start to the last put, incl."
+             " validation of each clone (stubbed) and bookkeeping, / (N - 1); baseline: its deepcopy-and-put loop / N);"
+             f" ratio = baseline_us_per_clone / ours_us_per_clone, the throughput target (>= {RATIO_TARGET:g}x). Medians;"
              " validation stubbed out on both sides. Verdicts use the wall-clock columns."]
     missed = [r for r in rows if r["handler_lt_5ms"] != "met" or r["ratio_ge_5x"] != "met"]
     for r in missed:

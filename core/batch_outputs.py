@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from PIL import Image
 

@@ -946,11 +946,16 @@ class IterationStateManager:
 
     # ------------------------------------------------------------------------------------------------ prompts
 
-    def attach_prompt(self, batch_id: str, index: int, prompt_id: str) -> None:
+    def attach_prompt(self, batch_id: str, index: int, prompt_id: str, *, only_if_open: bool = False) -> bool:
         """Record the ComfyUI prompt id queued for a cell; the first attach moves ``pending`` -> ``active``.
 
         Attaching again replaces the cell's previous id. Allowed while pending, active or collecting (a fast
-        cell may end before its id is recorded).
+        cell may end before its id is recorded). With ``only_if_open``, only while pending or active, and an
+        unknown or closed batch returns False instead of raising: the feeder's check-and-attach under one
+        lock acquisition, just before it queues the cell.
+
+        Returns:
+            True when attached.
 
         Raises:
             UnknownBatchError: Unknown (or expired / cleaned-up) batch.
@@ -962,6 +967,10 @@ class IterationStateManager:
         if not isinstance(prompt_id, str) or not prompt_id:
             raise ValueError("prompt_id must be a non-empty string")
         with self._locked() as now:
+            if only_if_open:
+                open_batch = self._batches.get(batch_id)
+                if open_batch is None or open_batch.state not in (BatchStatus.PENDING, BatchStatus.ACTIVE):
+                    return False
             batch = self._get_locked(batch_id)
             cell = self._cell_locked(batch, index)
             if batch.state in TERMINAL:
@@ -979,6 +988,7 @@ class IterationStateManager:
             if batch.state is BatchStatus.PENDING:
                 self._transition(batch, BatchStatus.ACTIVE, now)
             self._touch_locked(batch, now)
+        return True
 
     def lookup_prompt(self, prompt_id: str) -> tuple[str, int] | None:
         """Return ``(batch_id, index)`` for an attached prompt id, else None.

@@ -6,9 +6,8 @@ parameter's value goes (inputs wired to the parameter's value output, and named 
 combinations, and building each cell's prompt, PNG-info marker and workflow.
 
 It never mutates the prompt it is given: ComfyUI keeps the handler's input when a handler raises, so a
-half-edited prompt must never exist. Cell prompts are built from one JSON template with ``json.loads``, which
-gives every cell a fully independent dict tree (ComfyUI's validation and ``is_changed`` memo write into node
-dicts) at a fraction of ``copy.deepcopy``'s cost.
+half-edited prompt must never exist. Cell prompts are built from one private template by copying only what
+ComfyUI may write into (see :meth:`SweepPlan.cell_prompt`), at a small fraction of ``copy.deepcopy``'s cost.
 
 Plain Python: must not import torch, comfy*, server, nodes, execution, folder_paths, comfy_execution, aiohttp.
 """
@@ -16,12 +15,14 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import io
 import itertools
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from . import combination_engine
 from .combination_engine import Axis, Combination, CombinationSet
@@ -112,8 +113,19 @@ class SweepPlan:
     grid_node_id: str | None = None
     grid_options: dict[str, Any] = field(default_factory=dict)
     save_node_ids: tuple[str, ...] = ()
-    template_json: str = "{}"
+    template: dict[str, Any] = field(default_factory=dict)
     cache_friendly: bool = True
+    #: Nodes every cell gets its own node and inputs dicts of (see cell_prompt); None: every node.
+    private_nodes: frozenset[str] | None = None
+
+    @property
+    def template_json(self) -> str:
+        """The template as JSON (for the journal; built on first use, after the onprompt hook returned)."""
+        cached = self.__dict__.get("_template_json")
+        if cached is None:
+            # default=str: another pack's onprompt handler may have left a non-JSON literal in the prompt.
+            cached = self.__dict__["_template_json"] = json.dumps(self.template, default=str)
+        return cached
 
     @property
     def total(self) -> int:
@@ -134,6 +146,7 @@ class SweepPlan:
             "save_node_ids": list(self.save_node_ids),
             "template_json": self.template_json,
             "cache_friendly": self.cache_friendly,
+            "private_nodes": None if self.private_nodes is None else sorted(self.private_nodes),
         }
 
     @classmethod
@@ -154,63 +167,91 @@ class SweepPlan:
             grid_node_id=data.get("grid_node_id"),
             grid_options=dict(data.get("grid_options") or {}),
             save_node_ids=tuple(data.get("save_node_ids") or ()),
-            template_json=str(data["template_json"]),
+            template=json.loads(str(data["template_json"])),
             cache_friendly=bool(data.get("cache_friendly", True)),
+            # Journals written before this field existed rebuild every node per cell (always safe).
+            private_nodes=None if data.get("private_nodes") is None else frozenset(str(n) for n in data["private_nodes"]),
         )
 
-    def cell_prompt(self, combination: Combination) -> dict[str, Any]:
+    def cell_prompt(self, combination: Combination, *, isolated: bool = False) -> dict[str, Any]:
         """A fresh prompt dict for one cell (combination values written into every site).
 
-        Every node dict and inputs dict is the cell's own: ComfyUI writes into exactly those (validation
-        coerces and unwraps ``inputs[x]``, the executor memoises ``node["is_changed"]``). Link lists,
-        ``_meta`` and nested literals are shared read-only, which is what makes this copy an order of
-        magnitude cheaper than ``copy.deepcopy`` or a JSON round trip.
+        What ComfyUI writes into a queued prompt (0.3.x ``execution.py``): validation replaces ``inputs[x]``
+        with its coerced value (the same value for every cell, as those inputs do not vary) and unwraps
+        ``{"__value__": ...}`` literals in place; the executor memoises ``node["is_changed"]`` for classes with
+        ``IS_CHANGED`` / ``fingerprint_inputs``. So a cell owns the node and inputs dicts of
+        :attr:`private_nodes` (the nodes receiving swept values, nodes of those classes or of unknown classes,
+        nodes with dict literals) and shares every other node dict with the template and the other cells;
+        link lists, ``_meta`` and nested literals are shared read-only. That copy is one small dict per
+        private node instead of a deep copy of the whole tree, which keeps both the copy and the garbage
+        collector's work per queued cell small.
+
+        ``isolated=True`` gives every node its own dicts (the submitted cell, which other ``onprompt``
+        handlers of other packs may still edit in place).
         """
         template, well_formed = self._template()
-        if well_formed:
+        if not well_formed:
+            prompt = copy.deepcopy(template)
+        elif isolated or self.private_nodes is None:
             prompt = {node_id: {**node, "inputs": node["inputs"].copy()} for node_id, node in template.items()}
         else:
-            prompt = copy.deepcopy(template)
+            prompt = template.copy()
+            for node_id in self.private_nodes:
+                node = template[node_id]
+                prompt[node_id] = {**node, "inputs": node["inputs"].copy()}
         for axis_sites, value in zip(self.sites, combination.values):
             for site in axis_sites:
                 prompt[site.node_id]["inputs"][site.input_name] = value
         return prompt
 
-    def cell_info(self, batch_id: str, combination: Combination) -> dict[str, Any]:
-        """The compact block naming the cell: stored in PNG metadata and used as the re-entry marker."""
+    def cell_info(self, batch_id: str, combination: Combination, batch_part: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The compact block naming the cell: stored in PNG metadata and used as the re-entry marker.
+
+        ``batch_part`` is :meth:`batch_info` of the same batch, when the caller builds many cells' blocks.
+        """
+        if batch_part is None:
+            batch_part = self.batch_info(batch_id)
         return {
-            "batch_id": batch_id,
+            **batch_part,
             "index": combination.index,
-            "total": self.total,
-            "mode": self.mode,
             "coords": list(combination.coords),
-            "axes": [axis.name for axis in self.axes],
-            "parameter_nodes": [spec.node_id for spec in self.parameters],
             "values": {axis.name: json_ready(v) for axis, v in zip(self.axes, combination.values)},
         }
 
+    def batch_info(self, batch_id: str) -> dict[str, Any]:
+        """The part of every cell's :meth:`cell_info` that is the same for the whole batch."""
+        return {
+            "batch_id": batch_id,
+            "total": self.total,
+            "mode": self.mode,
+            "axes": [axis.name for axis in self.axes],
+            "parameter_nodes": [spec.node_id for spec in self.parameters],
+        }
+
     def _template(self) -> tuple[dict[str, Any], bool]:
-        # Parsed once per plan and never handed out: cells get copies (see cell_prompt).
-        cached = self.__dict__.get("_template_cache")
+        # Never mutated: cells get copies of what may be written into (see cell_prompt).
+        cached = self.__dict__.get("_template_checked")
         if cached is None:
-            template = json.loads(self.template_json)
-            well_formed = all(isinstance(n, dict) and isinstance(n.get("inputs"), dict) for n in template.values())
-            cached = self.__dict__["_template_cache"] = (template, well_formed)
+            template = self.template
+            well_formed = all(type(n) is dict and type(n.get("inputs")) is dict for n in template.values())
+            cached = self.__dict__["_template_checked"] = (template, well_formed)
         return cached
 
     def run_order(self) -> list[int]:
         """Cell indices in the order to run them: see :func:`cache_friendly_order`."""
         if not self.cache_friendly:
             return list(range(self.total))
-        return cache_friendly_order(json.loads(self.template_json), self.sites, self.combinations)
+        return cache_friendly_order(self.template, self.sites, self.combinations)
 
     def image_size(self, combination: Combination | None = None) -> tuple[int, int] | None:
         """Best guess of a cell's image size from literal width/height inputs (for the grid pre-flight)."""
-        template = json.loads(self.template_json)
+        template = self.template
         if combination is not None:
+            template = dict(template)  # copies of the swept nodes only: the pre-flight asks this per cell
             for axis_sites, value in zip(self.sites, combination.values):
                 for site in axis_sites:
-                    template[site.node_id]["inputs"][site.input_name] = value
+                    node = template[site.node_id]
+                    template[site.node_id] = {**node, "inputs": {**node_inputs(node), site.input_name: value}}
         return guess_image_size(template)
 
 
@@ -230,14 +271,19 @@ def _is_link(value: Any) -> bool:
     )
 
 
+def _is_mapping(value: Any) -> bool:
+    # Prompts are JSON, so nearly always plain dicts: skip the ABC check (these run per node in the hook).
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def node_inputs(node: Any) -> Mapping[str, Any]:
     """A node's inputs, or an empty mapping for malformed nodes (the hook sees whatever clients post)."""
-    inputs = node.get("inputs") if isinstance(node, Mapping) else None
-    return inputs if isinstance(inputs, Mapping) else {}
+    inputs = node.get("inputs") if _is_mapping(node) else None
+    return inputs if _is_mapping(inputs) else {}
 
 
 def _class(node: Any) -> str:
-    class_type = node.get("class_type") if isinstance(node, Mapping) else None
+    class_type = node.get("class_type") if _is_mapping(node) else None
     return class_type if isinstance(class_type, str) else ""
 
 
@@ -269,7 +315,7 @@ def find_enabled_iterator(prompt: Mapping[str, Any]) -> str | None:
     enabled = [
         str(node_id)
         for node_id, node in prompt.items()
-        if isinstance(node, Mapping)
+        if _is_mapping(node)
         and _class(node) == ITERATOR_CLASS
         and _truthy(node_inputs(node).get("enabled", True))
     ]
@@ -328,21 +374,31 @@ def _parse_target_text(text: str) -> list[tuple[str, str]]:
     return targets
 
 
-def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec) -> tuple[Site, ...]:
+def wired_sites(prompt: Mapping[str, Any], parameter_ids: set[str]) -> dict[str, list[Site]]:
+    """Per parameter node id, the inputs wired to its value output, in prompt order (one pass for all)."""
+    found: dict[str, list[Site]] = {}
+    for node_id, node in prompt.items():
+        for input_name, value in node_inputs(node).items():
+            # Cheap tests first: most inputs are literals, and this runs inside the onprompt hook.
+            if type(value) is list and len(value) == 2 and value[1] == VALUE_OUTPUT and _is_link(value):
+                source = str(value[0])
+                if source in parameter_ids:
+                    found.setdefault(source, []).append(Site(str(node_id), input_name))
+    return found
+
+
+def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec, wired: Mapping[str, Sequence[Site]] | None = None) -> tuple[Site, ...]:
     """Every input that receives ``spec``'s value: inputs wired to its value output, then named targets.
 
     A named target matches a node id first, else every node with that title, else every node of that class.
+    ``wired`` is :func:`wired_sites` of the prompt when the caller resolves several parameters.
 
     Raises:
         ValueError: a target that names no node, or a node without that input.
     """
-    sites: list[Site] = []
-    for node_id, node in prompt.items():
-        if not isinstance(node, Mapping):
-            continue
-        for input_name, value in node_inputs(node).items():
-            if _is_link(value) and str(value[0]) == spec.node_id and value[1] == VALUE_OUTPUT:
-                sites.append(Site(str(node_id), input_name))
+    if wired is None:
+        wired = wired_sites(prompt, {spec.node_id})
+    sites: list[Site] = list(wired.get(spec.node_id, ()))
     for node_ref, input_name in _parse_target_text(spec.target):
         if node_ref in prompt:
             matches = [node_ref]
@@ -387,6 +443,7 @@ def plan_sweep(
     parse: ParseFn,
     options_for: OptionsLookup | None = None,
     input_default: Callable[[str, str], Any] | None = None,
+    node_is_written: Callable[[str], bool] | None = None,
     max_combinations: int = 10_000,
 ) -> SweepPlan:
     """Parse every parameter, skip (and report) the bad ones, and expand the combinations.
@@ -398,6 +455,8 @@ def plan_sweep(
         options_for: ``(class_type, input_name) -> allowed options | None`` for COMBO checks and wildcards.
         input_default: ``(class_type, input_name) -> default value | None``: what a skipped parameter's wired
             inputs get.
+        node_is_written: ``class_type -> bool``: whether ComfyUI stores per-run data in nodes of that class
+            (True for unknown classes). Without it every cell copies every node.
         max_combinations: Batch limit, checked before anything is materialised.
 
     Raises:
@@ -421,11 +480,12 @@ def plan_sweep(
     kept: list[ParameterSpec] = []
     sites: list[tuple[Site, ...]] = []
     names: set[str] = set()
+    wired = wired_sites(prompt, {spec.node_id for spec in specs})
     for spec in specs:
         try:
             if spec.name in names:
                 raise ValueError(f'another parameter is already named "{spec.name}"; names label the grid axes and must differ')
-            spec_sites = resolve_sites(prompt, spec)
+            spec_sites = resolve_sites(prompt, spec, wired)
             if not spec_sites:
                 raise ValueError("its value goes nowhere: wire its 'value' output into an input, or set 'target' (e.g. KSampler.cfg)")
             options = _combo_options(prompt, spec_sites, options_for) if spec.type == "COMBO" else None
@@ -448,6 +508,7 @@ def plan_sweep(
     # A skipped parameter's wired inputs fall back to the input's own default, so its node (whose values do
     # not parse) never runs inside a cell; without a known default the sweep cannot honestly run.
     template = _with_skipped_defaults(prompt, skipped, input_default, errors)
+    template = template if template is not prompt else _private_copy(prompt)
 
     try:
         if mode == "matrix":
@@ -471,9 +532,44 @@ def plan_sweep(
         grid_node_id=grid_node_id,
         grid_options=grid_options,
         save_node_ids=save_ids,
-        template_json=json.dumps(template),
+        template=template,
         cache_friendly=cache_friendly,
+        private_nodes=private_node_ids(template, sites, node_is_written),
     )
+
+
+def _private_copy(prompt: Mapping[str, Any]) -> dict[str, Any]:
+    """Node and inputs dicts of our own (nested literals shared: nothing writes into them)."""
+    if all(type(n) is dict and type(n.get("inputs")) is dict for n in prompt.values()):
+        return {node_id: {**node, "inputs": node["inputs"].copy()} for node_id, node in prompt.items()}
+    return copy.deepcopy(dict(prompt))
+
+
+def private_node_ids(
+    template: Mapping[str, Any], sites: Sequence[Sequence[Site]], node_is_written: Callable[[str], bool] | None
+) -> frozenset[str] | None:
+    """The nodes each cell needs its own node and inputs dicts of (see :meth:`SweepPlan.cell_prompt`).
+
+    Those receiving a swept value, those whose class ComfyUI memoises ``is_changed`` into (or whose class is
+    unknown: ``node_is_written`` says), and those holding a dict literal (``{"__value__": ...}`` is unwrapped
+    in place). None, meaning every node, without ``node_is_written`` or when a node is not a plain dict.
+    """
+    if node_is_written is None:
+        return None
+    private = {site.node_id for axis_sites in sites for site in axis_sites}
+    written: dict[str, bool] = {}
+    for node_id, node in template.items():
+        inputs = node.get("inputs") if type(node) is dict else None
+        if type(inputs) is not dict:
+            return None
+        if node_id in private:
+            continue
+        class_type = _class(node)
+        if class_type not in written:
+            written[class_type] = node_is_written(class_type)
+        if written[class_type] or any(type(value) is dict for value in inputs.values()):
+            private.add(node_id)
+    return frozenset(private)
 
 
 #: Relative cost of re-running a node, by class-name fragment: loading weights dwarfs sampling, which dwarfs
@@ -481,20 +577,29 @@ def plan_sweep(
 _NODE_COSTS = (("loader", 1000), ("load", 200), ("sampler", 50), ("encode", 5), ("decode", 5))
 
 
+@functools.lru_cache(maxsize=1024)
 def node_cost(class_type: str) -> int:
     name = class_type.lower()
     return next((cost for fragment, cost in _NODE_COSTS if fragment in name), 1)
 
 
-def invalidated_nodes(prompt: Mapping[str, Any], sources: Sequence[str]) -> set[str]:
-    """The nodes that must run again when ``sources`` change: themselves and everything downstream."""
+def _consumers(prompt: Mapping[str, Any]) -> dict[str, set[str]]:
+    """Per node id, the ids of the nodes reading one of its outputs."""
     consumers: dict[str, set[str]] = {}
     for node_id, node in prompt.items():
-        if not isinstance(node, Mapping):
-            continue
         for value in node_inputs(node).values():
-            if _is_link(value):
+            if type(value) is list and _is_link(value):
                 consumers.setdefault(str(value[0]), set()).add(str(node_id))
+    return consumers
+
+
+def invalidated_nodes(prompt: Mapping[str, Any], sources: Sequence[str], consumers: Mapping[str, set[str]] | None = None) -> set[str]:
+    """The nodes that must run again when ``sources`` change: themselves and everything downstream.
+
+    ``consumers`` is ``_consumers(prompt)`` when the caller asks for several sets of sources.
+    """
+    if consumers is None:
+        consumers = _consumers(prompt)
     seen: set[str] = set()
     stack = [str(s) for s in sources]
     while stack:
@@ -508,8 +613,9 @@ def invalidated_nodes(prompt: Mapping[str, Any], sources: Sequence[str]) -> set[
 
 def axis_costs(prompt: Mapping[str, Any], sites: Sequence[Sequence[Site]]) -> list[int]:
     """Per axis: the summed cost of the nodes a change of its value makes ComfyUI re-run."""
+    consumers = _consumers(prompt)
     return [
-        sum(node_cost(str(prompt[n].get("class_type", ""))) for n in invalidated_nodes(prompt, [s.node_id for s in axis_sites]) if n in prompt)
+        sum(node_cost(_class(prompt[n])) for n in invalidated_nodes(prompt, [s.node_id for s in axis_sites], consumers) if n in prompt)
         for axis_sites in sites
     ]
 

@@ -18,12 +18,14 @@ Plain Python: must not import torch, comfy*, server, nodes, execution, folder_pa
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from . import batch_outputs, parameter_parser, prompt_graph
 from .combination_engine import Axis
@@ -54,6 +56,7 @@ class Host(Protocol):
     def send_event(self, event: str, data: dict, sid: str | None = None) -> None: ...
     def options_for(self, class_type: str, input_name: str) -> Sequence[str] | None: ...
     def input_default(self, class_type: str, input_name: str) -> Any: ...
+    def node_is_written(self, class_type: str) -> bool: ...
     def input_dir(self) -> str | None: ...
     def run_background(self, fn: Callable[..., Any], *args: Any) -> None: ...
     def item_tail(self) -> tuple: ...
@@ -83,6 +86,44 @@ class _Expansion:
     queued: set[str] = field(default_factory=set)
     wakeup: asyncio.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class CellExtras:
+    """Each cell's ``extra_data``: the batch's (client id, UI workflow, ...) plus the block naming the cell.
+
+    The parts that are the same for every cell are built once per batch; the feeder asks for one per queued
+    cell. Every cell gets its own top-level and ``extra_pnginfo`` dicts (ComfyUI pops keys from the former
+    when the item ends); the UI workflow inside stays shared, WISaveImage derives the cell's copy.
+    """
+
+    def __init__(self, base: Any, plan: prompt_graph.SweepPlan, batch_id: str, subfolder: str, client_id: str | None = None) -> None:
+        extra = dict(base) if isinstance(base, Mapping) else {}
+        if client_id is not None:
+            extra["client_id"] = client_id
+        pnginfo = extra.get("extra_pnginfo")
+        self._extra = extra
+        self._pnginfo = dict(pnginfo) if isinstance(pnginfo, Mapping) else {}
+        self._plan, self._batch_id = plan, batch_id
+        self._batch_part = {**plan.batch_info(batch_id), "subfolder": subfolder}
+
+    def for_cell(self, combination: Any) -> dict:
+        info = self._plan.cell_info(self._batch_id, combination, self._batch_part)
+        return {
+            **self._extra,
+            "extra_pnginfo": {**self._pnginfo, prompt_graph.CELL_INFO_KEY: info},
+            prompt_graph.REENTRY_KEY: {"batch_id": self._batch_id, "index": combination.index},
+        }
+
+
+class PromptIds:
+    """Prompt ids for one run of the feeder: UUID-shaped, a random prefix and the cell's index (unique across
+    batches and runs, and a fraction of ``uuid4``'s cost per cell)."""
+
+    def __init__(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]
+
+    def for_cell(self, index: int) -> str:
+        return f"{self._prefix}{index:012x}"
 
 
 def describe_validation_error(valid: Sequence[Any]) -> str:
@@ -204,7 +245,8 @@ class SweepService:
         try:
             plan = prompt_graph.plan_sweep(
                 prompt, iterator_id, parse=self.parse, options_for=self.host.options_for,
-                input_default=self.host.input_default, max_combinations=self.max_combinations
+                input_default=self.host.input_default, node_is_written=self.host.node_is_written,
+                max_combinations=self.max_combinations
             )
         except (prompt_graph.PlanError, ParamSyntaxError) as exc:
             return self._reject(json_data, prompt, iterator_id, str(exc), client_id)
@@ -228,8 +270,8 @@ class SweepService:
         batch_id = new_batch_id(plan.batch_name)
         subfolder = batch_subfolder(save_prefix, batch_id)
         first = plan.combinations[0]
-        cell_prompt = plan.cell_prompt(first)
-        extra = self._cell_extra(json_data.get("extra_data"), plan, batch_id, subfolder, first, client_id)
+        cell_prompt = plan.cell_prompt(first, isolated=True)
+        extra = CellExtras(json_data.get("extra_data"), plan, batch_id, subfolder, client_id).for_cell(first)
         expansion = _Expansion(
             batch_id=batch_id,
             plan=plan,
@@ -273,14 +315,16 @@ class SweepService:
             if self.journal is not None:
                 self.journal.record_batch(self._journal_record(batch_id, plan, expansion.client_id, expansion.subfolder,
                                                                expansion.extra, expansion.partial_targets))
+            preflight = None
             if plan.grid_node_id is not None:
-                self.host.run_background(self._preflight, batch_id, plan, expansion.client_id)
+                def preflight() -> None:
+                    self.host.run_background(self._preflight, batch_id, plan, expansion.client_id)
             expansion.order = plan.run_order()
-            await asyncio.sleep(0)
-            try:
-                await asyncio.wait_for(expansion.settled.wait(), timeout=ACCEPT_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                expansion.rejection = "the submitted prompt never reached ComfyUI's queue"
+            if not expansion.settled.is_set():  # usually set already: POST /prompt put the cell while we planned
+                try:
+                    await asyncio.wait_for(expansion.settled.wait(), timeout=ACCEPT_TIMEOUT_S)
+                except asyncio.TimeoutError:
+                    expansion.rejection = "the submitted prompt never reached ComfyUI's queue"
             if expansion.rejection is not None or expansion.template_item is None:
                 self._take_pending(expansion.prompt_obj, expansion.prompt_id)
                 self._end_rejected(expansion, expansion.rejection or "not queued")
@@ -293,7 +337,8 @@ class SweepService:
                 early, expansion.early_events = expansion.early_events, []
             for replay in early:
                 replay()
-            await self._feed(expansion, expansion.template_item, start=1)
+            # The pre-flight (a thread competing for the GIL) starts once the queue holds its window of cells.
+            await self._feed(expansion, expansion.template_item, start=1, when_queued=preflight)
         except Exception:
             logger.exception("WI: starting batch %s failed", batch_id)
             with self._lock:
@@ -336,21 +381,6 @@ class SweepService:
             except WIError:
                 return
             self.host.send_event("wi.size_warning", {"batch_id": batch_id, "message": warning, "client_id": client_id})
-
-    @staticmethod
-    def _cell_extra(
-        base: Any, plan: prompt_graph.SweepPlan, batch_id: str, subfolder: str, combination: Any, client_id: str | None
-    ) -> dict:
-        extra = dict(base) if isinstance(base, Mapping) else {}
-        if client_id is not None:
-            extra["client_id"] = client_id
-        pnginfo = dict(extra.get("extra_pnginfo") or {}) if isinstance(extra.get("extra_pnginfo"), Mapping) else {}
-        info = plan.cell_info(batch_id, combination)
-        info["subfolder"] = subfolder
-        pnginfo[prompt_graph.CELL_INFO_KEY] = info
-        extra["extra_pnginfo"] = pnginfo  # the UI workflow inside stays shared: WISaveImage derives the cell's copy
-        extra[prompt_graph.REENTRY_KEY] = {"batch_id": batch_id, "index": combination.index}
-        return extra
 
     # Keys ComfyUI's frontend puts in extra_data that must never reach the disk.
     _SECRET_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
@@ -444,7 +474,8 @@ class SweepService:
         if not todo:
             self._schedule_grid(batch_id)
         if remaining:
-            run_order = [i for i in plan.run_order() if i in set(remaining)]
+            wanted = set(remaining)
+            run_order = [i for i in plan.run_order() if i in wanted]
             extra_base = dict(record["plan"].get("extra_data") or {})
             expansion = _Expansion(
                 batch_id=batch_id, plan=plan, prompt_obj=None, prompt_id="", number=float(self.host.allocate_number(False)),
@@ -518,7 +549,12 @@ class SweepService:
         if expansion is None:
             return
         expansion.prompt_id = str(item[1])
-        expansion.template_item = tuple(item)
+        # A snapshot: when an item ends ComfyUI strips the API keys from its extra_data (0.3.64 from its running
+        # copy; the item itself is also handed to nodes, which may edit it), and clones queued later still need
+        # them. The worker cannot have finished the item yet: this runs right after the put, holding the GIL.
+        extra = item[3]
+        expansion.template_item = (*item[:3], dict(extra) if isinstance(extra, dict) else extra, *item[4:5],
+                                   *copy.deepcopy(tuple(item[5:])))
         self.host.call_soon_threadsafe(expansion.settled.set)
 
     def _stash_early(self, prompt_id: str, replay: Callable[[], None]) -> bool:
@@ -534,21 +570,28 @@ class SweepService:
     def _accepting(self, batch_id: str) -> bool:
         return self.manager.state_of(batch_id) in ("pending", "active")
 
-    async def _feed(self, expansion: _Expansion, template_item: tuple, *, start: int) -> None:
+    async def _feed(self, expansion: _Expansion, template_item: tuple, *, start: int,
+                    when_queued: Callable[[], None] | None = None) -> None:
         """Validate and queue the cells of ``expansion.order[start:]`` in that order, keeping at most ``window``
         queued ahead of the worker. Each gets a priority just above the previous one, below ``number + 1``, so
-        the batch runs contiguously and prompts posted later run after it."""
+        the batch runs contiguously and prompts posted later run after it. ``when_queued`` is called once, when
+        the window is first full or the feeder stops, whichever comes first."""
         expansion.wakeup = asyncio.Event()
         plan, batch_id, total = expansion.plan, expansion.batch_id, expansion.plan.total
+        extras = CellExtras(template_item[3], plan, batch_id, expansion.subfolder)
+        ids = PromptIds()
         try:
             for position in range(start, len(expansion.order)):
                 index = expansion.order[position]
                 while len(expansion.queued) >= self.window and self._accepting(batch_id):
+                    if when_queued is not None:
+                        when_queued, announce = None, when_queued
+                        announce()
                     expansion.wakeup.clear()
                     await expansion.wakeup.wait()
                 combination = plan.combinations[index]
                 cell_prompt = plan.cell_prompt(combination)
-                prompt_id = str(uuid.uuid4())
+                prompt_id = ids.for_cell(index)
                 try:
                     valid = await self.host.validate(prompt_id, cell_prompt, expansion.partial_targets)
                 except Exception as exc:  # a custom node's VALIDATE_INPUTS may raise; that cell fails, not the batch
@@ -558,15 +601,13 @@ class SweepService:
                     if self.manager.register_failure(batch_id, index, describe_validation_error(valid)):
                         self._schedule_grid(batch_id)
                     continue
-                # No await between this check and the put: a cancel (also on this loop) cannot slip in between.
-                if not self._accepting(batch_id):
-                    return
-                extra = self._cell_extra(template_item[3], plan, batch_id, expansion.subfolder, combination, None)
-                self.manager.attach_prompt(batch_id, index, prompt_id)
+                # No await between this attach and the put: a cancel (also on this loop) cannot slip in between.
+                if not self.manager.attach_prompt(batch_id, index, prompt_id, only_if_open=True):
+                    return  # cancelled (or gone) while this cell was validated
                 with expansion.lock:
                     expansion.queued.add(prompt_id)
                 number = expansion.number + position / total
-                self.host.put_clone(template_item, number, prompt_id, cell_prompt, extra, list(valid[2]))
+                self.host.put_clone(template_item, number, prompt_id, cell_prompt, extras.for_cell(combination), list(valid[2]))
                 if position % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let routes and other requests run between runs of cells
         except Exception:
@@ -575,6 +616,8 @@ class SweepService:
         finally:
             with self._lock:
                 self._feeding.pop(batch_id, None)
+            if when_queued is not None:
+                when_queued()
 
     def _fail_unqueued(self, batch_id: str, reason: str) -> None:
         try:

@@ -1,5 +1,5 @@
 """The one adapter to ComfyUI's internals: the only module that imports ``server``, ``execution``, ``nodes``,
-``folder_paths``, ``comfy.cli_args`` or ``comfy_execution``.
+``folder_paths``, ``comfy.cli_args``, ``comfy_api`` or ``comfy_execution``.
 
 Every call into ComfyUI is guarded here and version differences are absorbed here:
 
@@ -120,6 +120,50 @@ def input_default(class_type: str, input_name: str) -> Any:
     return None
 
 
+#: node_is_written's answers by node class object (a class re-registered under the same name is asked anew).
+_WRITTEN_BY_CLASS: dict[Any, bool] = {}
+
+
+def node_is_written(class_type: str) -> bool:
+    """Whether ComfyUI stores per-run data in the prompt dicts of nodes of this class: the executor memoises
+    ``node["is_changed"]`` for V1 classes with ``IS_CHANGED`` and V3 classes overriding ``fingerprint_inputs``
+    (the same test as ``execution.IsChangedCache``). True for unknown classes and whenever in doubt. Such
+    nodes get a private copy in every cell."""
+    try:
+        import nodes as comfy_nodes  # type: ignore[import-not-found]
+
+        node_class = comfy_nodes.NODE_CLASS_MAPPINGS.get(class_type)
+    except Exception:  # no node registry to ask: assume the worst
+        return True
+    if node_class is None:
+        return True
+    try:
+        return _WRITTEN_BY_CLASS[node_class]
+    except (KeyError, TypeError):  # TypeError: an unhashable registry entry, asked every time
+        pass
+    written = _class_is_written(node_class)
+    try:
+        _WRITTEN_BY_CLASS[node_class] = written
+    except TypeError:
+        pass
+    return written
+
+
+def _class_is_written(node_class: Any) -> bool:
+    if hasattr(node_class, "IS_CHANGED"):
+        return True
+    if not hasattr(node_class, "fingerprint_inputs"):
+        return False
+    try:  # V3 (0.3.4x+): every class has the attribute; only a real override is memoised
+        from comfy_api.internal import _ComfyNodeInternal, first_real_override  # type: ignore[import-not-found]
+
+        if isinstance(node_class, type) and issubclass(node_class, _ComfyNodeInternal):
+            return first_real_override(node_class, "fingerprint_inputs") is not None
+    except Exception:  # another layout of comfy_api: keep the safe answer
+        logger.debug("WI: cannot tell whether %r overrides fingerprint_inputs", node_class, exc_info=True)
+    return True
+
+
 def interrupt_processing() -> None:
     import nodes as comfy_nodes  # type: ignore[import-not-found]
 
@@ -152,7 +196,14 @@ class ComfyHost:
         return self.server.loop
 
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.loop.call_soon_threadsafe(fn, *args)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.loop.call_soon(fn, *args)  # on the loop already (POST /prompt's put): no self-pipe wake-up
+        else:
+            self.loop.call_soon_threadsafe(fn, *args)
 
     def create_task(self, coro: Any) -> None:
         """Schedule a coroutine on the server loop from any thread."""
@@ -236,6 +287,9 @@ class ComfyHost:
 
     def input_default(self, class_type: str, input_name: str) -> Any:
         return input_default(class_type, input_name)
+
+    def node_is_written(self, class_type: str) -> bool:
+        return node_is_written(class_type)
 
     def input_dir(self) -> str | None:
         return input_directory()

@@ -199,7 +199,9 @@ NODE_CLASS_MAPPINGS: dict[str, type] = {
                                        "batch_size": ("INT", {"min": 1, "max": 64}), "color": ("INT", {"min": 0})}),
     "ImageScale": _node("ImageScale", {"image": ("IMAGE",), "upscale_method": (["nearest-exact", "bilinear", "area", "bicubic", "lanczos"],),
                                        "width": ("INT", {"min": 0}), "height": ("INT", {"min": 0}), "crop": (["disabled", "center"],)}),
-    "WISaveImage": _node("WISaveImage", {"images": ("IMAGE",), "filename_prefix": ("STRING",)}, output=True),
+    # Like the real one (nodes/save_node.py), with IS_CHANGED: ComfyUI memoises into its prompt dict.
+    "WISaveImage": type("WISaveImage", (_Node,), {"REQUIRED": {"images": ("IMAGE",), "filename_prefix": ("STRING",)},
+                                                  "OUTPUT_NODE": True, "IS_CHANGED": classmethod(lambda cls, **kw: float("nan"))}),
     "SaveImage": _node("SaveImage", {"images": ("IMAGE",), "filename_prefix": ("STRING",)}, output=True),
     "WIIterator": _node("WIIterator", {"parameters": ("WI_PARAMS",), "enabled": ("BOOLEAN",), "mode": (["matrix", "linear"],), "batch_name": ("STRING",)}),
     "WIParameter": _node("WIParameter", {"name": ("STRING",), "values": ("STRING",)}),

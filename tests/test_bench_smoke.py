@@ -25,7 +25,8 @@ def test_interception_quick_rows():
     assert [r["n"] for r in rows] == [10, 20]
     for row in rows:
         assert set(interception_bench.COLUMNS) <= set(row)
-        for key in ("handler_ms", "handler_cpu_ms", "ours_ms", "baseline_ms", "ratio", "cpu_ratio"):
+        for key in ("handler_ms", "handler_cpu_ms", "ours_ms", "baseline_ms", "path_ratio", "cpu_ratio",
+                    "ours_us_per_clone", "baseline_us_per_clone", "ratio"):
             assert _finite(row[key]) and row[key] >= 0, (key, row[key])
         assert row["ratio"] > 0
         assert row["handler_lt_5ms"] in ("met", "MISSED") and row["ratio_ge_5x"] in ("met", "MISSED")

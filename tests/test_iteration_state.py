@@ -130,6 +130,7 @@ STATES = ["pending", "active", "collecting", "complete", "cancelled", "expired"]
 GRID = {"filename": "g.png", "subfolder": "", "type": "output"}
 OPS: dict[str, Callable[[IterationStateManager, str], Any]] = {
     "attach_prompt": lambda m, b: m.attach_prompt(b, 0, "p-new"),
+    "attach_prompt_if_open": lambda m, b: m.attach_prompt(b, 0, "p-new", only_if_open=True),
     "mark_running": lambda m, b: m.mark_running(b, 0),
     "register_result": lambda m, b: m.register_result(b, 0, [{"filename": "x.png"}], {"k": 1}),
     "register_failure": lambda m, b: m.register_failure(b, 0, "boom"),
@@ -152,8 +153,13 @@ ENDING = {  # register_result / register_failure / register_cancelled on a one-c
 # (state, op) -> raised exception type, or (return value, resulting state); "gone" = no longer known.
 EXPECTED: dict[str, dict[str, Any]] = {
     "attach_prompt": {
-        "pending": (None, "active"), "active": (None, "active"), "collecting": (None, "collecting"),
+        "pending": (True, "active"), "active": (True, "active"), "collecting": (True, "collecting"),
         "complete": I, "cancelled": I, "expired": U,
+    },
+    # The feeder's form: only while cells may still be queued, and a closed or unknown batch is a False.
+    "attach_prompt_if_open": {
+        "pending": (True, "active"), "active": (True, "active"), "collecting": (False, "collecting"),
+        "complete": (False, "complete"), "cancelled": (False, "cancelled"), "expired": (False, "gone"),
     },
     "mark_running": {
         "pending": (True, "active"), "active": (True, "active"), "collecting": (False, "collecting"),

@@ -197,3 +197,76 @@ def test_a_skipped_wired_parameter_without_a_default_is_a_plan_error():
     prompt = base_prompt(target_a="7.steps", values_b="a, \"b")
     with pytest.raises(PlanError, match="no default"):
         prompt_graph.plan_sweep(prompt, "3", parse=parameter_parser.parse, input_default=lambda c, i: None)
+
+
+# ----------------------------------------------------------------------------- what each cell owns
+def sharing_prompt():
+    prompt = base_prompt(target_a="7.steps")
+    prompt["10"] = {"class_type": "LoadImage", "inputs": {"image": "a.png"}}                    # IS_CHANGED: written
+    prompt["11"] = {"class_type": "ImageBlur", "inputs": {"image": ["10", 0], "blur_radius": 1}}  # never written
+    prompt["12"] = {"class_type": "PrimitiveString", "inputs": {"value": {"__value__": ["x"]}}}  # unwrapped in place
+    return prompt
+
+
+def plan_sharing(prompt):
+    return prompt_graph.plan_sweep(prompt, "3", parse=parameter_parser.parse, node_is_written=lambda c: c == "LoadImage")
+
+
+def test_cells_own_the_swept_memoised_and_dict_literal_nodes_and_share_the_rest():
+    result = plan_sharing(sharing_prompt())
+    # 7 and 9 receive values; 10 is memoised into; 12 holds a {"__value__": ...} literal.
+    assert result.private_nodes == frozenset({"7", "9", "10", "12"})
+    a, b = result.cell_prompt(result.combinations[0]), result.cell_prompt(result.combinations[5])
+    for node_id in ("7", "9", "10", "12"):
+        assert a[node_id] is not b[node_id] and a[node_id]["inputs"] is not b[node_id]["inputs"]
+    for node_id in ("1", "2", "3", "8", "11"):
+        assert a[node_id] is b[node_id]
+    assert (a["7"]["inputs"]["steps"], a["9"]["inputs"]["text"]) == (1, "a")
+    assert (b["7"]["inputs"]["steps"], b["9"]["inputs"]["text"]) == (2, "c")
+    a["10"]["is_changed"] = [1.0]  # what ComfyUI's executor writes: never seen by another cell
+    a["12"]["inputs"]["value"] = ["x"]  # what validation's unwrap writes
+    assert "is_changed" not in b["10"] and b["12"]["inputs"]["value"] == {"__value__": ["x"]}
+    assert "is_changed" not in result.cell_prompt(result.combinations[1])["10"]
+
+
+def test_an_isolated_cell_and_a_plan_without_the_host_lookup_own_every_node():
+    prompt = sharing_prompt()
+    result = plan_sharing(prompt)
+    isolated, other = result.cell_prompt(result.combinations[0], isolated=True), result.cell_prompt(result.combinations[0])
+    assert all(isolated[n] is not other[n] and isolated[n]["inputs"] is not other[n]["inputs"] for n in prompt)
+    assert isolated == other
+    safe = prompt_graph.plan_sweep(prompt, "3", parse=parameter_parser.parse)
+    assert safe.private_nodes is None
+    a, b = safe.cell_prompt(safe.combinations[0]), safe.cell_prompt(safe.combinations[0])
+    assert all(a[n] is not b[n] for n in prompt)
+
+
+def test_shared_nodes_are_never_the_submitted_prompts_own_dicts():
+    prompt = sharing_prompt()
+    before = copy.deepcopy(prompt)
+    result = plan_sharing(prompt)
+    cell = result.cell_prompt(result.combinations[0])
+    assert all(cell[n] is not prompt[n] and cell[n]["inputs"] is not prompt[n]["inputs"] for n in prompt)
+    prompt["11"]["inputs"]["blur_radius"] = 9  # the caller edits its prompt afterwards: the plan does not see it
+    assert result.cell_prompt(result.combinations[1])["11"]["inputs"]["blur_radius"] == 1
+    prompt["11"]["inputs"]["blur_radius"] = 1
+    assert prompt == before
+
+
+def test_the_private_node_set_survives_the_journal_and_old_journals_copy_everything():
+    result = plan_sharing(sharing_prompt())
+    stored = json.loads(json.dumps(result.to_json()))
+    assert prompt_graph.SweepPlan.from_json(stored).private_nodes == result.private_nodes
+    del stored["private_nodes"]
+    old = prompt_graph.SweepPlan.from_json(stored)
+    assert old.private_nodes is None
+    assert old.cell_prompt(old.combinations[4]) == result.cell_prompt(result.combinations[4])
+
+
+def test_a_malformed_node_makes_every_cell_a_deep_copy():
+    prompt = sharing_prompt()
+    prompt["13"] = {"class_type": "Note", "inputs": "not a dict"}
+    result = plan_sharing(prompt)
+    assert result.private_nodes is None
+    a, b = result.cell_prompt(result.combinations[0]), result.cell_prompt(result.combinations[0])
+    assert a == b and a["13"] is not b["13"] and a["11"]["inputs"]["image"] is not b["11"]["inputs"]["image"]

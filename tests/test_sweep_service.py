@@ -121,12 +121,33 @@ def test_linear_mode_zips_and_cycles(harness):
 
 
 def test_cells_are_isolated_clones(harness):
-    harness.post({"prompt": sweep_prompt("1, 2", "10")})
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10")})
     ran = harness.run_all()
     assert ran[0][2] is not ran[1][2]
-    ran[0][2]["4"]["inputs"]["color"] = 99
-    assert ran[1][2]["4"]["inputs"]["color"] == 0
-    assert ran[0][2]["5"] is not ran[1][2]["5"]
+    ran[1][2]["4"]["inputs"]["color"] = 99
+    assert ran[0][2]["4"]["inputs"]["color"] == ran[2][2]["4"]["inputs"]["color"] == 0
+    # What ComfyUI writes into is each cell's own: the swept node, and the save node (IS_CHANGED memo).
+    assert ran[1][2]["4"] is not ran[2][2]["4"] and ran[1][2]["5"] is not ran[2][2]["5"]
+    # What it never writes into is shared by the queued clones; the submitted cell owns all of its nodes.
+    assert ran[1][2]["3"] is ran[2][2]["3"] and ran[0][2]["3"] is not ran[1][2]["3"]
+
+
+def test_clones_keep_the_secret_keys_comfyui_strips_from_the_submitted_item(harness):
+    """ComfyUI strips API keys from a finished item's extra_data (0.3.64: from its running copy; nodes get the
+    item's own dict): clones queued after the submitted cell ended still carry them."""
+    seen = []
+
+    def execute(prompt, item):
+        seen.append(item[3].get("api_key_comfy_org"))
+        item[3].pop("api_key_comfy_org", None)  # what task_done does to the running copy, here to the item
+        return comfy_standin.default_execute(prompt, item)
+
+    body = {"prompt": sweep_prompt("1, 2, 3", "10, 20"), "extra_data": {"api_key_comfy_org": "k-1"}}
+    status, _ = harness.loop.run_until_complete(harness.server.post_prompt(body))
+    assert status == 200
+    harness.server.run_next(execute)  # the submitted cell ends before the feeder has started
+    harness.run_all(execute)
+    assert seen == ["k-1"] * 6
 
 
 def test_batch_cells_run_before_prompts_posted_later(harness):
