@@ -337,3 +337,10 @@ def test_preview_counts_like_the_hook(harness):
 ])
 def test_classify_outcome(status, expected):
     assert classify_outcome(status)[0] == expected
+
+
+def test_the_adapter_names_the_classes_comfyui_memoises_into(harness):
+    """IS_CHANGED classes and unknown classes are written into (so copied per cell); plain classes are not."""
+    assert _comfy.node_is_written("WISaveImage") is True  # has IS_CHANGED, like the real node
+    assert _comfy.node_is_written("EmptyImage") is False
+    assert _comfy.node_is_written("NoSuchNode") is True

@@ -85,6 +85,26 @@ def test_three_by_three_matrix_gives_nine_distinct_images_and_one_grid(comfy):
     assert comfy.get(f"/wi/batch/{status['batch_id']}/missing.png")[0] == 404
 
 
+def test_nodes_comfyui_memoises_into_are_private_to_each_cell(comfy):
+    """Queued cells share the node dicts ComfyUI never writes into; a node whose IS_CHANGED answer ComfyUI
+    memoises in its dict (here a new answer on every call) must still run in every cell, not be served from
+    the cache because a previous cell's memo was seen."""
+    prompt = sweep("40", "1, 2, 3, 4", grid=False)
+    prompt["16"] = {"class_type": "WITestFresh", "inputs": {"image": ["10", 0]}}  # upstream of the swept blur, not swept
+    prompt["12"]["inputs"]["destination"] = ["16", 0]
+    code, answer = comfy.queue_prompt(prompt)
+    assert code == 200, answer
+    status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"])
+    assert status["counts"]["done"] == 4
+    served_from_cache = []
+    for cell in status["cells"]:
+        messages = (comfy.wait_history(cell["prompt_id"]).get("status") or {}).get("messages") or []
+        cached = next((data.get("nodes", []) for event, data in messages if event == "execution_cached"), [])
+        served_from_cache.append("16" in cached)
+        assert "11" in cached or cell["index"] == 0  # a shared, never-written node is still cached between cells
+    assert served_from_cache == [False] * 4
+
+
 def test_linear_mode_runs_zipped_cells(comfy):
     code, answer = comfy.queue_prompt(sweep("10, 20, 30", "1, 2, 3", mode="linear", grid=False))
     assert code == 200, answer

@@ -4,6 +4,8 @@ WITestSleep passes an image through after a pause that honours ComfyUI's interru
 land mid-cell; WITestFail raises when its ``fail`` input is true, to make a cell fail at execution time.
 WITestExpensive (benchmarks) stands for a costly upstream node: it passes an image through after a fixed
 pause, and ComfyUI's cache decides whether it runs again (bench/cache_order_bench.py counts how often).
+WITestFresh passes an image through and reports a new IS_CHANGED value on every call, so ComfyUI must run it
+in every prompt: a cell that reused another cell's memoised ``is_changed`` would serve it from the cache.
 """
 import time
 
@@ -56,4 +58,22 @@ class WITestExpensive:
         return (image,)
 
 
-NODE_CLASS_MAPPINGS = {"WITestSleep": WITestSleep, "WITestFail": WITestFail, "WITestExpensive": WITestExpensive}
+class WITestFresh:
+    CATEGORY = "WI/test"
+    FUNCTION = "run"
+    RETURN_TYPES = ("IMAGE",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",)}}
+
+    @classmethod
+    def IS_CHANGED(cls, image):
+        return time.monotonic_ns()
+
+    def run(self, image):
+        return (image,)
+
+
+NODE_CLASS_MAPPINGS = {"WITestSleep": WITestSleep, "WITestFail": WITestFail, "WITestExpensive": WITestExpensive,
+                       "WITestFresh": WITestFresh}
