@@ -12,7 +12,11 @@ Concurrency and durability:
 * Every write (schema creation included) runs on ONE daemon thread named ``wi-journal``, fed by a
   :class:`queue.Queue`; callers (the aiohttp event loop, ComfyUI's worker thread) only validate, copy and enqueue
   (the writer encodes the per-cell JSON), and never wait for the disk. The writer drains everything queued
-  and commits once per drain.
+  and commits once per drain. After the first cell end of a quiet spell it lingers ``COALESCE_S`` before
+  draining (cut short by :meth:`BatchJournal.flush`, close and the batch-level writes: a new batch, a state,
+  a cancel), so a burst of fast cells costs one wake-up and one commit instead of one per cell, each competing
+  with ComfyUI's worker thread for the GIL. A killed process may so lose the last ``COALESCE_S`` of cell
+  ends; their images are on disk and a resume marks such cells done from their files.
 * The database is in WAL mode with ``synchronous=NORMAL``: a committed transaction survives a killed process
   (not necessarily a power cut). :meth:`BatchJournal.flush` waits until everything queued so far is committed.
 * Reads use one connection per calling thread (``threading.local``, ``PRAGMA query_only``) and see committed data
@@ -68,6 +72,9 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x57494A31  # "WIJ1": tells our file apart from any other SQLite database at the same path
 MAX_LIST_LIMIT = 500
 _DRAIN_MAX = 10_000  # ops per transaction; bounds how long one commit (and so a flush) can take
+#: How long the writer collects writes after the first of a quiet spell before committing them together: the
+#: most a killed process can lose beyond what is queued (a resume re-checks the cells' files anyway).
+COALESCE_S = 0.25
 _SECRET_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 
 # user_version N is reached by running _MIGRATIONS[N] on a database at version N - 1.
@@ -144,9 +151,10 @@ class _Flush:
 _STOP = object()
 
 
-def _stop_writer(q: queue.Queue[Any], writer: threading.Thread) -> None:
+def _stop_writer(q: queue.Queue[Any], urgent: threading.Event, writer: threading.Thread) -> None:
     """At interpreter exit: let the writer commit what is queued, then stop (bounded wait)."""
     q.put(_STOP)
+    urgent.set()
     writer.join(timeout=10.0)
 
 # One queued write: a method of the writer taking (connection, *args).
@@ -275,6 +283,7 @@ class BatchJournal:
         self._retention = retention
         self._wall_clock = wall_clock
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._urgent = threading.Event()  # set after queueing a flush marker or _STOP: the writer stops lingering
         self._lock = threading.Lock()  # guards _closed and _readers; enqueueing after close is refused under it
         self._closed = False
         self._enabled = False
@@ -291,7 +300,7 @@ class BatchJournal:
             return
         # The writer is a daemon thread; without close() (ComfyUI has no shutdown hook for packs) this still
         # commits whatever is queued when the interpreter exits normally. Holds no reference to self.
-        self._at_exit = weakref.finalize(self, _stop_writer, self._queue, self._writer)
+        self._at_exit = weakref.finalize(self, _stop_writer, self._queue, self._urgent, self._writer)
 
     # ---------------------------------------------------------------------------------------- properties
 
@@ -353,7 +362,7 @@ class BatchJournal:
             cell_rows.append(
                 (index, _json_tuple(cell.get("coords") or (), "coords"), _json_tuple(cell["values"], "values"))
             )
-        self._enqueue(self._op_insert_batch, row, cell_rows)
+        self._enqueue(self._op_insert_batch, row, cell_rows, urgent=True)
 
     def record_cell_end(
         self,
@@ -395,7 +404,8 @@ class BatchJournal:
         if not self._enabled:
             return
         now = self._wall_clock()
-        self._enqueue(self._op_cells_cancelled, _require_str(batch_id, "batch_id"), _require_str(reason, "reason"), now)
+        self._enqueue(self._op_cells_cancelled, _require_str(batch_id, "batch_id"), _require_str(reason, "reason"), now,
+                      urgent=True)
 
     def record_state(
         self,
@@ -418,7 +428,8 @@ class BatchJournal:
         grid_json = None if grid is None else _dumps(dict(grid), "grid")
         warnings_json = None if warnings is None else _dumps([str(w) for w in warnings], "warnings")
         self._enqueue(
-            self._op_state, _require_str(batch_id, "batch_id"), state, grid_json, warnings_json, self._wall_clock()
+            self._op_state, _require_str(batch_id, "batch_id"), state, grid_json, warnings_json, self._wall_clock(),
+            urgent=True,
         )
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -432,6 +443,7 @@ class BatchJournal:
         marker = _Flush(threading.Event())
         if not self._put(marker):
             return True
+        self._urgent.set()
         return marker.done.wait(timeout)
 
     def close(self) -> None:
@@ -441,6 +453,7 @@ class BatchJournal:
                 return
             self._closed = True
             self._queue.put(_STOP)
+            self._urgent.set()
             readers, self._readers = self._readers, []
         if self._at_exit is not None:
             self._at_exit.detach()
@@ -592,9 +605,13 @@ class BatchJournal:
             self._queue.put(item)
             return True
 
-    def _enqueue(self, fn: Callable[..., None], *args: Any) -> None:
+    def _enqueue(self, fn: Callable[..., None], *args: Any, urgent: bool = False) -> None:
+        """Queue one write. ``urgent`` (a new batch, a batch's state): committed without the burst wait, so a
+        batch is resumable from its first moments and its end is on disk at once."""
         if not self._put((fn, args)):
             logger.debug("journal %s is closed; dropped a write (%s)", self._path, fn.__name__)
+        elif urgent:
+            self._urgent.set()
 
     def _run_writer(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -611,6 +628,10 @@ class BatchJournal:
             stop = False
             while not stop:
                 items = [self._queue.get()]
+                if isinstance(items[0], tuple):
+                    self._urgent.wait(COALESCE_S)  # gather the rest of a burst (a flush or close cuts it short)
+                # Cleared before draining: a marker queued after this clear sets it again for the next round.
+                self._urgent.clear()
                 while len(items) < _DRAIN_MAX:
                     try:
                         items.append(self._queue.get_nowait())

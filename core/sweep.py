@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 #: Cells queued ahead of the one running. Keeps ComfyUI's queue (and its memory) small for 10,000-cell
 #: sweeps and makes cancel cheap, while always having the next cell in the heap before the worker asks.
 DEFAULT_WINDOW = 32
+#: A full window is topped up only once this fraction of it has started running, in one burst. Waking the
+#: feeder for every started cell would put a loop wake-up (and a validation holding the GIL) between every
+#: two cells, right when the worker thread is between prompts.
+REFILL_FRACTION = 0.5
 #: The feeder hands the loop back after this many cells (validation itself rarely yields).
 YIELD_EVERY = 8
 #: How long a submitted sweep may wait for ComfyUI to queue (or reject) its first cell.
@@ -85,6 +89,8 @@ class _Expansion:
     early_events: list[Callable[[], None]] = field(default_factory=list)
     queued: set[str] = field(default_factory=set)
     wakeup: asyncio.Event | None = None
+    # While the feeder waits for room: wake it once ``len(queued)`` drops to this. -1: not waiting (no wake-ups).
+    refill_at: int = -1
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -583,12 +589,11 @@ class SweepService:
         try:
             for position in range(start, len(expansion.order)):
                 index = expansion.order[position]
-                while len(expansion.queued) >= self.window and self._accepting(batch_id):
+                if len(expansion.queued) >= self.window:
                     if when_queued is not None:
                         when_queued, announce = None, when_queued
                         announce()
-                    expansion.wakeup.clear()
-                    await expansion.wakeup.wait()
+                    await self._wait_for_room(expansion)
                 combination = plan.combinations[index]
                 cell_prompt = plan.cell_prompt(combination)
                 prompt_id = ids.for_cell(index)
@@ -619,6 +624,26 @@ class SweepService:
             if when_queued is not None:
                 when_queued()
 
+    async def _wait_for_room(self, expansion: _Expansion) -> None:
+        """Wait until ``refill_at`` of the window's cells are left (or the batch stops accepting).
+
+        ``refill_at`` is published under the expansion's lock, where the worker thread's :meth:`_wake` reads it
+        after removing a started cell, so exactly the removal that reaches it wakes us (no lost wake-up: the
+        ``set`` it schedules runs on this loop after the ``clear`` below)."""
+        assert expansion.wakeup is not None
+        refill_at = min(self.window - 1, int(self.window * (1 - REFILL_FRACTION)))
+        try:
+            while self._accepting(expansion.batch_id):
+                with expansion.lock:
+                    if len(expansion.queued) <= refill_at:
+                        return
+                    expansion.refill_at = refill_at
+                    expansion.wakeup.clear()
+                await expansion.wakeup.wait()
+        finally:
+            with expansion.lock:
+                expansion.refill_at = -1
+
     def _fail_unqueued(self, batch_id: str, reason: str) -> None:
         try:
             status = self.manager.get_status(batch_id)
@@ -636,7 +661,11 @@ class SweepService:
             return
         with expansion.lock:
             if prompt_id is not None:
+                if prompt_id not in expansion.queued:
+                    return  # counted already (a cell ending after it started): nothing changed for the feeder
                 expansion.queued.discard(prompt_id)
+                if len(expansion.queued) > expansion.refill_at:
+                    return  # the feeder is not waiting, or waits for fewer: no cross-thread wake-up
         if expansion.wakeup is not None:
             self.host.call_soon_threadsafe(expansion.wakeup.set)
 

@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -915,3 +916,37 @@ def test_stored_values_are_json_text(journal: BatchJournal) -> None:
     assert json.loads(coords) == [0, 0] and json.loads(vals) == [0, "euler"]
     assert json.loads(files) == [FILE_A]
     assert json.loads(plan)["prompt"]["3"]["class_type"] == "KSampler"
+
+
+def test_a_burst_of_cell_ends_is_one_commit_and_flush_cuts_the_linger_short(journal, monkeypatch):
+    # The writer lingers after the first write of a quiet spell, so fast cells cost one commit (and one
+    # wake-up of the writer thread) per burst rather than one each; flush and close never wait for it.
+    journal.record_batch(make_batch(cells=8))
+    assert journal.flush()
+    monkeypatch.setattr(journal_mod, "COALESCE_S", 60.0)
+    commits: list[int] = []
+    original = journal._commit
+    monkeypatch.setattr(journal, "_commit", lambda conn, ops: (commits.append(len(ops)), original(conn, ops))[1])
+    for index in range(8):
+        end(journal, "b1", index, error=None, prompt_id=f"p{index}", files=[FILE_A], ended_at=None)
+    assert journal.flush(timeout=10.0)
+    assert commits == [8]
+    assert [c["status"] for c in journal.get_batch("b1")["cells"]] == ["done"] * 8
+    end(journal, "b1", 0, status="failed", error="late", prompt_id=None, files=[], ended_at=None)
+    journal.close()  # returns promptly: close cuts the linger short too
+    assert commits == [8, 1]
+
+
+def test_batch_level_writes_are_committed_without_the_burst_wait(journal, monkeypatch):
+    # A new batch, its state and a cancel must be on disk at once (resumable from the first moment), even while
+    # cell ends are being gathered into one commit.
+    monkeypatch.setattr(journal_mod, "COALESCE_S", 60.0)
+    journal.record_batch(make_batch(cells=2))
+    journal.record_state("b1", "collecting")
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        batch = journal.get_batch("b1")
+        if batch is not None and batch["state"] == "collecting":
+            break
+        time.sleep(0.01)
+    assert journal.get_batch("b1")["state"] == "collecting"  # not after the 60 s burst wait

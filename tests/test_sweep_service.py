@@ -312,6 +312,27 @@ def test_window_keeps_the_queue_short_for_big_sweeps(harness):
     assert len(ran) == 100 and only_batch(harness)["counts"]["done"] == 100
 
 
+def test_feeder_is_woken_once_per_half_window_not_per_cell(harness):
+    # Each wake-up is a cross-thread call from ComfyUI's worker, between two prompts: the feeder sleeps until
+    # half the window has started, then tops it up in one go; a cell ending after it started wakes nobody.
+    harness.post({"prompt": sweep_prompt("1-10", "1-10")})
+    queue, window = harness.server.prompt_queue, harness.service.window
+    assert len(queue.queue) == window
+    wakes = []
+    original = harness.host.call_soon_threadsafe
+    harness.host.call_soon_threadsafe = lambda fn, *args: (wakes.append(fn), original(fn, *args))
+    for started in range(1, window // 2):
+        harness.server.run_next()
+        harness.settle()
+        assert len(queue.queue) == window - started and not wakes
+    harness.server.run_next()
+    harness.settle()
+    assert len(wakes) == 1 and len(queue.queue) == window
+    ran = harness.run_all()
+    assert len(ran) == 100 - window // 2 and only_batch(harness)["counts"]["done"] == 100
+    assert len(wakes) <= 100 // (window // 2) + 1
+
+
 def test_events_are_forwarded_under_the_wi_namespace(harness):
     harness.post({"prompt": sweep_prompt("1, 2", "10")})
     harness.run_all()
