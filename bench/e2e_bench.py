@@ -14,12 +14,10 @@ Skipped, with the reason printed, when ``tools.comfy_harness.locate_comfyui()`` 
 from __future__ import annotations
 
 import atexit
-import json
 import statistics
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Sequence
 
 from ._cli import run_cli

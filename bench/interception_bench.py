@@ -38,7 +38,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from ._cli import run_cli
 
@@ -224,15 +224,7 @@ class StandinEnv:
 
     def close(self) -> None:
         self.host._executor.shutdown(wait=True)
-        # Tasks the hook scheduled from outside the loop (the handler-only measurement) start here, so they
-        # can be cancelled rather than left as never-awaited coroutines.
-        self.loop.run_until_complete(asyncio.sleep(0))
-        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
-        for task in pending:  # feeders still waiting for the worker (the benchmark stops before the batch ends)
-            task.cancel()
-        if pending:
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self.loop.close()
+        self.cs.close_loop(self.loop)  # feeders still wait for a worker: the benchmark stops before batches end
         self.patch.undo()
 
 

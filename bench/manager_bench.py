@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import sys
 import time
 import tracemalloc

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import os
 import threading
@@ -323,8 +324,7 @@ class SweepService:
                                                                expansion.extra, expansion.partial_targets))
             preflight = None
             if plan.grid_node_id is not None:
-                def preflight() -> None:
-                    self.host.run_background(self._preflight, batch_id, plan, expansion.client_id)
+                preflight = functools.partial(self.host.run_background, self._preflight, batch_id, plan, expansion.client_id)
             expansion.order = plan.run_order()
             if not expansion.settled.is_set():  # usually set already: POST /prompt put the cell while we planned
                 try:

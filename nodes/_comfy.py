@@ -20,8 +20,6 @@ import copy
 import heapq
 import inspect
 import logging
-import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence

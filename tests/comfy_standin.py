@@ -265,6 +265,18 @@ async def validate_prompt(prompt_id: str, prompt: dict, partial_execution_list: 
 INTERRUPTS: list[bool] = []
 
 
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending on ``loop`` (feeders waiting for a worker when a test ends mid-batch,
+    hooks scheduled from outside the loop), let them finish cancelling, then close it."""
+    loop.run_until_complete(asyncio.sleep(0))  # callbacks scheduled from outside the loop create their tasks now
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()
+
+
 def install(monkeypatch, loop: asyncio.AbstractEventLoop, *, six_fields: bool = False, tmp_path=None) -> PromptServer:
     """Put stand-in ``server``, ``execution``, ``nodes`` and ``folder_paths`` modules into ``sys.modules``."""
     server_module = types.ModuleType("server")

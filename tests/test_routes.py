@@ -72,13 +72,7 @@ class RouteHarness:
     def close(self) -> None:
         self.run(self.client.close())
         self.host._executor.shutdown(wait=False)
-        # Stop feeders still waiting for the worker (a test may end mid-batch) before closing their loop.
-        pending = asyncio.all_tasks(self.loop)
-        for task in pending:
-            task.cancel()
-        if pending:
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self.loop.close()
+        comfy_standin.close_loop(self.loop)
 
     # ---------------------------------------------------------------- HTTP
     def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, str]:

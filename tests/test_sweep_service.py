@@ -65,14 +65,8 @@ class Harness:
         return ran
 
     def close(self):
-        # Stop feeders still waiting for the worker (a test may end mid-batch) before closing their loop.
         self.settle()
-        pending = asyncio.all_tasks(self.loop)
-        for task in pending:
-            task.cancel()
-        if pending:
-            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        self.loop.close()
+        comfy_standin.close_loop(self.loop)
 
     def events(self, name):
         return [data for event, data, _ in self.server.sent if event == name]
