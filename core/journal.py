@@ -399,13 +399,15 @@ class BatchJournal:
         )
         self._enqueue(self._op_cell_end, *args)
 
-    def record_cells_cancelled(self, batch_id: str, reason: str) -> None:
-        """Journal every cell of the batch that has not ended (queued/running) as ``cancelled`` with ``reason``."""
+    def record_cells_cancelled(self, batch_id: str, reason: str, *, keep: Sequence[int] = ()) -> None:
+        """Journal every cell of the batch that has not ended (queued/running) as ``cancelled`` with ``reason``,
+        except the cells in ``keep`` (ComfyUI was running them: their own end is journaled when it comes)."""
         if not self._enabled:
             return
         now = self._wall_clock()
+        kept = tuple(int(i) for i in keep)
         self._enqueue(self._op_cells_cancelled, _require_str(batch_id, "batch_id"), _require_str(reason, "reason"), now,
-                      urgent=True)
+                      kept, urgent=True)
 
     def record_state(
         self,
@@ -855,13 +857,15 @@ class BatchJournal:
         column = {"done": "n_done", "failed": "n_failed", "cancelled": "n_cancelled"}[status]
         conn.execute(f"UPDATE wi_batch SET {column} = {column} + 1, updated_at = ? WHERE id = ?", (now, rowid))
 
-    def _op_cells_cancelled(self, conn: sqlite3.Connection, batch_id: str, reason: str, now: float) -> None:
+    def _op_cells_cancelled(self, conn: sqlite3.Connection, batch_id: str, reason: str, now: float,
+                            keep: tuple[int, ...] = ()) -> None:
         rowid = self._batch_rowid(conn, batch_id, "cancel of cells")
         if rowid is None:
             return
+        kept = ",".join(str(int(i)) for i in keep)  # ints only: safe to inline
         cur = conn.execute(
             "UPDATE wi_cell SET status = 'cancelled', error = ?, ended_at = ? "
-            "WHERE batch = ? AND status IN ('queued', 'running')",
+            "WHERE batch = ? AND status IN ('queued', 'running')" + (f" AND idx NOT IN ({kept})" if kept else ""),
             (reason, now, rowid),
         )
         conn.execute(

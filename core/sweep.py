@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import enum
 import functools
 import logging
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +33,8 @@ from typing import Any, Protocol
 from . import batch_outputs, parameter_parser, prompt_graph
 from .combination_engine import Axis
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
-from .iteration_state import IterationStateManager, new_batch_id
+from .iteration_state import CELL_STATUS_CHARS, IterationStateManager, new_batch_id
+from .states import CellStatus
 from .paths import batch_subfolder, cell_filename, resolve_inside
 
 logger = logging.getLogger(__name__)
@@ -69,30 +72,56 @@ class Host(Protocol):
 
 GridBuilder = Callable[[str], None]
 
+_CELL_CODES = {status.value: code for code, status in enumerate(CellStatus)}
 
-@dataclass
-class _Expansion:
-    """A submitted sweep between the handler and ComfyUI accepting (or rejecting) its first cell."""
+
+class Phase(enum.Enum):
+    """Where one batch's run stands. Only moves forward."""
+
+    AWAITING_ACCEPTANCE = "awaiting acceptance"  # the hook returned; ComfyUI has not yet queued cell 0
+    FEEDING = "feeding"  # the feeder validates and queues the other cells, a window at a time
+    DRAINING = "draining"  # every cell was queued (or the batch stopped accepting); waiting for ends
+    ENDED = "ended"  # no cell of the batch is open; forgotten by the service
+
+
+@dataclass(eq=False)
+class BatchRun:
+    """Everything the service keeps about one batch while its cells run, in one object it owns.
+
+    Created by the hook (or by resume) with the batch record already in the manager, so a worker event for
+    any of its cells finds the batch; dropped when the batch has no open cell left. Its feed window
+    (``queued``), wake-up and save-node ids live here, not in service-wide dicts.
+    """
 
     batch_id: str
     plan: prompt_graph.SweepPlan
-    prompt_obj: dict
-    prompt_id: str
     number: float
     partial_targets: Any
-    order: list[int] = field(default_factory=lambda: [0])  # run order of cell indices; order[0] is the submitted cell
-    subfolder: str = ""
+    subfolder: str
+    prompt_obj: Any = None  # the submitted cell's prompt dict (matched by identity on put), or None for resume
+    prompt_id: str = ""  # the submitted cell's prompt id
     client_id: str | None = None
     extra: dict = field(default_factory=dict)
-    settled: asyncio.Event = field(default_factory=asyncio.Event)  # accepted (template_item) or rejected
+    order: list[int] = field(default_factory=lambda: [0])  # run order of cell indices; order[0] runs first
+    phase: Phase = Phase.AWAITING_ACCEPTANCE
+    settled: asyncio.Event | None = None  # accepted (template_item set) or rejected (rejection set)
     template_item: tuple | None = None
     rejection: str | None = None
-    early_events: list[Callable[[], None]] = field(default_factory=list)
-    queued: set[str] = field(default_factory=set)
+    queued: set[str] = field(default_factory=set)  # prompt ids put in ComfyUI's queue, not yet started
+    submitted_left_queue: bool = False  # cell 0 started (or was removed) before _start counted it as queued
+    fed_until: int = 1  # positions of ``order`` before this one have been queued (or failed validation)
     wakeup: asyncio.Event | None = None
     # While the feeder waits for room: wake it once ``len(queued)`` drops to this. -1: not waiting (no wake-ups).
     refill_at: int = -1
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def save_node_ids(self) -> tuple[str, ...]:
+        return self.plan.save_node_ids
+
+    def unfed(self) -> bool:
+        """Cells are left that the feeder has not queued yet."""
+        return self.fed_until < len(self.order)
 
 
 class CellExtras:
@@ -115,22 +144,13 @@ class CellExtras:
 
     def for_cell(self, combination: Any) -> dict:
         info = self._plan.cell_info(self._batch_id, combination, self._batch_part)
+        stamped = {"create_time": int(time.time() * 1000)} if "create_time" in self._extra else {}
         return {
             **self._extra,
+            **stamped,  # 0.38 sorts jobs by it: each cell is created when it is queued, not with cell 0
             "extra_pnginfo": {**self._pnginfo, prompt_graph.CELL_INFO_KEY: info},
             prompt_graph.REENTRY_KEY: {"batch_id": self._batch_id, "index": combination.index},
         }
-
-
-class PromptIds:
-    """Prompt ids for one run of the feeder: UUID-shaped, a random prefix and the cell's index (unique across
-    batches and runs, and a fraction of ``uuid4``'s cost per cell)."""
-
-    def __init__(self) -> None:
-        self._prefix = str(uuid.uuid4())[:24]
-
-    def for_cell(self, index: int) -> str:
-        return f"{self._prefix}{index:012x}"
 
 
 def describe_validation_error(valid: Sequence[Any]) -> str:
@@ -207,14 +227,14 @@ class SweepService:
         self.max_values = max_values
         self.max_combinations = max_combinations
         self.window = max(2, window)
-        # Keyed by the submitted prompt's id; also matched by prompt object identity, which survives ComfyUI
-        # versions that ignore a client-chosen prompt_id.
-        self._pending: dict[str, _Expansion] = {}
-        self._feeding: dict[str, _Expansion] = {}
-        # Submitted cells whose batch record is still being created (see _start), by prompt id.
-        self._early: dict[str, _Expansion] = {}
-        # Per batch, our save nodes: their images are the cell's result (read on the worker thread per cell).
-        self._save_nodes: dict[str, tuple[str, ...]] = {}
+        # One run per batch with open cells (dropped when none is left), and the runs whose submitted cell
+        # ComfyUI has not queued yet, by its prompt id (also matched by prompt object identity, which survives
+        # ComfyUI versions that ignore a client-chosen prompt_id).
+        self._runs: dict[str, BatchRun] = {}
+        self._awaiting: dict[str, BatchRun] = {}
+        # Prompt ids whose interrupt a cancel asked for: stopped before their next node even when ComfyUI
+        # cleared the interrupt flag by starting the prompt in between (see should_interrupt).
+        self._stopping: set[str] = set()
         self._lock = threading.Lock()
         manager.add_listener(self._forward_event)
         if journal is not None:
@@ -271,96 +291,89 @@ class SweepService:
         for node_id in plan.save_node_ids:
             save_prefix = str(prompt_graph.node_inputs(prompt[node_id]).get("filename_prefix") or "WI")
             break
-        # Only what the submitted cell needs happens here; the batch record (O(cells)), the journal entry, the
-        # run order and the pre-flight are built by _start right after the request returns, so the hook costs
-        # the same for 10 cells or 10,000. Cell 0 is the first cell of every run order.
+        # Creating the batch is O(1) whatever N (cells live in the lazy combination set), so the record exists
+        # before the hook returns and every worker event for cell 0 finds it. What is O(N) (the journal entry,
+        # the run order) is done by _start, right after the request returns. Cell 0 runs first in every order.
         batch_id = new_batch_id(plan.batch_name)
         subfolder = batch_subfolder(save_prefix, batch_id)
         first = plan.combinations[0]
         cell_prompt = plan.cell_prompt(first, isolated=True)
         extra = CellExtras(json_data.get("extra_data"), plan, batch_id, subfolder, client_id).for_cell(first)
-        expansion = _Expansion(
-            batch_id=batch_id,
-            plan=plan,
-            prompt_obj=cell_prompt,
-            prompt_id=prompt_id,
-            number=number,
-            partial_targets=json_data.get("partial_execution_targets"),
-            subfolder=subfolder,
-            client_id=client_id,
-            extra=extra,
+        self.manager.create_batch(
+            batch_name=plan.batch_name, mode=plan.mode, combinations=plan.combinations, axes=plan.axes,
+            client_id=client_id, batch_id=batch_id, snapshot_cells=False,
+            meta={
+                "grid_node_id": plan.grid_node_id,
+                "grid_options": plan.grid_options,
+                "save_node_ids": list(plan.save_node_ids),
+                "param_errors": [e.to_json() for e in plan.errors],
+                "subfolder": subfolder,
+            },
+        )
+        self.manager.attach_prompt(batch_id, 0, prompt_id)
+        run = BatchRun(
+            batch_id=batch_id, plan=plan, number=number, partial_targets=json_data.get("partial_execution_targets"),
+            subfolder=subfolder, prompt_obj=cell_prompt, prompt_id=prompt_id, client_id=client_id, extra=extra,
+            settled=asyncio.Event(),
         )
         with self._lock:
-            self._pending[prompt_id] = expansion
-            self._early[prompt_id] = expansion
-        self.host.create_task(self._start(expansion))
+            self._runs[batch_id] = run
+            self._awaiting[prompt_id] = run
+        self.host.create_task(self._start(run))
         logger.info("WI: batch %s: %d cells (%s)", batch_id, plan.total, plan.mode)
         # A new body rather than edits to the old one: ComfyUI keeps the old one if anything here raised.
         return {**json_data, "prompt": cell_prompt, "prompt_id": prompt_id, "number": number, "extra_data": extra}
 
-    async def _start(self, expansion: _Expansion) -> None:
-        """Create the batch, then wait for ComfyUI to accept (or reject) the submitted cell and feed the rest."""
-        plan, batch_id = expansion.plan, expansion.batch_id
+    async def _start(self, run: BatchRun) -> None:
+        """Journal the batch, then wait for ComfyUI to accept (or reject) the submitted cell and feed the rest."""
+        plan, batch_id = run.plan, run.batch_id
+        if run.settled is None:
+            run.settled = asyncio.Event()
         try:
-            self.manager.create_batch(
-                batch_name=plan.batch_name,
-                mode=plan.mode,
-                combinations=plan.combinations,
-                axes=plan.axes,
-                client_id=expansion.client_id,
-                meta={
-                    "grid_node_id": plan.grid_node_id,
-                    "grid_options": plan.grid_options,
-                    "save_node_ids": list(plan.save_node_ids),
-                    "param_errors": [e.to_json() for e in plan.errors],
-                    "subfolder": expansion.subfolder,
-                },
-                batch_id=batch_id,
-                snapshot_cells=False,
-            )
-            self._save_nodes[batch_id] = plan.save_node_ids
             if self.journal is not None:
-                self.journal.record_batch(self._journal_record(batch_id, plan, expansion.client_id, expansion.subfolder,
-                                                               expansion.extra, expansion.partial_targets))
+                # Building the record walks every cell: on the background thread, never on the loop.
+                self.host.run_background(self._journal_batch, run)
             preflight = None
             if plan.grid_node_id is not None:
-                preflight = functools.partial(self.host.run_background, self._preflight, batch_id, plan, expansion.client_id)
-            expansion.order = plan.run_order()
-            if not expansion.settled.is_set():  # usually set already: POST /prompt put the cell while we planned
+                preflight = functools.partial(self.host.run_background, self._preflight, batch_id, plan, run.client_id)
+            if plan.total > 1:
+                run.order = await asyncio.get_running_loop().run_in_executor(None, plan.run_order)
+            if run.template_item is None and run.rejection is None:  # usually settled already by POST /prompt
                 try:
-                    await asyncio.wait_for(expansion.settled.wait(), timeout=ACCEPT_TIMEOUT_S)
+                    await asyncio.wait_for(run.settled.wait(), timeout=ACCEPT_TIMEOUT_S)
                 except asyncio.TimeoutError:
-                    expansion.rejection = "the submitted prompt never reached ComfyUI's queue"
-            if expansion.rejection is not None or expansion.template_item is None:
-                self._take_pending(expansion.prompt_obj, expansion.prompt_id)
-                self._end_rejected(expansion, expansion.rejection or "not queued")
+                    run.rejection = "the submitted prompt never reached ComfyUI's queue"
+            if run.rejection is not None or run.template_item is None:
+                self._take_awaiting(run.prompt_obj, run.prompt_id)
+                self._end_rejected(run, run.rejection or "not queued")
                 return
-            with self._lock:
-                self.manager.attach_prompt(batch_id, expansion.order[0], expansion.prompt_id)
-                expansion.queued.add(expansion.prompt_id)
-                self._feeding[batch_id] = expansion
-                self._early.pop(expansion.prompt_id, None)
-                early, expansion.early_events = expansion.early_events, []
-            for replay in early:
-                replay()
+            with run.lock:
+                if not run.submitted_left_queue:  # it may have started already: it then left the queue
+                    run.queued.add(run.prompt_id)
+            run.phase = Phase.FEEDING
             # The pre-flight (a thread competing for the GIL) starts once the queue holds its window of cells.
-            await self._feed(expansion, expansion.template_item, start=1, when_queued=preflight)
+            await self._feed(run, run.template_item, start=1, when_queued=preflight)
         except Exception:
             logger.exception("WI: starting batch %s failed", batch_id)
-            with self._lock:
-                self._early.pop(expansion.prompt_id, None)
             self._fail_unqueued(batch_id, "internal error while queueing; see the ComfyUI log")
 
-    def _end_rejected(self, expansion: _Expansion, reason: str) -> None:
-        logger.warning("WI: batch %s not started: %s", expansion.batch_id, reason)
-        with self._lock:
-            self._early.pop(expansion.prompt_id, None)
+    def _journal_batch(self, run: BatchRun) -> None:
         try:
-            self.manager.add_warning(expansion.batch_id, f"not started: {reason}")
-            self.manager.register_failure(expansion.batch_id, 0, reason)
-            self.manager.cancel_batch(expansion.batch_id)
+            assert self.journal is not None
+            self.journal.record_batch(self._journal_record(run.batch_id, run.plan, run.client_id, run.subfolder,
+                                                           run.extra, run.partial_targets))
+        except Exception:  # the journal is a safety net; the sweep goes on without its entry
+            logger.exception("WI: journaling batch %s failed", run.batch_id)
+
+    def _end_rejected(self, run: BatchRun, reason: str) -> None:
+        logger.warning("WI: batch %s not started: %s", run.batch_id, reason)
+        try:
+            self.manager.add_warning(run.batch_id, f"not started: {reason}")
+            self.manager.register_failure(run.batch_id, 0, reason)
+            self.manager.cancel_batch(run.batch_id)
         except WIError:
             pass
+        self._end_run(run.batch_id)
 
     def _reject(self, json_data: dict, prompt: dict, iterator_id: str, message: str, client_id: str | None) -> dict:
         logger.warning("WI: sweep not queued: %s", message)
@@ -423,7 +436,7 @@ class SweepService:
                                     prompt_id=payload.get("prompt_id"), files=payload.get("files") or [],
                                     ended_at=payload.get("ended_at"))
         elif event == "batch_cancelled":
-            journal.record_cells_cancelled(batch_id, "batch cancelled")
+            journal.record_cells_cancelled(batch_id, "batch cancelled", keep=payload.get("running") or ())
             journal.record_state(batch_id, "cancelled")
         elif event == "batch_finished":
             journal.record_state(batch_id, payload.get("state", "collecting"), grid=payload.get("grid"))
@@ -466,7 +479,6 @@ class SweepService:
         if record is None or not isinstance(record.get("plan"), Mapping) or "sweep" not in record["plan"]:
             raise InvalidBatchState(f'batch "{batch_id}" has no stored plan to resume from')
         plan = prompt_graph.SweepPlan.from_json(record["plan"]["sweep"], max_combinations=self.max_combinations)
-        self._save_nodes[batch_id] = plan.save_node_ids
         todo = self.manager.resume_batch(batch_id)
         subfolder = str((record.get("meta") or {}).get("subfolder") or "")
         remaining = []
@@ -483,14 +495,15 @@ class SweepService:
             wanted = set(remaining)
             run_order = [i for i in plan.run_order() if i in wanted]
             extra_base = dict(record["plan"].get("extra_data") or {})
-            expansion = _Expansion(
-                batch_id=batch_id, plan=plan, prompt_obj=None, prompt_id="", number=float(self.host.allocate_number(False)),
+            run = BatchRun(
+                batch_id=batch_id, plan=plan, number=float(self.host.allocate_number(False)),
                 partial_targets=record["plan"].get("partial_targets"), order=run_order, subfolder=subfolder,
+                phase=Phase.FEEDING, fed_until=0,
             )
             with self._lock:
-                self._feeding[batch_id] = expansion
+                self._runs[batch_id] = run
             template = (0.0, "", None, extra_base, []) + self.host.item_tail()
-            self.host.create_task(self._feed(expansion, template, start=0))
+            self.host.create_task(self._feed(run, template, start=0))
         logger.info("WI: resuming batch %s: %d cells to run, %d already saved", batch_id, len(remaining), len(todo) - len(remaining))
         return {"batch_id": batch_id, "state": "active" if remaining else "collecting",
                 "queued": len(remaining), "already_saved": len(todo) - len(remaining)}
@@ -514,10 +527,13 @@ class SweepService:
         return {"batches": self.journal.list_batches(limit=limit, offset=offset), "total": self.journal.count_batches(),
                 "limit": limit, "offset": offset}
 
-    def status(self, batch_id: str) -> dict[str, Any]:
-        """A batch's status from memory, else from the journal (after expiry or a restart)."""
+    def status(self, batch_id: str, *, offset: int = 0, limit: int | None = None,
+               with_values: bool = True) -> dict[str, Any]:
+        """A batch's status from memory, else from the journal (after expiry or a restart); with ``limit``,
+        the cells ``offset .. offset + limit`` only (``cells_page`` says which) and every cell's status in
+        ``cell_statuses``. Without values, a cell names its coordinates; the values live once, on the axes."""
         try:
-            return self.manager.get_status(batch_id)
+            return self.manager.get_status(batch_id, offset=offset, limit=limit, with_values=with_values)
         except UnknownBatchError:
             record = self.journal.get_batch(batch_id) if self.journal is not None else None
             if record is None:
@@ -525,93 +541,101 @@ class SweepService:
             record = dict(record)
             record.pop("plan", None)
             record["source"] = "journal"
+            cells = list(record.get("cells") or [])
+            start = min(max(0, offset), len(cells))
+            stop = len(cells) if limit is None else min(len(cells), start + max(0, limit))
+            record["cell_statuses"] = "".join(CELL_STATUS_CHARS[_CELL_CODES.get(c.get("status"), 0)] for c in cells)
+            record["cells_page"] = {"offset": start, "count": stop - start, "total": len(cells)}
+            record["cells"] = [c if with_values else {k: v for k, v in c.items() if k != "values"}
+                               for c in cells[start:stop]]
             return record
 
     # ----------------------------------------------------------------- acceptance of the submitted prompt
-    def _take_pending(self, prompt_obj: Any, prompt_id: Any) -> _Expansion | None:
+    def _take_awaiting(self, prompt_obj: Any, prompt_id: Any) -> BatchRun | None:
         with self._lock:
-            if not self._pending:
+            if not self._awaiting:
                 return None
-            for key, expansion in self._pending.items():
-                if expansion.prompt_obj is prompt_obj or key == prompt_id:
-                    return self._pending.pop(key)
+            run = self._awaiting.pop(str(prompt_id), None) if prompt_id is not None else None
+            if run is not None:
+                return run
+            for key, candidate in self._awaiting.items():
+                if candidate.prompt_obj is prompt_obj:
+                    return self._awaiting.pop(key)
         return None
 
     def on_validated(self, prompt_obj: Any, valid: Any) -> None:
         """After ComfyUI validated a prompt: if it was a sweep's first cell and was rejected, end the batch."""
-        if not self._pending or (isinstance(valid, (tuple, list)) and valid and valid[0]):
+        if not self._awaiting or (isinstance(valid, (tuple, list)) and valid and valid[0]):
             return
-        expansion = self._take_pending(prompt_obj, None)
-        if expansion is None:
+        run = self._take_awaiting(prompt_obj, None)
+        if run is None:
             return
-        expansion.rejection = f"ComfyUI rejected the submitted prompt: {describe_validation_error(valid)}"
-        self.host.call_soon_threadsafe(expansion.settled.set)
+        run.rejection = f"ComfyUI rejected the submitted prompt: {describe_validation_error(valid)}"
+        if run.settled is not None:
+            self.host.call_soon_threadsafe(run.settled.set)
 
     def on_item_put(self, item: Sequence[Any]) -> None:
         """Every queue put: when it is a sweep's first cell, the batch is accepted and its feeder may start."""
-        if not self._pending:
+        if not self._awaiting:
             return
-        expansion = self._take_pending(item[2], item[1])
-        if expansion is None:
+        run = self._take_awaiting(item[2], item[1])
+        if run is None:
             return
-        expansion.prompt_id = str(item[1])
+        if str(item[1]) != run.prompt_id:  # a ComfyUI that chose its own id for the submitted prompt
+            run.prompt_id = str(item[1])
+            self.manager.attach_prompt(run.batch_id, 0, run.prompt_id)
         # A snapshot: when an item ends ComfyUI strips the API keys from its extra_data (0.3.64 from its running
         # copy; the item itself is also handed to nodes, which may edit it), and clones queued later still need
         # them. The worker cannot have finished the item yet: this runs right after the put, holding the GIL.
         extra = item[3]
-        expansion.template_item = (*item[:3], dict(extra) if isinstance(extra, dict) else extra, *item[4:5],
-                                   *copy.deepcopy(tuple(item[5:])))
-        self.host.call_soon_threadsafe(expansion.settled.set)
-
-    def _stash_early(self, prompt_id: str, replay: Callable[[], None]) -> bool:
-        """Worker events for a submitted cell whose batch is still being created are replayed once it exists."""
-        with self._lock:
-            expansion = self._early.get(prompt_id)
-            if expansion is None:
-                return False
-            expansion.early_events.append(replay)
-            return True
+        run.template_item = (*item[:3], dict(extra) if isinstance(extra, dict) else extra, *item[4:5],
+                             *copy.deepcopy(tuple(item[5:])))
+        if run.settled is not None:
+            self.host.call_soon_threadsafe(run.settled.set)
 
     # ----------------------------------------------------------------- feeding the queue
     def _accepting(self, batch_id: str) -> bool:
         return self.manager.state_of(batch_id) in ("pending", "active")
 
-    async def _feed(self, expansion: _Expansion, template_item: tuple, *, start: int,
+    async def _feed(self, run: BatchRun, template_item: tuple, *, start: int,
                     when_queued: Callable[[], None] | None = None) -> None:
-        """Validate and queue the cells of ``expansion.order[start:]`` in that order, keeping at most ``window``
+        """Validate and queue the cells of ``run.order[start:]`` in that order, keeping at most ``window``
         queued ahead of the worker. Each gets a priority just above the previous one, below ``number + 1``, so
         the batch runs contiguously and prompts posted later run after it. ``when_queued`` is called once, when
         the window is first full or the feeder stops, whichever comes first."""
-        expansion.wakeup = asyncio.Event()
-        plan, batch_id, total = expansion.plan, expansion.batch_id, expansion.plan.total
-        extras = CellExtras(template_item[3], plan, batch_id, expansion.subfolder)
-        ids = PromptIds()
+        run.wakeup = asyncio.Event()
+        plan, batch_id, total = run.plan, run.batch_id, run.plan.total
+        extras = CellExtras(template_item[3], plan, batch_id, run.subfolder)
+        ids = self.manager.prompt_ids(batch_id)
         try:
-            for position in range(start, len(expansion.order)):
-                index = expansion.order[position]
-                if len(expansion.queued) >= self.window:
+            for position in range(start, len(run.order)):
+                index = run.order[position]
+                if len(run.queued) >= self.window:
                     if when_queued is not None:
                         when_queued, announce = None, when_queued
                         announce()
-                    await self._wait_for_room(expansion)
+                    await self._wait_for_room(run)
+                if not self._accepting(batch_id):
+                    return
                 combination = plan.combinations[index]
                 cell_prompt = plan.cell_prompt(combination)
                 prompt_id = ids.for_cell(index)
                 try:
-                    valid = await self.host.validate(prompt_id, cell_prompt, expansion.partial_targets)
+                    valid = await self.host.validate(prompt_id, cell_prompt, run.partial_targets)
                 except Exception as exc:  # a custom node's VALIDATE_INPUTS may raise; that cell fails, not the batch
                     logger.exception("WI: validating cell %d of %s raised", index, batch_id)
                     valid = (False, {"message": f"{type(exc).__name__}: {exc}"}, [], {})
+                run.fed_until = position + 1
                 if not valid[0] or not valid[2]:
                     if self.manager.register_failure(batch_id, index, describe_validation_error(valid)):
-                        self._schedule_grid(batch_id)
+                        self._batch_ended(batch_id)
                     continue
                 # No await between this attach and the put: a cancel (also on this loop) cannot slip in between.
                 if not self.manager.attach_prompt(batch_id, index, prompt_id, only_if_open=True):
                     return  # cancelled (or gone) while this cell was validated
-                with expansion.lock:
-                    expansion.queued.add(prompt_id)
-                number = expansion.number + position / total
+                with run.lock:
+                    run.queued.add(prompt_id)
+                number = run.number + position / total
                 self.host.put_clone(template_item, number, prompt_id, cell_prompt, extras.for_cell(combination), list(valid[2]))
                 if position % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let routes and other requests run between runs of cells
@@ -619,125 +643,175 @@ class SweepService:
             logger.exception("WI: feeding batch %s stopped", batch_id)
             self._fail_unqueued(batch_id, "internal error while queueing; see the ComfyUI log")
         finally:
-            with self._lock:
-                self._feeding.pop(batch_id, None)
+            if run.phase is Phase.FEEDING:
+                run.phase = Phase.DRAINING
             if when_queued is not None:
                 when_queued()
 
-    async def _wait_for_room(self, expansion: _Expansion) -> None:
+    async def _wait_for_room(self, run: BatchRun) -> None:
         """Wait until ``refill_at`` of the window's cells are left (or the batch stops accepting).
 
-        ``refill_at`` is published under the expansion's lock, where the worker thread's :meth:`_wake` reads it
+        ``refill_at`` is published under the run's lock, where the worker thread's :meth:`_wake` reads it
         after removing a started cell, so exactly the removal that reaches it wakes us (no lost wake-up: the
         ``set`` it schedules runs on this loop after the ``clear`` below)."""
-        assert expansion.wakeup is not None
+        assert run.wakeup is not None
         refill_at = min(self.window - 1, int(self.window * (1 - REFILL_FRACTION)))
         try:
-            while self._accepting(expansion.batch_id):
-                with expansion.lock:
-                    if len(expansion.queued) <= refill_at:
+            while self._accepting(run.batch_id):
+                with run.lock:
+                    if len(run.queued) <= refill_at:
                         return
-                    expansion.refill_at = refill_at
-                    expansion.wakeup.clear()
-                await expansion.wakeup.wait()
+                    run.refill_at = refill_at
+                    run.wakeup.clear()
+                await run.wakeup.wait()
         finally:
-            with expansion.lock:
-                expansion.refill_at = -1
+            with run.lock:
+                run.refill_at = -1
 
     def _fail_unqueued(self, batch_id: str, reason: str) -> None:
-        try:
-            status = self.manager.get_status(batch_id)
-        except UnknownBatchError:
-            return
-        for cell in status["cells"]:
-            if cell["status"] == "queued" and not cell.get("prompt_id"):
-                if self.manager.register_failure(batch_id, cell["index"], reason):
-                    self._schedule_grid(batch_id)
+        if self.manager.fail_unqueued(batch_id, reason):
+            self._batch_ended(batch_id)
 
-    def _wake(self, batch_id: str, prompt_id: str | None) -> None:
+    def _wake(self, batch_id: str, prompt_id: str | None, *, refill: bool = True) -> BatchRun | None:
+        """A cell left ComfyUI's queue (started, or removed with ``refill=False``): wake the feeder if that
+        made room. Returns the run.
+
+        A removal never wakes the feeder: a queue emptied one deletion at a time (newer frontends' Clear
+        queue) must not be refilled between two deletions; the next cell to start refills as usual."""
         with self._lock:
-            expansion = self._feeding.get(batch_id)
-        if expansion is None:
-            return
-        with expansion.lock:
+            run = self._runs.get(batch_id)
+        if run is None:
+            return None
+        with run.lock:
             if prompt_id is not None:
-                if prompt_id not in expansion.queued:
-                    return  # counted already (a cell ending after it started): nothing changed for the feeder
-                expansion.queued.discard(prompt_id)
-                if len(expansion.queued) > expansion.refill_at:
-                    return  # the feeder is not waiting, or waits for fewer: no cross-thread wake-up
-        if expansion.wakeup is not None:
-            self.host.call_soon_threadsafe(expansion.wakeup.set)
+                if prompt_id == run.prompt_id:
+                    run.submitted_left_queue = True
+                if prompt_id not in run.queued:
+                    return run  # counted already (a cell ending after it started): nothing changed for the feeder
+                run.queued.discard(prompt_id)
+                if not refill or len(run.queued) > run.refill_at:
+                    return run  # the feeder is not waiting, or waits for fewer: no cross-thread wake-up
+        if run.wakeup is not None:
+            self.host.call_soon_threadsafe(run.wakeup.set)
+        return run
 
     # ----------------------------------------------------------------- completion (worker thread)
     def on_item_started(self, prompt_id: Any) -> None:
         found = self.manager.lookup_prompt(str(prompt_id))
         if found is None:
-            self._stash_early(str(prompt_id), lambda: self.on_item_started(prompt_id))
             return
         batch_id, index = found
         self.manager.mark_running(batch_id, index)
         self._wake(batch_id, str(prompt_id))
 
+    def should_interrupt(self, prompt_id: Any) -> bool:
+        """Asked before each node ComfyUI runs: True when a cancel asked to stop this prompt.
+
+        ComfyUI clears its interrupt flag when a prompt starts, so an interrupt set between the worker's
+        ``get`` and that start would be lost and the cell would run to its end; this second check makes the
+        cancel hold: no cell of a cancelled batch starts a node after the cancel route has returned."""
+        return bool(self._stopping) and str(prompt_id) in self._stopping
+
     def on_item_done(self, prompt_id: Any, history_result: Any, status: Any) -> None:
-        """ComfyUI finished a queue item (success, error or interrupt); ends the matching cell."""
+        """ComfyUI finished a queue item (success, error or interrupt); ends the matching cell with the outcome
+        ComfyUI reports, also when its batch was cancelled while it ran."""
+        self._stopping.discard(str(prompt_id))
         found = self.manager.lookup_prompt(str(prompt_id))
         if found is None:
-            self._stash_early(str(prompt_id), lambda: self.on_item_done(prompt_id, history_result, status))
             return
         batch_id, index = found
-        self._wake(batch_id, str(prompt_id))
+        run = self._wake(batch_id, str(prompt_id))
         outcome, reason = classify_outcome(status)
         if outcome == "done":
-            save_ids = self._save_nodes.get(batch_id, ())
+            save_ids = run.save_node_ids if run is not None else ()
             outputs = history_result.get("outputs") if isinstance(history_result, Mapping) else None
-            ended = self.manager.register_result(batch_id, index, images_from_outputs(outputs, save_ids), {"prompt_id": str(prompt_id)})
+            ended = self.manager.register_result(batch_id, index, images_from_outputs(outputs, save_ids))
         elif outcome == "cancelled":
             ended = self.manager.register_cancelled(batch_id, index, reason or "interrupted")
         else:
             ended = self.manager.register_failure(batch_id, index, reason or "failed")
         if ended:
-            self._schedule_grid(batch_id)
+            self._batch_ended(batch_id)
 
     def on_items_removed(self, prompt_ids: Sequence[str], *, whole_queue: bool) -> None:
         """Items deleted from ComfyUI's queue by someone else: those cells are cancelled.
 
-        ``whole_queue`` (Clear queue) also cancels the batches' cells not yet queued: the user asked for an
-        empty queue, not for the sweep to refill it.
+        A Clear queue (``whole_queue``), or single deletions that leave a batch with none of its cells in the
+        queue while it still has cells to feed (what newer frontends' "Clear queue" / "Cancel all" and the
+        ``/api/jobs`` cancel routes do, one item at a time), ends the batch: the user asked for an empty
+        queue, not for the sweep to refill it. Deleting one cell among others cancels only that cell. The
+        cell ComfyUI is running is not stopped by either (ComfyUI's own interrupt does that) and ends with
+        the outcome ComfyUI reports.
         """
-        touched: set[str] = set()
+        emptied: set[str] = set()
         for prompt_id in prompt_ids:
             found = self.manager.lookup_prompt(str(prompt_id))
             if found is None:
                 continue
             batch_id, index = found
-            touched.add(batch_id)
-            self._wake(batch_id, str(prompt_id))
+            run = self._wake(batch_id, str(prompt_id), refill=False)
             if self.manager.register_cancelled(batch_id, index, "removed from the queue"):
-                self._schedule_grid(batch_id)
-        if whole_queue:
-            for batch_id in touched:
-                try:
-                    self.manager.cancel_batch(batch_id)
-                except WIError:
-                    continue
-                self._wake(batch_id, None)
-                self._schedule_grid(batch_id)
+                self._batch_ended(batch_id)
+            if run is not None and (whole_queue or (not run.queued and run.unfed())):
+                emptied.add(batch_id)
+        for batch_id in emptied:
+            try:
+                # Every cell still open after those removals is one ComfyUI runs: it reports its own end.
+                outcome = self.manager.cancel(batch_id, still_running=lambda open_ids: open_ids)
+            except WIError:
+                continue
+            self._wake(batch_id, None)
+            if outcome.ended:
+                self._batch_ended(batch_id)
 
     # ----------------------------------------------------------------- cancel and finish
     def cancel(self, batch_id: str) -> dict[str, Any]:
         """Cancel one batch: drop its queued cells, interrupt its running cell only, keep everyone else's work.
 
+        The answer names the removed prompts and the running one asked to stop (``interrupting``); that
+        cell's record follows from what ComfyUI reports for it (``cancelled`` when the interrupt stopped it,
+        ``done`` when it finished first), delivered as ``wi.cell_ended``.
+
         Raises:
             UnknownBatchError: no such batch (404).
             InvalidBatchState: it already finished (409).
         """
-        prompt_ids = self.manager.cancel_batch(batch_id)
-        removed, interrupted = self.host.cancel_prompts(set(prompt_ids))
+        result: dict[str, Any] = {"removed": [], "interrupting": None}
+
+        def remove_and_interrupt(open_ids: Sequence[str]) -> list[str]:
+            removed, running = self.host.cancel_prompts(set(open_ids))
+            result["removed"], result["interrupting"] = removed, running
+            if running is not None:
+                self._stopping.add(str(running))
+                return [str(running)]
+            return []
+
+        outcome = self.manager.cancel(batch_id, still_running=remove_and_interrupt)
         self._wake(batch_id, None)
+        if outcome.ended:
+            self._batch_ended(batch_id)
+        logger.info("WI: batch %s cancelled: %d removed, interrupting %s", batch_id, len(result["removed"]),
+                    result["interrupting"])
+        return {"batch_id": batch_id, "state": "cancelled", **result}
+
+    def _batch_ended(self, batch_id: str) -> None:
+        """The batch has no open cell left: forget its run and build its grid (once: the manager returned True
+        to exactly one caller)."""
+        self._end_run(batch_id)
         self._schedule_grid(batch_id)
-        logger.info("WI: batch %s cancelled: %d removed, interrupted %s", batch_id, len(removed), interrupted)
-        return {"batch_id": batch_id, "state": "cancelled", "removed": removed, "interrupted": interrupted}
+
+    def _end_run(self, batch_id: str) -> None:
+        with self._lock:
+            run = self._runs.pop(batch_id, None)
+            if run is not None:
+                run.phase = Phase.ENDED
+                if self._awaiting.get(run.prompt_id) is run:
+                    del self._awaiting[run.prompt_id]
+
+    def run_of(self, batch_id: str) -> BatchRun | None:
+        """The batch's run while it has open cells (None once it ended)."""
+        with self._lock:
+            return self._runs.get(batch_id)
 
     def _schedule_grid(self, batch_id: str) -> None:
         if self.grid_builder is None:

@@ -256,6 +256,7 @@ class ComfyHost:
         prompt starts).
         """
         queue = self.queue
+        interrupt_if_running = getattr(queue, "interrupt_if_running", None)  # newer ComfyUI: its own atomic check
         with queue.mutex:
             kept, removed = [], []
             for item in queue.queue:
@@ -267,7 +268,10 @@ class ComfyHost:
             for item in list(queue.currently_running.values()):
                 if item[1] in prompt_ids:
                     interrupted = item[1]
-                    interrupt_processing()
+                    if callable(interrupt_if_running):
+                        interrupt_if_running(item[1])
+                    else:
+                        interrupt_processing()
                     break
         if removed:
             self.server.queue_updated()
@@ -294,6 +298,35 @@ class ComfyHost:
 
     def output_dir(self) -> str | None:
         return output_directory()
+
+    def _guard_node_starts(self, service: Any) -> None:
+        """Ask the service before every node ComfyUI starts whether its prompt must stop.
+
+        ComfyUI checks its interrupt flag before each node (``nodes.before_node_execution``, looked up on the
+        module at call time in every version) but clears it when a prompt starts, so an interrupt landing
+        between the worker's ``get`` and that start is lost. Re-raising it here, for the prompt a cancel asked
+        to stop, makes a cancel hold. Costs one set lookup per node when no cancel is pending.
+        """
+        try:
+            import nodes as comfy_nodes  # type: ignore[import-not-found]
+        except ImportError:
+            return
+        original = getattr(comfy_nodes, "before_node_execution", None)
+        if original is None or getattr(original, "_wi_guard", False):
+            return
+        server = self.server
+
+        def before_node_execution(*args: Any, **kwargs: Any) -> Any:
+            try:
+                if service.should_interrupt(getattr(server, "last_prompt_id", None)):
+                    comfy_nodes.interrupt_processing(True)
+            except Exception:
+                logger.exception("WI: interrupt check failed")
+            return original(*args, **kwargs)
+
+        before_node_execution._wi_guard = True  # type: ignore[attr-defined]
+        before_node_execution.__wrapped__ = original  # type: ignore[attr-defined]
+        comfy_nodes.before_node_execution = before_node_execution
 
     # ------------------------------------------------------------------ installing the hooks
     def install(self, service: Any) -> bool:
@@ -376,6 +409,7 @@ class ComfyHost:
 
         queue.put, queue.get, queue.task_done = put, get, task_done
         queue.wipe_queue, queue.delete_queue_item = wipe_queue, delete_queue_item
+        self._guard_node_starts(service)
 
         execution = self.execution
         original_validate = execution.validate_prompt

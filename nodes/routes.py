@@ -21,6 +21,9 @@ from . import _comfy
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+#: Cells per page of ``GET /wi/status/{id}`` unless ``limit`` says otherwise, and the most one page may hold.
+STATUS_PAGE_DEFAULT = 200
+STATUS_PAGE_MAX = 1000
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
@@ -130,8 +133,14 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
     @routes.get("/wi/status/{batch_id}")
     @_guarded
     async def wi_batch_status(request: web.Request) -> web.Response:
+        # Paged: a 100,000-cell batch answers with one page of cells, the values once on the axes, and every
+        # cell's status as one character (cell_statuses), never with every cell's record.
         batch_id = _batch_id(request)
-        return await status_cache.respond(batch_id, lambda: service.status(batch_id), off_loop=True)
+        offset = _int_query(request, "offset", 0, 0, 10**9)
+        limit = _int_query(request, "limit", STATUS_PAGE_DEFAULT, 1, STATUS_PAGE_MAX)
+        return await status_cache.respond(
+            f"{batch_id}?{offset}:{limit}",
+            lambda: service.status(batch_id, offset=offset, limit=limit, with_values=False), off_loop=True)
 
     @routes.get("/wi/batches")
     @_guarded

@@ -490,7 +490,7 @@ def test_cancel_emits_batch_cancelled(mgr: IterationStateManager, clock: FakeClo
         (
             "batch_cancelled",
             {
-                "batch_id": bid, "removed": [f"{bid}-p0", f"{bid}-p1"], "client_id": None,
+                "batch_id": bid, "removed": [f"{bid}-p0", f"{bid}-p1"], "running": [], "client_id": None,
                 "counts": {"total": 2, "done": 0, "failed": 0, "cancelled": 2, "pending": 0, "running": 0},
             },
         )
@@ -873,27 +873,6 @@ def test_metadata_passed_in_is_copied(mgr: IterationStateManager) -> None:
     mgr.register_result(bid, 0, [], metadata)
     metadata["tags"].append("y")
     assert mgr.get_status(bid)["cells"][0]["metadata"] == {"tags": ["x"]}
-
-
-# ------------------------------------------------------------------------------------------ interceptor hook
-
-
-def test_handle_prompt_without_interceptor_returns_input_unchanged(mgr: IterationStateManager) -> None:
-    data = {"prompt": {"1": {"class_type": "X", "inputs": {}}}}
-    assert mgr.handle_prompt(data) is data
-
-
-def test_handle_prompt_delegates_to_the_interceptor(mgr: IterationStateManager) -> None:
-    class Interceptor:
-        def handle_prompt(self, json_data: dict[str, Any]) -> dict[str, Any]:
-            return {**json_data, "seen": True}
-
-    mgr.set_interceptor(Interceptor())
-    assert mgr.handle_prompt({"prompt": {}}) == {"prompt": {}, "seen": True}
-    mgr.set_interceptor(None)
-    assert mgr.handle_prompt({"prompt": {}}) == {"prompt": {}}
-    injected = IterationStateManager(interceptor=Interceptor())
-    assert injected.handle_prompt({})["seen"] is True
 
 
 # ---------------------------------------------------------------------------------------------- singleton

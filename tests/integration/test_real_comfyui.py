@@ -141,7 +141,7 @@ def test_cancel_mid_batch_stops_it_and_spares_other_prompts(comfy):
     assert code == 200
     code, cancelled = comfy.post(f"/wi/cancel_batch/{batch_id}", {})
     assert code == 200, cancelled
-    assert cancelled["state"] == "cancelled" and cancelled["interrupted"] is not None
+    assert cancelled["state"] == "cancelled" and cancelled["interrupting"] is not None
     assert other["prompt_id"] not in cancelled["removed"]
     history = comfy.wait_history(other["prompt_id"])
     assert history["status"]["status_str"] == "success"  # the unrelated prompt ran
