@@ -148,7 +148,9 @@ class AxisInfo:
     labels: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "values": list(self.labels)}
+        """``values`` typed as JSON (numbers stay numbers), ``labels`` the text shown for them."""
+        return {"name": self.name, "type": self.type, "values": [_json_ready(v) for v in self.values],
+                "labels": list(self.labels)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tools.comfy_harness import cell_values
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +111,7 @@ def test_linear_mode_runs_zipped_cells(comfy):
     code, answer = comfy.queue_prompt(sweep("10, 20, 30", "1, 2, 3", mode="linear", grid=False))
     assert code == 200, answer
     status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"])
-    assert [c["values"] for c in status["cells"]] == [{"color": 10, "radius": 1}, {"color": 20, "radius": 2}, {"color": 30, "radius": 3}]
+    assert [cell_values(status, c) for c in status["cells"]] == [{"color": 10, "radius": 1}, {"color": 20, "radius": 2}, {"color": 30, "radius": 3}]
     assert status["counts"]["done"] == 3
 
 
@@ -125,7 +127,7 @@ def test_combo_input_is_swept(comfy):
     code, answer = comfy.queue_prompt(prompt)
     assert code == 200, answer
     status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"])
-    assert [c["values"]["method"] for c in status["cells"]] == ["bilinear", "bicubic"]
+    assert [cell_values(status, c)["method"] for c in status["cells"]] == ["bilinear", "bicubic"]
     assert status["counts"]["done"] == 2
 
 
