@@ -550,8 +550,8 @@ def test_get_status_has_the_documented_shape(mgr: IterationStateManager, clock: 
         "cells", "grid", "warnings", "timings",
     }
     assert status["axes"] == [
-        {"name": "cfg", "type": "FLOAT", "values": ["7"]},
-        {"name": "sampler", "type": "COMBO", "values": ["euler", "ddim"]},
+        {"name": "cfg", "type": "FLOAT", "values": [7], "labels": ["7"]},
+        {"name": "sampler", "type": "COMBO", "values": ["euler", "ddim"], "labels": ["euler", "ddim"]},
     ]
     assert status["cells"][0] == {
         "index": 0, "coords": [0, 0], "values": {"cfg": 7, "sampler": "euler"}, "status": "queued",
@@ -573,7 +573,8 @@ def test_axis_labels_are_used_when_given(mgr: IterationStateManager) -> None:
         batch_name="b", mode="matrix", combinations=[Combo(0, (0,), ("m.safetensors",))],
         axes=[LabelledAxis("ckpt", "COMBO", ("m.safetensors",), ("m",))],
     ).batch_id
-    assert mgr.get_status(bid)["axes"][0]["values"] == ["m"]
+    axis = mgr.get_status(bid)["axes"][0]
+    assert axis["labels"] == ["m"] and axis["values"] == ["m.safetensors"]
 
 
 def test_non_json_cell_values_are_converted_to_text(mgr: IterationStateManager) -> None:

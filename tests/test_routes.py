@@ -176,7 +176,8 @@ def test_status_detail_has_counts_cells_and_timings(rh):
     cells = body["cells"]
     assert [c["index"] for c in cells] == list(range(6))
     # A cell names its coordinates; its values live once, on the axes.
-    assert [a["values"] for a in body["axes"]] == [["1", "2"], ["10", "20", "30"]]
+    assert [a["values"] for a in body["axes"]] == [[1, 2], [10, 20, 30]]
+    assert [a["labels"] for a in body["axes"]] == [["1", "2"], ["10", "20", "30"]]
     assert cells[0]["status"] == "done" and cells[0]["files"] and cells[0]["coords"] == [0, 0]
     assert cells[5]["coords"] == [1, 2] and "values" not in cells[5]
     assert body["cell_statuses"] == "dqqqqq"[:1] + body["cell_statuses"][1:] and len(body["cell_statuses"]) == 6
