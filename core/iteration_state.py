@@ -939,8 +939,12 @@ class IterationStateManager:
         self._changes += 1
         return batch
 
-    def restore_batch(self, record: Mapping[str, Any]) -> BatchState:
+    def restore_batch(self, record: Mapping[str, Any], *, combinations: Sequence[CombinationLike] | None = None,
+                      ) -> BatchState:
         """Re-create a batch from its journal record (after a restart) in state ``interrupted``.
+
+        ``combinations`` (the batch's plan) supplies every cell's coordinates and values; the record's
+        ``cells`` then need to list only the cells that ended (a journal recorded without per-cell rows).
 
         Cells that had ended keep their status, error and files; the others are ``queued`` without a prompt
         id (prompt ids do not survive a restart). Emits ``batch_created``.
@@ -957,18 +961,22 @@ class IterationStateManager:
             for a in record.get("axes", ())
         )
         raw_cells = sorted(record.get("cells", ()), key=lambda c: int(c["index"]))
-        combinations = []
+        listed: list[Any] = []
         ended: list[tuple[int, CellStatus, str | None, tuple[ImageRef, ...]]] = []
         for position, raw in enumerate(raw_cells):
-            if int(raw["index"]) != position:
+            if combinations is None and int(raw["index"]) != position:
                 raise ValueError(f"journal record of {record.get('batch_id')!r} misses cell {position}")
-            combinations.append(SimpleNamespace(index=position, coords=tuple(int(c) for c in raw.get("coords", ())),
-                                                values=tuple(raw.get("values", ()))))
+            if combinations is not None and not 0 <= int(raw["index"]) < len(combinations):
+                raise ValueError(f"journal record of {record.get('batch_id')!r} has no cell {raw['index']}")
+            position = int(raw["index"])
+            listed.append(SimpleNamespace(index=position, coords=tuple(int(c) for c in raw.get("coords", ())),
+                                          values=tuple(raw.get("values", ()))))
             status = CellStatus(raw.get("status", "queued"))
             if status not in CELL_OPEN:
                 files = _image_refs(raw.get("files") or ()) if status is CellStatus.DONE else ()
                 ended.append((position, status, raw.get("error"), files))
-        if not combinations:
+        cells_of: Sequence[Any] = tuple(listed) if combinations is None else combinations
+        if not cells_of:
             raise ValueError("a batch needs at least one combination")
         batch_id = str(record["batch_id"])
         if not _BATCH_ID_RE.fullmatch(batch_id):
@@ -981,7 +989,7 @@ class IterationStateManager:
                 raise ValueError(f'batch id "{batch_id}" is already in use')
             batch = self._new_batch_locked(
                 batch_id, str(record.get("batch_name", batch_id)), str(record.get("mode", "matrix")),
-                record.get("client_id"), tuple(combinations), axes, meta_ready,
+                record.get("client_id"), cells_of, axes, meta_ready,
                 _warning_list(record.get("warnings") or []), created_at, now - max(0.0, self._wall_clock() - created_at),
                 now)
             for index, status, error, files in ended:

@@ -319,7 +319,11 @@ class BatchJournal:
     # ------------------------------------------------------------------------------------------- writes
 
     def record_batch(self, batch: Mapping[str, Any]) -> None:
-        """Journal a new batch (state ``active``) with one ``queued`` row per cell.
+        """Journal a new batch (state ``active``); with ``cells``, one ``queued`` row per cell.
+
+        Without ``cells`` (give ``total`` instead) the batch is recorded in O(1): a cell gets a row only when
+        it ends, and a cell without a row is queued (cancelled once the batch is). Its coordinates and values
+        are the reader's to derive from the stored plan, so a value is stored once, not once per cell.
 
         ``batch`` holds ``batch_id``, ``batch_name``, ``mode``, ``client_id``, ``created_at`` (wall clock),
         ``axes``, ``cells`` (``index``, ``coords``, ``values``), ``meta`` and ``plan`` (opaque JSON; ComfyUI
@@ -338,7 +342,8 @@ class BatchJournal:
             return
         batch_id = _require_str(batch["batch_id"], "batch_id")
         axes = batch.get("axes") or []
-        cells = batch.get("cells") or []
+        cells = batch.get("cells")
+        total = len(cells) if cells is not None else _require_index(batch["total"], "total")
         row = (
             batch_id,
             _require_str(batch.get("batch_name", ""), "batch_name"),
@@ -350,11 +355,11 @@ class BatchJournal:
             _dumps(dict(batch.get("meta") or {}), "meta"),
             _dumps(_scrub_secrets(dict(batch.get("plan") or {})), "plan"),
             _dumps([str(w) for w in batch.get("warnings") or ()], "warnings"),
-            len(cells),
+            total,
         )
         cell_rows: list[tuple[int, tuple[Any, ...], tuple[Any, ...]]] = []
         seen: set[int] = set()
-        for cell in cells:
+        for cell in cells or ():
             index = _require_index(cell["index"], "cell index")
             if index in seen:
                 raise ValueError(f"journal: duplicate cell index {index} in batch {batch_id}")
@@ -525,6 +530,9 @@ class BatchJournal:
             meta=_loads(row[10], {}),
             plan=_loads(row[11], {}),
             warnings=_loads(row[12], []),
+            # Recorded without cells: only cells that ended (or ran at a cancel) have a row, without
+            # coordinates or values; the reader derives those from the plan.
+            sparse=len(cells) < int(row[13]),
             cells=[
                 {
                     "index": c[0],
@@ -846,6 +854,10 @@ class BatchJournal:
         rowid = self._batch_rowid(conn, batch_id, f"end of cell {index}")
         if rowid is None:
             return
+        # Batches recorded without cells get a cell's row when it ends.
+        conn.execute("INSERT OR IGNORE INTO wi_cell (batch, idx, coords, vals, status) "
+                     "SELECT ?, ?, '[]', '[]', 'queued' WHERE ? < (SELECT n_total FROM wi_batch WHERE id = ?)",
+                     (rowid, index, index, rowid))
         cur = conn.execute(
             "UPDATE wi_cell SET status = ?, error = ?, prompt_id = coalesce(?, prompt_id), files = ?, ended_at = ? "
             "WHERE batch = ? AND idx = ? AND status IN ('queued', 'running')",
@@ -862,15 +874,20 @@ class BatchJournal:
         rowid = self._batch_rowid(conn, batch_id, "cancel of cells")
         if rowid is None:
             return
+        # Cells ComfyUI still runs keep a row of their own, open, so that they are not taken for cancelled.
+        conn.executemany("INSERT OR IGNORE INTO wi_cell (batch, idx, coords, vals, status) "
+                         "VALUES (?, ?, '[]', '[]', 'running')", ((rowid, int(i)) for i in keep))
         kept = ",".join(str(int(i)) for i in keep)  # ints only: safe to inline
-        cur = conn.execute(
+        conn.execute(
             "UPDATE wi_cell SET status = 'cancelled', error = ?, ended_at = ? "
             "WHERE batch = ? AND status IN ('queued', 'running')" + (f" AND idx NOT IN ({kept})" if kept else ""),
             (reason, now, rowid),
         )
+        # Cells without a row (never ended, never kept) are cancelled along with the batch.
         conn.execute(
-            "UPDATE wi_batch SET n_cancelled = n_cancelled + ?, updated_at = ? WHERE id = ?",
-            (max(cur.rowcount, 0), now, rowid),
+            "UPDATE wi_batch SET n_cancelled = (SELECT count(*) FROM wi_cell WHERE batch = ? AND status = 'cancelled')"
+            " + n_total - (SELECT count(*) FROM wi_cell WHERE batch = ?), updated_at = ? WHERE id = ?",
+            (rowid, rowid, now, rowid),
         )
 
     def _op_state(

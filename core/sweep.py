@@ -319,6 +319,8 @@ class SweepService:
         with self._lock:
             self._runs[batch_id] = run
             self._awaiting[prompt_id] = run
+        if self.journal is not None:  # O(axes), queued before any end of its cells can be
+            self._journal_batch(run)
         self.host.create_task(self._start(run))
         logger.info("WI: batch %s: %d cells (%s)", batch_id, plan.total, plan.mode)
         # A new body rather than edits to the old one: ComfyUI keeps the old one if anything here raised.
@@ -330,9 +332,6 @@ class SweepService:
         if run.settled is None:
             run.settled = asyncio.Event()
         try:
-            if self.journal is not None:
-                # Building the record walks every cell: on the background thread, never on the loop.
-                self.host.run_background(self._journal_batch, run)
             preflight = None
             if plan.grid_node_id is not None:
                 preflight = functools.partial(self.host.run_background, self._preflight, batch_id, plan, run.client_id)
@@ -419,8 +418,7 @@ class SweepService:
             "client_id": client_id,
             "created_at": status["created_at"],
             "axes": sweep["axes"],
-            "cells": [{"index": c.index, "coords": list(c.coords), "values": [prompt_graph.json_ready(v) for v in c.values]}
-                      for c in plan.combinations],
+            "total": plan.total,  # no per-cell rows: a cell's values are its axes' (the plan), stored once
             "meta": dict(status.get("meta") or {}, subfolder=subfolder),
             "plan": {"sweep": sweep, "extra_data": extra_base, "partial_targets": partial_targets},
         }
@@ -450,13 +448,27 @@ class SweepService:
         restored = []
         for record in self.journal.load_unfinished():
             try:
-                self.manager.restore_batch(record)
+                self._restore(record)
                 restored.append(str(record["batch_id"]))
             except (ValueError, KeyError, TypeError, WIError):
                 logger.exception("WI: could not restore batch %s from the journal", record.get("batch_id"))
         if restored:
             logger.info("WI: %d interrupted batch(es) can be resumed: %s", len(restored), ", ".join(restored))
         return restored
+
+    def _plan_of(self, record: Mapping[str, Any]) -> prompt_graph.SweepPlan | None:
+        plan = record.get("plan")
+        if not isinstance(plan, Mapping) or "sweep" not in plan:
+            return None
+        return prompt_graph.SweepPlan.from_json(plan["sweep"], max_combinations=self.max_combinations)
+
+    def _restore(self, record: Mapping[str, Any]) -> None:
+        """Put a journaled batch back in the manager; a batch journaled without per-cell rows takes its cells'
+        coordinates and values from its plan."""
+        plan = self._plan_of(record) if record.get("sparse") else None
+        if record.get("sparse") and plan is None:
+            raise ValueError(f"journal record of {record.get('batch_id')!r} has neither cells nor a plan")
+        self.manager.restore_batch(record, combinations=plan.combinations if plan is not None else None)
 
     def resume(self, batch_id: str, *, output_dir: str | None = None) -> dict[str, Any]:
         """Queue exactly the cells of an interrupted batch that did not finish, with the same values and seeds.
@@ -475,7 +487,7 @@ class SweepService:
                 raise
             if record.get("state") in ("complete", "cancelled", "expired"):
                 raise InvalidBatchState(f'batch "{batch_id}" is {record.get("state")}, not interrupted') from None
-            self.manager.restore_batch(record)
+            self._restore(record)
         if record is None or not isinstance(record.get("plan"), Mapping) or "sweep" not in record["plan"]:
             raise InvalidBatchState(f'batch "{batch_id}" has no stored plan to resume from')
         plan = prompt_graph.SweepPlan.from_json(record["plan"]["sweep"], max_combinations=self.max_combinations)
@@ -541,14 +553,32 @@ class SweepService:
             record = dict(record)
             record.pop("plan", None)
             record["source"] = "journal"
-            cells = list(record.get("cells") or [])
+            cells = self._journal_cells(record)
             start = min(max(0, offset), len(cells))
             stop = len(cells) if limit is None else min(len(cells), start + max(0, limit))
             record["cell_statuses"] = "".join(CELL_STATUS_CHARS[_CELL_CODES.get(c.get("status"), 0)] for c in cells)
             record["cells_page"] = {"offset": start, "count": stop - start, "total": len(cells)}
             record["cells"] = [c if with_values else {k: v for k, v in c.items() if k != "values"}
                                for c in cells[start:stop]]
+            record.pop("sparse", None)
             return record
+
+    def _journal_cells(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every cell of a journaled batch: its rows, and for a batch journaled without per-cell rows the
+        cells that have none (queued; cancelled when the batch was), coordinates and values from its plan."""
+        rows = list(record.get("cells") or [])
+        plan = self._plan_of(record) if record.get("sparse") else None
+        if plan is None:
+            return rows
+        by_index = {int(r["index"]): r for r in rows}
+        default = "cancelled" if record.get("state") == "cancelled" else "queued"
+        cells = []
+        for combination in plan.combinations:
+            row = by_index.get(combination.index)
+            cells.append({**(row or {"status": default, "error": None, "prompt_id": None, "files": [], "ended_at": None}),
+                          "index": combination.index, "coords": list(combination.coords),
+                          "values": {a.name: prompt_graph.json_ready(v) for a, v in zip(plan.axes, combination.values)}})
+        return cells
 
     # ----------------------------------------------------------------- acceptance of the submitted prompt
     def _take_awaiting(self, prompt_obj: Any, prompt_id: Any) -> BatchRun | None:
