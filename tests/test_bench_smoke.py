@@ -54,7 +54,7 @@ def test_manager_quick_rows():
     assert len(memory) == 2 and len(latency) == 5
     for row in memory:
         assert set(manager_bench.MEMORY_COLUMNS) <= set(row)
-        assert _finite(row["overhead_b_per_cell"]) and row["values_only_b"] > 0 and row["batch_b"] > 0
+        assert _finite(row["batch_b_per_cell"]) and row["values_only_b"] > 0 and row["batch_b"] > 0
     for row in latency:
         assert set(manager_bench.LATENCY_COLUMNS) <= set(row)
         assert row["requests"] == 5 and row["active_batches"] == 5
