@@ -165,7 +165,8 @@ def measure_latency(batches: int = 100, requests: int = 300, run_cells: int = 50
             await asyncio.sleep(0)
         summaries = env.manager.list_batches()
         active = sum(1 for s in summaries if s["state"] == "active")
-        batch_id = next(s["batch_id"] for s in summaries[len(summaries) // 2:] if s["batch_id"] not in big_ids)
+        small = [s["batch_id"] for s in summaries if s["batch_id"] not in big_ids]
+        batch_id = small[len(small) // 2]
         big = big_ids[0]
 
         table = web.RouteTableDef()
