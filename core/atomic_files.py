@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, Any, BinaryIO, Literal, TextIO, overload
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +25,14 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
-@contextlib.contextmanager
+@overload
+def open_atomic(path: str | os.PathLike[str], mode: Literal["wb"] = "wb", *, encoding: None = None,
+                newline: None = None, durable: bool = False) -> contextlib.AbstractContextManager[BinaryIO]: ...
+@overload
+def open_atomic(path: str | os.PathLike[str], mode: Literal["w"], *, encoding: str | None = None,
+                newline: str | None = None, durable: bool = False) -> contextlib.AbstractContextManager[TextIO]: ...
 def open_atomic(path: str | os.PathLike[str], mode: str = "wb", *, encoding: str | None = None,
-                newline: str | None = None, durable: bool = False) -> Iterator[IO[str] | IO[bytes]]:
+                newline: str | None = None, durable: bool = False) -> contextlib.AbstractContextManager[Any]:
     """Open a temporary file beside ``path``; on a clean exit flush it and rename it onto ``path``.
 
     On an exception the temporary file is removed and ``path`` is untouched.
@@ -37,6 +42,12 @@ def open_atomic(path: str | os.PathLike[str], mode: str = "wb", *, encoding: str
         mode: ``"wb"`` or ``"w"``.
         durable: also ``fsync`` the data before the rename (survives a power cut, not only a killed process).
     """
+    return _open_atomic(path, mode, encoding=encoding, newline=newline, durable=durable)
+
+
+@contextlib.contextmanager
+def _open_atomic(path: str | os.PathLike[str], mode: str, *, encoding: str | None,
+                 newline: str | None, durable: bool) -> Iterator[IO[Any]]:
     if mode not in ("w", "wb"):
         raise ValueError(f"open_atomic writes new files only, not mode {mode!r}")
     target = os.fspath(path)
@@ -60,16 +71,16 @@ def open_atomic(path: str | os.PathLike[str], mode: str = "wb", *, encoding: str
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = False) -> None:
     """``path`` gets exactly ``data``, atomically."""
     with open_atomic(path, "wb", durable=durable) as handle:
-        handle.write(data)  # type: ignore[arg-type]
+        handle.write(data)
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, durable: bool = False) -> None:
     """``path`` gets exactly ``text`` (UTF-8), atomically."""
     with open_atomic(path, "w", encoding="utf-8", newline="", durable=durable) as handle:
-        handle.write(text)  # type: ignore[arg-type]
+        handle.write(text)
 
 
-def write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None], *, durable: bool = False) -> None:
+def write_with(path: str | os.PathLike[str], writer: Callable[[BinaryIO], None], *, durable: bool = False) -> None:
     """``writer(file)`` fills ``path`` atomically, e.g. ``lambda f: image.save(f, "PNG")``."""
     with open_atomic(path, "wb", durable=durable) as handle:
-        writer(handle)  # type: ignore[arg-type]
+        writer(handle)

@@ -58,16 +58,17 @@ class Host(Protocol):
     def allocate_number(self, front: bool) -> float: ...
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None: ...
     def create_task(self, coro: Any) -> None: ...
-    async def validate(self, prompt_id: str, prompt: dict, partial_targets: Any) -> tuple: ...
-    def put_clone(self, template_item: tuple, number: float, prompt_id: str, prompt: dict, extra_data: dict, outputs: list) -> None: ...
+    async def validate(self, prompt_id: str, prompt: dict[str, Any], partial_targets: Any) -> tuple[Any, ...]: ...
+    def put_clone(self, template_item: tuple[Any, ...], number: float, prompt_id: str, prompt: dict[str, Any],
+                  extra_data: dict[str, Any], outputs: list[str]) -> None: ...
     def cancel_prompts(self, prompt_ids: set[str]) -> tuple[list[str], str | None]: ...
-    def send_event(self, event: str, data: dict, sid: str | None = None) -> None: ...
+    def send_event(self, event: str, data: dict[str, Any], sid: str | None = None) -> None: ...
     def options_for(self, class_type: str, input_name: str) -> Sequence[str] | None: ...
     def input_default(self, class_type: str, input_name: str) -> Any: ...
     def node_is_written(self, class_type: str) -> bool: ...
     def input_dir(self) -> str | None: ...
     def run_background(self, fn: Callable[..., Any], *args: Any) -> None: ...
-    def item_tail(self) -> tuple: ...
+    def item_tail(self) -> tuple[Any, ...]: ...
 
 
 GridBuilder = Callable[[str], None]
@@ -101,11 +102,11 @@ class BatchRun:
     prompt_obj: Any = None  # the submitted cell's prompt dict (matched by identity on put), or None for resume
     prompt_id: str = ""  # the submitted cell's prompt id
     client_id: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     order: list[int] = field(default_factory=lambda: [0])  # run order of cell indices; order[0] runs first
     phase: Phase = Phase.AWAITING_ACCEPTANCE
     settled: asyncio.Event | None = None  # accepted (template_item set) or rejected (rejection set)
-    template_item: tuple | None = None
+    template_item: tuple[Any, ...] | None = None
     rejection: str | None = None
     queued: set[str] = field(default_factory=set)  # prompt ids put in ComfyUI's queue, not yet started
     submitted_left_queue: bool = False  # cell 0 started (or was removed) before _start counted it as queued
@@ -142,7 +143,7 @@ class CellExtras:
         self._plan, self._batch_id = plan, batch_id
         self._batch_part = {**plan.batch_info(batch_id), "subfolder": subfolder}
 
-    def for_cell(self, combination: Any) -> dict:
+    def for_cell(self, combination: Any) -> dict[str, Any]:
         info = self._plan.cell_info(self._batch_id, combination, self._batch_part)
         stamped = {"create_time": int(time.time() * 1000)} if "create_time" in self._extra else {}
         return {
@@ -241,7 +242,7 @@ class SweepService:
             manager.add_listener(self._journal_event)
 
     # ----------------------------------------------------------------- parsing helpers
-    def parse(self, values_raw: str, value_type: str, *, name: str = "", options: Sequence[str] | None = None) -> list:
+    def parse(self, values_raw: str, value_type: str, *, name: str = "", options: Sequence[str] | None = None) -> list[Any]:
         return parameter_parser.parse(
             values_raw, value_type, name=name, options=options, file_root=self.host.input_dir(), max_values=self.max_values
         )
@@ -374,7 +375,8 @@ class SweepService:
             pass
         self._end_run(run.batch_id)
 
-    def _reject(self, json_data: dict, prompt: dict, iterator_id: str, message: str, client_id: str | None) -> dict:
+    def _reject(self, json_data: dict[str, Any], prompt: dict[str, Any], iterator_id: str, message: str,
+                client_id: str | None) -> dict[str, Any]:
         logger.warning("WI: sweep not queued: %s", message)
         self.host.send_event("wi.param_error", {"node_id": iterator_id, "param": None, "message": message, "client_id": client_id})
         return {**json_data, "prompt": prompt_graph.plan_error_prompt(prompt, iterator_id, message)}
@@ -556,7 +558,7 @@ class SweepService:
             cells = self._journal_cells(record)
             start = min(max(0, offset), len(cells))
             stop = len(cells) if limit is None else min(len(cells), start + max(0, limit))
-            record["cell_statuses"] = "".join(CELL_STATUS_CHARS[_CELL_CODES.get(c.get("status"), 0)] for c in cells)
+            record["cell_statuses"] = "".join(CELL_STATUS_CHARS[_CELL_CODES.get(str(c.get("status")), 0)] for c in cells)
             record["cells_page"] = {"offset": start, "count": stop - start, "total": len(cells)}
             record["cells"] = [c if with_values else {k: v for k, v in c.items() if k != "values"}
                                for c in cells[start:stop]]
@@ -627,7 +629,7 @@ class SweepService:
     def _accepting(self, batch_id: str) -> bool:
         return self.manager.state_of(batch_id) in ("pending", "active")
 
-    async def _feed(self, run: BatchRun, template_item: tuple, *, start: int,
+    async def _feed(self, run: BatchRun, template_item: tuple[Any, ...], *, start: int,
                     when_queued: Callable[[], None] | None = None) -> None:
         """Validate and queue the cells of ``run.order[start:]`` in that order, keeping at most ``window``
         queued ahead of the worker. Each gets a priority just above the previous one, below ``number + 1``, so
@@ -642,7 +644,7 @@ class SweepService:
                 index = run.order[position]
                 if len(run.queued) >= self.window:
                     if when_queued is not None:
-                        when_queued, announce = None, when_queued
+                        announce, when_queued = when_queued, None
                         announce()
                     await self._wait_for_room(run)
                 if not self._accepting(batch_id):
