@@ -27,7 +27,8 @@ def is_temporary(name: str) -> bool:
 
 @contextlib.contextmanager
 def open_atomic(path: str | os.PathLike[str], mode: str = "wb", *, encoding: str | None = None,
-                newline: str | None = None, durable: bool = False) -> Iterator[IO[str] | IO[bytes]]:
+                newline: str | None = None, durable: bool = False,
+                exclusive: bool = False) -> Iterator[IO[str] | IO[bytes]]:
     """Open a temporary file beside ``path``; on a clean exit flush it and rename it onto ``path``.
 
     On an exception the temporary file is removed and ``path`` is untouched.
@@ -36,6 +37,11 @@ def open_atomic(path: str | os.PathLike[str], mode: str = "wb", *, encoding: str
         path: the final file.
         mode: ``"wb"`` or ``"w"``.
         durable: also ``fsync`` the data before the rename (survives a power cut, not only a killed process).
+        exclusive: never replace an existing ``path``: the file is put in place with a hard link, which fails
+            when the name is taken (a rename would silently clobber it).
+
+    Raises:
+        FileExistsError: ``exclusive`` and ``path`` already exists (nothing was written to it).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"open_atomic writes new files only, not mode {mode!r}")
@@ -50,11 +56,29 @@ def open_atomic(path: str | os.PathLike[str], mode: str = "wb", *, encoding: str
             if durable:
                 os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        if exclusive:
+            _link_new(tmp, target)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _link_new(tmp: str, target: str) -> None:
+    """``tmp`` appears whole at ``target`` unless ``target`` exists (FileExistsError); ``tmp`` is removed."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        # A file system without hard links: reserve the name first (O_EXCL cannot clobber), then fill it by
+        # rename. The reserved name is empty for that instant, the one case where a reader could see it so.
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = False) -> None:
@@ -69,7 +93,12 @@ def write_text(path: str | os.PathLike[str], text: str, *, durable: bool = False
         handle.write(text)  # type: ignore[arg-type]
 
 
-def write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None], *, durable: bool = False) -> None:
-    """``writer(file)`` fills ``path`` atomically, e.g. ``lambda f: image.save(f, "PNG")``."""
-    with open_atomic(path, "wb", durable=durable) as handle:
+def write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None], *, durable: bool = False,
+               exclusive: bool = False) -> None:
+    """``writer(file)`` fills ``path`` atomically, e.g. ``lambda f: image.save(f, "PNG")``.
+
+    Raises:
+        FileExistsError: ``exclusive`` and ``path`` already exists (see :func:`open_atomic`).
+    """
+    with open_atomic(path, "wb", durable=durable, exclusive=exclusive) as handle:
         writer(handle)  # type: ignore[arg-type]

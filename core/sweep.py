@@ -21,18 +21,17 @@ import asyncio
 import copy
 import functools
 import logging
-import os
 import threading
 import uuid
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from . import batch_outputs, parameter_parser, prompt_graph
+from . import batch_outputs, parameter_parser, prompt_graph, saved_cells
 from .combination_engine import Axis
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
-from .iteration_state import IterationStateManager, new_batch_id
-from .paths import batch_subfolder, cell_filename, resolve_inside
+from .iteration_state import IterationStateManager
+from .paths import batch_subfolder, new_batch_id
 
 logger = logging.getLogger(__name__)
 
@@ -448,7 +447,8 @@ class SweepService:
     def resume(self, batch_id: str, *, output_dir: str | None = None) -> dict[str, Any]:
         """Queue exactly the cells of an interrupted batch that did not finish, with the same values and seeds.
 
-        A cell whose image file already exists (its save ran before the crash) is marked done, not re-run.
+        A cell whose images are all on disk, whole and naming this cell (its save ran before the crash, its end
+        never reached the journal), is marked done, not re-run: see :mod:`core.saved_cells`.
 
         Raises:
             UnknownBatchError: no such batch in memory or in the journal (404).
@@ -469,11 +469,19 @@ class SweepService:
         self._save_nodes[batch_id] = plan.save_node_ids
         todo = self.manager.resume_batch(batch_id)
         subfolder = str((record.get("meta") or {}).get("subfolder") or "")
+        saved: dict[int, list[dict[str, str]]] = {}
+        if output_dir and subfolder:
+            saved_cells.remove_leftovers(output_dir, subfolder)
+            created = record.get("created_at")
+            saved = saved_cells.find_saved_cells(
+                output_dir, plan, batch_id=batch_id, subfolder=subfolder, indices=todo,
+                since=float(created) if isinstance(created, (int, float)) else None,
+                partial_targets=record["plan"].get("partial_targets"),
+            )
         remaining = []
         for index in todo:
-            existing = self._existing_output(output_dir, subfolder, plan, index)
-            if existing is not None:
-                if self.manager.register_result(batch_id, index, [existing], {"resumed": "file already saved"}):
+            if index in saved:
+                if self.manager.register_result(batch_id, index, saved[index], {"resumed": "file already saved"}):
                     self._schedule_grid(batch_id)
             else:
                 remaining.append(index)
@@ -494,18 +502,6 @@ class SweepService:
         logger.info("WI: resuming batch %s: %d cells to run, %d already saved", batch_id, len(remaining), len(todo) - len(remaining))
         return {"batch_id": batch_id, "state": "active" if remaining else "collecting",
                 "queued": len(remaining), "already_saved": len(todo) - len(remaining)}
-
-    @staticmethod
-    def _existing_output(output_dir: str | None, subfolder: str, plan: prompt_graph.SweepPlan, index: int) -> dict[str, str] | None:
-        if not output_dir or not subfolder:
-            return None
-        combination = plan.combinations[index]
-        filename = cell_filename(index, {a.name: v for a, v in zip(plan.axes, combination.values)}, 0)
-        try:
-            path = resolve_inside(output_dir, subfolder, filename)
-        except ValueError:
-            return None
-        return {"filename": filename, "subfolder": subfolder, "type": "output"} if os.path.isfile(path) else None
 
     def history(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         """Past and present batches from the journal (they outlive the in-memory expiry)."""
