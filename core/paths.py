@@ -135,13 +135,16 @@ def cell_filename(index: int, values: Mapping[str, object], image_number: int, *
     return f"{cell_file_stem(index, values, node_id)}_{int(image_number)}.{extension}"
 
 
-def cell_image_number(filename: str, stem: str, *, extension: str = "png") -> int | None:
-    """The image number when ``filename`` is ``<stem>_<number>.<extension>``, else None."""
+def split_cell_filename(filename: str, *, extension: str = "png") -> tuple[str, int] | None:
+    """``(stem, image number)`` of a name of the :func:`cell_filename` shape, else None; the stem compares
+    with :func:`cell_file_stem` of a cell and node."""
     head, dot, ext = filename.rpartition(".")
-    if not dot or ext != extension or not head.startswith(stem + "_"):
+    if not dot or ext != extension:
         return None
-    tail = head[len(stem) + 1:]
-    return int(tail) if tail.isdigit() and tail.isascii() else None
+    stem, _, tail = head.rpartition("_")
+    if not stem.startswith("c") or not (tail.isdigit() and tail.isascii()):
+        return None
+    return stem, int(tail)
 
 
 # ------------------------------------------------------------------------------------------------ single saves

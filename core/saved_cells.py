@@ -81,7 +81,7 @@ def read_whole_png(path: str) -> dict[str, Any] | None:
         with Image.open(path) as image:
             if image.format != "PNG":
                 return None
-            info = dict(image.info)
+            info: dict[str, Any] = {str(key): value for key, value in image.info.items()}
             image.verify()
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError) as exc:
         logger.warning("WI: resume ignores %s: not a whole image (%s: %s)", path, type(exc).__name__, exc)
@@ -222,14 +222,13 @@ def _find_ours(output_dir: str, plan: SweepPlan, batch_id: str, subfolder: str, 
     except ValueError:
         logger.warning("WI: batch %s: its folder %r leaves the output folder; no saved files recognised", batch_id, subfolder)
         return {}
-    names = {name for name in _listdir(folder) if name.startswith("c") and name.endswith(".png")}
-    if not names:
-        return {}
     by_stem: dict[str, list[tuple[int, str]]] = {}
-    for name in names:
-        head, _, number = name[: -len(".png")].rpartition("_")
-        if head and number.isdigit() and number.isascii():
-            by_stem.setdefault(head, []).append((int(number), name))
+    for name in _listdir(folder):
+        split = paths.split_cell_filename(name)
+        if split is not None:
+            by_stem.setdefault(split[0], []).append((split[1], name))
+    if not by_stem:
+        return {}
     axis_names = [axis.name for axis in plan.axes]
     out: dict[int, dict[str, _NodeFiles]] = {}
     for index in wanted:

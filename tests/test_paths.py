@@ -84,11 +84,12 @@ def test_long_values_are_cut_but_the_node_and_image_number_survive() -> None:
     assert name.startswith("c12345_") and name.endswith("_n123-456-789_7.png")
 
 
-def test_the_image_number_is_read_back_from_a_name_of_the_rule() -> None:
+def test_a_name_of_the_rule_splits_back_into_its_stem_and_image_number() -> None:
     stem = paths.cell_file_stem(3, {"a": 1}, "9")
-    assert paths.cell_image_number(paths.cell_filename(3, {"a": 1}, 12, node_id="9"), stem) == 12
-    assert paths.cell_image_number(paths.cell_filename(3, {"a": 1}, 0, node_id="90"), stem) is None
-    assert paths.cell_image_number(stem + "_x.png", stem) is None
+    assert paths.split_cell_filename(paths.cell_filename(3, {"a": 1}, 12, node_id="9")) == (stem, 12)
+    assert paths.split_cell_filename(paths.cell_filename(3, {"a": 1}, 0, node_id="90"))[0] != stem
+    assert paths.split_cell_filename(stem + "_x.png") is None
+    assert paths.split_cell_filename("grid_1.png") is None and paths.split_cell_filename("c00001_n5_0.jpg") is None
 
 
 # ------------------------------------------------------------------------------------------------ single saves
