@@ -101,3 +101,28 @@ def test_without_metadata_the_files_have_no_text_chunks_but_the_same_names(outpu
     assert name == paths.cell_filename(2, {"radius": 3.0}, 0, node_id="20")
     with Image.open(output / "WI" / "t_0123abcd" / name) as png:
         assert "prompt" not in png.info and CELL_INFO_KEY not in png.info and "wi_image" not in png.info
+
+
+def test_without_hard_links_a_taken_name_is_still_never_clobbered(output, monkeypatch) -> None:
+    from comfyui_workflow_iterator.core import atomic_files
+
+    def no_links(src, dst):
+        raise PermissionError("operation not permitted")  # e.g. some FUSE or network file systems
+
+    monkeypatch.setattr(atomic_files.os, "link", no_links)
+    folder = output / "x" / "single"
+    folder.mkdir(parents=True)
+    real_listdir = os.listdir
+
+    def stale_listdir(path):
+        names = real_listdir(path)
+        (folder / "x_00001.png").write_bytes(b"someone else's file")
+        return names
+
+    monkeypatch.setattr(save_node.os, "listdir", stale_listdir)
+    name = WISaveImage().save([image()], "x")["ui"]["images"][0]["filename"]
+    assert name == "x_00002.png"
+    assert (folder / "x_00001.png").read_bytes() == b"someone else's file"
+    with Image.open(folder / name) as png:
+        png.load()
+    assert sorted(p.name for p in folder.iterdir()) == ["x_00001.png", "x_00002.png"]  # no temporary file left
