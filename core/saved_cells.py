@@ -183,8 +183,9 @@ def find_saved_cells(
         partial_targets: the output nodes the batch ran ("run selected outputs"); None for all.
 
     Returns:
-        ``{index: [{"filename", "subfolder", "type": "output"}, ...]}`` for each recognised cell, WISaveImage
-        files first (in node, then image order).
+        ``{index: [{"filename", "subfolder", "type": "output"}, ...]}`` for each recognised cell: its WISaveImage
+        files (in node, then image order) when the plan has any, else the other savers' files, as a cell that
+        runs to the end records them.
     """
     wanted = set(indices)
     if not wanted:
@@ -195,20 +196,23 @@ def find_saved_cells(
     stock, active = _find_stock(output_dir, plan, batch_id, wanted, since, targets)
     found: dict[int, list[FileRef]] = {}
     for index in sorted(wanted):
-        refs: list[FileRef] = []
+        our_refs: list[FileRef] = []
         if our_nodes:
             per_node = ours.get(index, {})
             if not all(per_node.get(node, _NodeFiles()).complete() for node in our_nodes):
                 continue
             for node in our_nodes:
                 files = per_node[node]
-                refs.extend({"filename": files.names[k], "subfolder": subfolder, "type": "output"} for k in sorted(files.names))
+                our_refs.extend({"filename": files.names[k], "subfolder": subfolder, "type": "output"} for k in sorted(files.names))
+        stock_refs: list[FileRef] = []
         if active:
             cell_stock = stock.get(index, {})
             if not all(key in cell_stock for key in active):
                 continue
             for key in sorted(active):
-                refs.extend(cell_stock[key])
+                stock_refs.extend(cell_stock[key])
+        # The files a cell run to the end records (sweep.images_from_outputs): our save nodes', else the others'.
+        refs = our_refs or stock_refs
         if refs:
             found[index] = refs
     return found
