@@ -5,6 +5,8 @@ import os
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from comfyui_workflow_iterator.core import iteration_state, paths
 
@@ -118,3 +120,24 @@ def test_resolve_inside_follows_links_and_refuses_one_that_leaves_the_root(tmp_p
     assert paths.resolve_inside(str(tmp_path / "out"), "WI/b", "sibling.png").endswith("other/secret.png")
     with pytest.raises(ValueError, match="leaves its root"):
         paths.resolve_inside(batch, "sibling.png")
+
+
+# ------------------------------------------------------------------------------------------------ properties
+
+_NODE_IDS = st.lists(st.integers(0, 999), min_size=1, max_size=3).map(lambda parts: ":".join(map(str, parts)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(max_size=200))
+def test_any_name_gives_an_id_that_is_its_own_safe_folder_and_keeps_its_suffix(name: str) -> None:
+    batch_id = paths.new_batch_id(name)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", batch_id) and HEX_SUFFIX.search(batch_id)
+    assert paths.batch_folder_name(batch_id) == batch_id == paths.safe_component(batch_id)
+
+
+@settings(max_examples=300, deadline=None)
+@given(index=st.integers(0, 10**5), values=st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=4),
+       a=st.tuples(_NODE_IDS, st.integers(0, 99)), b=st.tuples(_NODE_IDS, st.integers(0, 99)))
+def test_two_save_nodes_or_images_of_one_cell_never_share_a_name(index, values, a, b) -> None:
+    if a != b:
+        assert paths.cell_filename(index, values, a[1], node_id=a[0]) != paths.cell_filename(index, values, b[1], node_id=b[0])
