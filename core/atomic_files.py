@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO
@@ -18,6 +19,8 @@ from typing import IO
 logger = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".part"
+# Half of a UTF-16 pair: what a JavaScript client sends when it cuts an emoji in half. UTF-8 cannot hold one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def is_temporary(name: str) -> bool:
@@ -88,7 +91,14 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = Fa
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, durable: bool = False) -> None:
-    """``path`` gets exactly ``text`` (UTF-8), atomically."""
+    """``path`` gets exactly ``text`` (UTF-8), atomically.
+
+    A lone UTF-16 surrogate (which UTF-8 cannot encode) is written as U+FFFD, with a warning, instead of
+    losing the whole file to a UnicodeEncodeError.
+    """
+    if not text.isascii() and _SURROGATE.search(text) is not None:
+        logger.warning("WI: %s: a lone UTF-16 surrogate (half of an emoji?) is written as U+FFFD", os.fspath(path))
+        text = _SURROGATE.sub("\ufffd", text)
     with open_atomic(path, "w", encoding="utf-8", newline="", durable=durable) as handle:
         handle.write(text)  # type: ignore[arg-type]
 
