@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, cast
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _link_new(tmp: str, target: str) -> None:
 def write_bytes(path: str | os.PathLike[str], data: bytes, *, durable: bool = False) -> None:
     """``path`` gets exactly ``data``, atomically."""
     with open_atomic(path, "wb", durable=durable) as handle:
-        handle.write(data)  # type: ignore[arg-type]
+        cast(IO[bytes], handle).write(data)
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, durable: bool = False) -> None:
@@ -100,7 +100,7 @@ def write_text(path: str | os.PathLike[str], text: str, *, durable: bool = False
         logger.warning("WI: %s: a lone UTF-16 surrogate (half of an emoji?) is written as U+FFFD", os.fspath(path))
         text = _SURROGATE.sub("\ufffd", text)
     with open_atomic(path, "w", encoding="utf-8", newline="", durable=durable) as handle:
-        handle.write(text)  # type: ignore[arg-type]
+        cast(IO[str], handle).write(text)
 
 
 def write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None], *, durable: bool = False,
@@ -111,4 +111,4 @@ def write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]
         FileExistsError: ``exclusive`` and ``path`` already exists (see :func:`open_atomic`).
     """
     with open_atomic(path, "wb", durable=durable, exclusive=exclusive) as handle:
-        writer(handle)  # type: ignore[arg-type]
+        writer(cast(IO[bytes], handle))
