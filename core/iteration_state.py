@@ -37,7 +37,6 @@ import math
 import numbers
 import operator
 import re
-import secrets
 import sys
 import threading
 import time
@@ -51,6 +50,7 @@ from types import MappingProxyType, SimpleNamespace
 from typing import Any, Protocol
 
 from .errors import InvalidBatchState, UnknownBatchError
+from .paths import new_batch_id, sanitize_batch_name  # the naming rule lives in paths; re-exported here
 from .states import ALLOWED_TRANSITIONS, CELL_OPEN, RUNNING_STATES, TERMINAL, BatchStatus, CellStatus
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ __all__ = [
     "TERMINAL",
     "Timings",
     "get_manager",
+    "new_batch_id",
     "sanitize_batch_name",
 ]
 
@@ -88,8 +89,6 @@ _RUNNING_STATES = RUNNING_STATES
 _MAX_TEXT = 2000  # error texts / str() fallbacks are cut here so a stray traceback or repr cannot bloat status
 _MAX_DEPTH = 32
 _BATCH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,100}")
-_NAME_JUNK_RE = re.compile(r"[^A-Za-z0-9_-]+")
-_MAX_NAME_LEN = 64
 
 
 # ------------------------------------------------------------------------------------------- duck-typed inputs
@@ -520,22 +519,6 @@ class _Batch:
 # ---------------------------------------------------------------------------------------------- conversions
 
 
-def sanitize_batch_name(name: str) -> str:
-    """Make ``name`` safe for ids and file names.
-
-    Keeps ``[A-Za-z0-9_-]``, collapses every run of other characters to one ``_``, trims to 64 characters and
-    falls back to ``"batch"`` when nothing meaningful is left.
-    """
-    cleaned = _NAME_JUNK_RE.sub("_", str(name))[:_MAX_NAME_LEN]
-    return cleaned if cleaned.strip("_") else "batch"
-
-
-def new_batch_id(batch_name: str) -> str:
-    """``<sanitised name>_<8 hex>``: what :meth:`IterationStateManager.create_batch` generates, for callers that
-    need the id before the batch exists."""
-    return f"{sanitize_batch_name(str(batch_name))}_{secrets.token_hex(4)}"
-
-
 def _short_str(value: Any) -> str:
     text = str(value)
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "\u2026"
@@ -915,13 +898,12 @@ class IterationStateManager:
         if batch_id is not None and not _BATCH_ID_RE.fullmatch(batch_id):
             raise ValueError(f"invalid batch id {batch_id!r}: use 1-100 characters of [A-Za-z0-9_-]")
         name = str(batch_name)
-        prefix = sanitize_batch_name(name)
 
         with self._locked() as now:
             if batch_id is None:
-                new_id = f"{prefix}_{secrets.token_hex(4)}"
+                new_id = new_batch_id(name)
                 while new_id in self._batches:
-                    new_id = f"{prefix}_{secrets.token_hex(4)}"
+                    new_id = new_batch_id(name)
             elif batch_id in self._batches:
                 raise ValueError(f'batch id "{batch_id}" is already in use')
             else:

@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -165,15 +166,50 @@ _Op = tuple[Callable[..., None], tuple[Any, ...]]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# For text holding a lone UTF-16 surrogate (what a JavaScript client sends when it cuts an emoji in half):
+# SQLite stores UTF-8, which cannot hold one, so binding such a str raises UnicodeEncodeError. As a JSON
+# ``\udXXX`` escape it is plain ASCII and reads back as exactly the same str.
+_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SCALARS = (str, int, bool, type(None))
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _encode_storable(value: Any) -> tuple[str, bool]:
+    """``(JSON text SQLite can store, whether it had to be escaped)``: UTF-8 as is, or every non-ASCII
+    character escaped when the text holds a lone surrogate (the value still reads back unchanged)."""
+    text = _ENCODER.encode(value)
+    if _has_surrogate(text):
+        return _ASCII_ENCODER.encode(value), True
+    return text, False
+
+
+def _encode(value: Any, what: str) -> str:
+    """:func:`_encode_storable`, logging a warning naming ``what`` when the text had to be escaped."""
+    text, escaped = _encode_storable(value)
+    if escaped:
+        logger.warning("journal: %s holds a lone UTF-16 surrogate (half of an emoji?); stored as a \\u escape, "
+                       "it reads back unchanged", what)
+    return text
 
 
 def _dumps(value: Any, what: str) -> str:
     """Strict JSON text (no NaN/Infinity, no silent str() fallback); the error names the field."""
     try:
-        return _ENCODER.encode(value)
+        return _encode(value, what)
     except (TypeError, ValueError) as e:
         raise TypeError(f"journal: {what} is not JSON-serialisable: {e}") from e
+
+
+def _storable(text: str, what: str) -> str:
+    """``text`` for a TEXT column: a lone surrogate (which UTF-8 cannot hold) becomes U+FFFD, with a warning."""
+    if not _has_surrogate(text):
+        return text
+    logger.warning("journal: %s holds a lone UTF-16 surrogate (half of an emoji?); stored with U+FFFD in its place", what)
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _json_tuple(items: Sequence[Any], what: str) -> tuple[Any, ...]:
@@ -219,7 +255,7 @@ def _require_str(value: Any, what: str, *, optional: bool = False) -> str | None
         return None
     if not isinstance(value, str):
         raise TypeError(f"journal: {what} must be a str, got {type(value).__name__}")
-    return value
+    return _storable(value, what)
 
 
 def _require_time(value: Any, what: str, *, optional: bool = False) -> float | None:
@@ -667,13 +703,17 @@ class BatchJournal:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
-        """Apply a drain in one transaction; if it fails, retry op by op so one bad write costs only itself."""
+        """Apply a drain in one transaction; if it fails, retry op by op so one bad write costs only itself.
+
+        Any exception counts, not only ``sqlite3.Error``: a value SQLite cannot bind raises UnicodeEncodeError
+        or OverflowError, and that must not take the rest of the drain (other batches' writes) with it.
+        """
         try:
             with _write_txn(conn):
                 for fn, args in ops:
                     fn(conn, *args)
             return
-        except sqlite3.Error:
+        except Exception:  # isolated below, op by op
             if len(ops) == 1:
                 logger.exception("journal %s: write %s failed; it is lost", self._path, ops[0][0].__name__)
                 return
@@ -682,7 +722,7 @@ class BatchJournal:
             try:
                 with _write_txn(conn):
                     fn(conn, *args)
-            except sqlite3.Error:
+            except Exception:  # this op alone is lost; the others of the drain are committed
                 failed += 1
                 if failed == 1:
                     logger.exception("journal %s: write %s failed; it is lost", self._path, fn.__name__)
@@ -816,10 +856,22 @@ class BatchJournal:
             logger.warning("journal: batch %s is already recorded; the new record is ignored", row[0])
             return
         rowid = cur.lastrowid
+        escaped: list[int] = []
+
+        def vals_json(idx: int, vals: tuple[Any, ...]) -> str:
+            text, was_escaped = _encode_storable(vals)
+            if was_escaped:
+                escaped.append(idx)
+            return text
+
         conn.executemany(
             "INSERT INTO wi_cell (batch, idx, coords, vals, status) VALUES (?, ?, ?, ?, 'queued')",
-            ((rowid, idx, _ENCODER.encode(coords), _ENCODER.encode(vals)) for idx, coords, vals in cell_rows),
+            ((rowid, idx, _ENCODER.encode(coords), vals_json(idx, vals)) for idx, coords, vals in cell_rows),
         )
+        if escaped:
+            logger.warning("journal: batch %s: the values of %d cell(s) (first: %d) hold a lone UTF-16 surrogate "
+                           "(half of an emoji?); stored as \\u escapes, they read back unchanged",
+                           row[0], len(escaped), escaped[0])
         self._apply_retention(conn)
 
     def _apply_retention(self, conn: sqlite3.Connection) -> None:

@@ -22,7 +22,6 @@ import copy
 import enum
 import functools
 import logging
-import os
 import threading
 import time
 import uuid
@@ -30,12 +29,12 @@ from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from . import batch_outputs, parameter_parser, prompt_graph
+from . import batch_outputs, parameter_parser, prompt_graph, saved_cells
 from .combination_engine import Axis
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
-from .iteration_state import CELL_STATUS_CHARS, IterationStateManager, new_batch_id
+from .iteration_state import CELL_STATUS_CHARS, IterationStateManager
+from .paths import batch_subfolder, new_batch_id
 from .states import CellStatus
-from .paths import batch_subfolder, cell_filename, resolve_inside
 
 logger = logging.getLogger(__name__)
 
@@ -475,7 +474,8 @@ class SweepService:
     def resume(self, batch_id: str, *, output_dir: str | None = None) -> dict[str, Any]:
         """Queue exactly the cells of an interrupted batch that did not finish, with the same values and seeds.
 
-        A cell whose image file already exists (its save ran before the crash) is marked done, not re-run.
+        A cell whose images are all on disk, whole and naming this cell (its save ran before the crash, its end
+        never reached the journal), is marked done, not re-run: see :mod:`core.saved_cells`.
 
         Raises:
             UnknownBatchError: no such batch in memory or in the journal (404).
@@ -495,11 +495,19 @@ class SweepService:
         plan = prompt_graph.SweepPlan.from_json(record["plan"]["sweep"], max_combinations=self.max_combinations)
         todo = self.manager.resume_batch(batch_id)
         subfolder = str((record.get("meta") or {}).get("subfolder") or "")
+        saved: dict[int, list[dict[str, str]]] = {}
+        if output_dir and subfolder:
+            saved_cells.remove_leftovers(output_dir, subfolder)
+            created = record.get("created_at")
+            saved = saved_cells.find_saved_cells(
+                output_dir, plan, batch_id=batch_id, subfolder=subfolder, indices=todo,
+                since=float(created) if isinstance(created, (int, float)) else None,
+                partial_targets=record["plan"].get("partial_targets"),
+            )
         remaining = []
         for index in todo:
-            existing = self._existing_output(output_dir, subfolder, plan, index)
-            if existing is not None:
-                if self.manager.register_result(batch_id, index, [existing], {"resumed": "file already saved"}):
+            if index in saved:
+                if self.manager.register_result(batch_id, index, saved[index], {"resumed": "file already saved"}):
                     self._schedule_grid(batch_id)
             else:
                 remaining.append(index)
@@ -521,18 +529,6 @@ class SweepService:
         logger.info("WI: resuming batch %s: %d cells to run, %d already saved", batch_id, len(remaining), len(todo) - len(remaining))
         return {"batch_id": batch_id, "state": "active" if remaining else "collecting",
                 "queued": len(remaining), "already_saved": len(todo) - len(remaining)}
-
-    @staticmethod
-    def _existing_output(output_dir: str | None, subfolder: str, plan: prompt_graph.SweepPlan, index: int) -> dict[str, str] | None:
-        if not output_dir or not subfolder:
-            return None
-        combination = plan.combinations[index]
-        filename = cell_filename(index, {a.name: v for a, v in zip(plan.axes, combination.values)}, 0)
-        try:
-            path = resolve_inside(output_dir, subfolder, filename)
-        except ValueError:
-            return None
-        return {"filename": filename, "subfolder": subfolder, "type": "output"} if os.path.isfile(path) else None
 
     def history(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         """Past and present batches from the journal (they outlive the in-memory expiry)."""

@@ -173,7 +173,12 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
         root = _comfy.output_directory()
         if not subfolder or root is None:
             return _error(404, "unknown file", filename)
-        path = resolve_inside(root, subfolder, filename)
+        # Checked against the batch folder, not the output root: a link in the folder pointing elsewhere in
+        # output/ (another batch, the user's own files) is not this batch's file.
+        try:
+            path = resolve_inside(resolve_inside(root, subfolder), filename)
+        except ValueError:
+            return _error(404, "unknown file", filename)
         if not os.path.isfile(path):
             return _error(404, "unknown file", filename)
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})

@@ -317,6 +317,42 @@ def test_cancel_is_post_only(rh):
     assert status == 405
 
 
+# ------------------------------------------------------------------------------------------ GET /wi/batch/{id}/{file}
+
+
+def _batch_folder(rh: RouteHarness, tmp_path: Any) -> tuple[str, Any]:
+    rh.post_prompt({"prompt": sweep_prompt("1", "10")})
+    batch_id = rh.only_batch_id()
+    folder = tmp_path / "output" / rh.manager.get_status(batch_id, include_cells=False)["meta"]["subfolder"]
+    folder.mkdir(parents=True)
+    return batch_id, folder
+
+
+def test_a_batch_file_is_served(rh, tmp_path):
+    batch_id, folder = _batch_folder(rh, tmp_path)
+    (folder / "c00000_a-1_n5_0.png").write_bytes(b"cell image")
+    status, _, text = rh.get(f"/wi/batch/{batch_id}/c00000_a-1_n5_0.png")
+    assert status == 200 and text == "cell image"
+
+
+def test_a_link_in_the_batch_folder_to_another_file_of_the_output_folder_is_not_served(rh, tmp_path):
+    batch_id, folder = _batch_folder(rh, tmp_path)
+    (tmp_path / "output" / "other").mkdir()
+    (tmp_path / "output" / "other" / "secret.png").write_bytes(b"not this batch's")
+    (folder / "sibling.png").symlink_to("../../other/secret.png")
+    status, body, text = rh.get(f"/wi/batch/{batch_id}/sibling.png")
+    assert_error(status, body, 404)
+    assert "not this batch" not in text
+
+
+def test_a_link_that_stays_inside_the_batch_folder_is_served(rh, tmp_path):
+    batch_id, folder = _batch_folder(rh, tmp_path)
+    (folder / "grid_1.png").write_bytes(b"grid")
+    (folder / "grid.png").symlink_to("grid_1.png")
+    status, _, text = rh.get(f"/wi/batch/{batch_id}/grid.png")
+    assert status == 200 and text == "grid"
+
+
 # ------------------------------------------------------------------------------------------ GET /wi/batches, POST /wi/resume
 
 
