@@ -568,7 +568,7 @@ class BatchJournal:
             warnings=_loads(row[12], []),
             # Recorded without cells: only cells that ended (or ran at a cancel) have a row, without
             # coordinates or values; the reader derives those from the plan.
-            sparse=len(cells) < int(row[13]),
+            sparse=len(cells) < int(row[13]) or any(c[1] == "[]" for c in cells),
             cells=[
                 {
                     "index": c[0],

@@ -549,9 +549,9 @@ class SweepService:
             if record is None:
                 raise
             record = dict(record)
+            cells = self._journal_cells(record)  # needs the plan, which the answer leaves out
             record.pop("plan", None)
             record["source"] = "journal"
-            cells = self._journal_cells(record)
             start = min(max(0, offset), len(cells))
             stop = len(cells) if limit is None else min(len(cells), start + max(0, limit))
             record["cell_statuses"] = "".join(CELL_STATUS_CHARS[_CELL_CODES.get(str(c.get("status")), 0)] for c in cells)

@@ -106,3 +106,50 @@ def test_a_sweep_of_a_huge_value_journals_it_once(monkeypatch, tmp_path):
     finally:
         journal.close()
         comfy_standin.close_loop(loop)
+
+
+def test_a_batch_read_back_from_the_journal_has_every_cell_with_its_coordinates(monkeypatch, tmp_path):
+    import asyncio
+
+    import comfy_standin
+    from comfyui_workflow_iterator.core.iteration_state import IterationStateManager
+    from comfyui_workflow_iterator.core.sweep import SweepService
+    from comfyui_workflow_iterator.nodes import _comfy
+
+    loop = asyncio.new_event_loop()
+    server = comfy_standin.install(monkeypatch, loop, tmp_path=tmp_path)
+    host = _comfy.ComfyHost(server)
+    host.run_background = lambda fn, *a: fn(*a)
+    journal = BatchJournal(str(tmp_path / "j.sqlite3"))
+    manager = IterationStateManager()
+    service = SweepService(manager, host, journal=journal, window=4)
+    host.install(service)
+    prompt = {
+        "1": {"class_type": "WIParameterInt", "inputs": {"name": "width", "values": "1, 2"}},
+        "2": {"class_type": "WIParameter", "inputs": {"name": "height", "type": "INT", "values": "10, 20, 30", "previous": ["1", 0]}},
+        "3": {"class_type": "WIIterator", "inputs": {"parameters": ["2", 0], "enabled": True, "mode": "matrix", "batch_name": "back"}},
+        "4": {"class_type": "EmptyImage", "inputs": {"width": ["1", 1], "height": ["2", 1], "batch_size": 1, "color": 0}},
+        "5": {"class_type": "WISaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "WI"}},
+    }
+    try:
+        status, answer = loop.run_until_complete(server.post_prompt({"prompt": prompt}))
+        assert status == 200, answer
+        for _ in range(3):  # three of the six cells run, then the batch is forgotten by the manager
+            for _ in range(30):
+                loop.run_until_complete(asyncio.sleep(0))
+            server.run_next()
+        for _ in range(30):
+            loop.run_until_complete(asyncio.sleep(0))
+        batch_id = manager.list_batches()[0]["batch_id"]
+        assert journal.flush()
+        manager.cleanup_batch(batch_id)
+        body = service.status(batch_id, with_values=False)
+        assert body["source"] == "journal"
+        assert [c["coords"] for c in body["cells"]] == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]
+        assert [c["status"] for c in body["cells"]][:3] == ["done"] * 3
+        assert body["cell_statuses"] == "dddqqq" and "values" not in body["cells"][0]
+        with_values = service.status(batch_id, offset=4, limit=1)
+        assert [c["values"] for c in with_values["cells"]] == [{"width": 2, "height": 20}]
+    finally:
+        journal.close()
+        comfy_standin.close_loop(loop)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tools.comfy_harness import ComfyServer, locate_comfyui
+from tools.comfy_harness import ComfyServer, cell_values, locate_comfyui
 
 from .test_real_comfyui import sweep
 
@@ -196,7 +196,8 @@ def test_a_lone_surrogate_in_a_string_value_is_journaled_and_survives_a_restart(
         code, body = second.get(f"/wi/status/{batch_id}")
         assert code == 200, body
         assert body.get("source") == "journal"  # a finished batch is read back from the journal after a restart
-        assert [c["values"] for c in body["cells"]] == [[broken], ["fine"]]  # journal cells: values by axis
+        # journal cells: values by axis, each stored once and read back unchanged
+        assert [cell_values(body, c) for c in body["cells"]] == [{"text": broken}, {"text": "fine"}]
         assert [c["status"] for c in body["cells"]] == ["done", "done"]
         code, neighbour = second.get(f"/wi/status/{other_id}")
         assert code == 200 and neighbour["counts"]["done"] == 2
