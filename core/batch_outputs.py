@@ -25,23 +25,8 @@ logger = logging.getLogger(__name__)
 Notify = Callable[[str, dict, "str | None"], None]
 
 
-def grid_options_from_node(inputs: Mapping[str, Any] | None) -> grid.GridOptions:
-    """``GridOptions`` from the WIGridCompositor widget values (missing ones take the defaults)."""
-    inputs = dict(inputs or {})
-    kwargs: dict[str, Any] = {}
-    for axis_key in ("x_axis", "y_axis"):
-        value = str(inputs.get(axis_key) or "").strip()
-        kwargs[axis_key] = value or None
-    for key in ("multi_axis", "format", "background"):
-        if inputs.get(key) not in (None, ""):
-            kwargs[key] = str(inputs[key])
-    for key in ("label_font_size", "cell_gap", "margin"):
-        if isinstance(inputs.get(key), int) and not isinstance(inputs.get(key), bool):
-            kwargs[key] = inputs[key]
-    if "label_font_size" in kwargs:
-        kwargs["min_font_size"] = min(12, kwargs["label_font_size"])
-    kwargs["images_only"] = bool(inputs.get("images_only", False))
-    return grid.GridOptions(**kwargs)
+#: The node's widget values to ``GridOptions``: owned by ``core.grid.options``.
+grid_options_from_node = grid.options_from_node
 
 
 def _image_size(path: str) -> tuple[int, int] | None:
