@@ -20,7 +20,7 @@ from __future__ import annotations
 from .compose import PLACEHOLDER_COLORS, compose_grid
 from .inputs import GridAxis, GridCell, axes_and_cells_from_status
 from .labels import format_value
-from .layout import CellSlot, GridPage, GridPlan, GridSizeReport, PagePlan, TextBlock
+from .layout import CellSlot, axis_warnings, GridPage, GridPlan, GridSizeReport, PagePlan, TextBlock
 from .options import FORMAT_SIDE_LIMITS, GridOptions, node_input_types, options_from_node
 from .sizing import STRATEGIES, check_grid_size, plan_grid
 from .text import FONT_PATH, fit_label, wrap_text
@@ -40,6 +40,7 @@ __all__ = [
     "PagePlan",
     "TextBlock",
     "axes_and_cells_from_status",
+    "axis_warnings",
     "check_grid_size",
     "compose_grid",
     "fit_label",

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .inputs import GridAxis
+from .inputs import GridAxis, as_axis
 from .labels import Label, Legend, axis_labels, band_height, fit_labels, label_paragraphs
 from .options import GridOptions
 from .text import fit_title, line_height, text_width, wrap_text
@@ -34,6 +34,7 @@ __all__ = [
     "PagePlan",
     "Size",
     "TextBlock",
+    "axis_warnings",
     "resolve_axes",
 ]
 
@@ -354,6 +355,13 @@ def resolve_axes(
     if y is None:
         y = free.pop()
     return x, y, free, tuple(warnings)
+
+
+def axis_warnings(axes: Sequence[Any], options: GridOptions, *, mode: str = "matrix") -> tuple[str, ...]:
+    """What :func:`resolve_axes` would warn about, without laying anything out (the queue-time check)."""
+    if mode != "matrix":
+        return ()
+    return resolve_axes(tuple(as_axis(a) for a in axes), options)[3]
 
 
 class Layout:
