@@ -12,6 +12,8 @@ import logging
 import os
 import re
 
+from .values import format_label
+
 logger = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -46,7 +48,7 @@ def batch_subfolder(filename_prefix: object, batch_id: str) -> str:
 
 def cell_filename(index: int, values: dict[str, object], image_number: int, *, extension: str = "png", max_length: int = 120) -> str:
     """``c00012_cfg-7_sampler-euler_0.png``: sortable by cell, readable by value, always safe."""
-    label = "_".join(f"{safe_component(k, max_length=16)}-{safe_component(v, max_length=24)}" for k, v in values.items())
+    label = "_".join(f"{safe_component(k, max_length=16)}-{safe_component(format_label(v), max_length=24)}" for k, v in values.items())
     stem = f"c{index:05d}"
     if label:
         stem = f"{stem}_{label}"[: max_length - 12].rstrip("._-")
