@@ -142,3 +142,25 @@ def test_queue_time_check_reports_an_axis_option_naming_no_parameter_without_an_
     (warning,) = batch_outputs.preflight_warnings(axes, "matrix", 4, None, {"y_axis": "broken"})
     assert "y_axis 'broken'" in warning
     assert batch_outputs.preflight_warnings(axes, "matrix", 4, None, {"y_axis": "radius"}) == []
+
+
+# ------------------------------------------------------------------------------ every write is atomic
+def test_grid_manifest_and_viewer_are_all_written_through_atomic_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from comfyui_workflow_iterator.core import atomic_files
+
+    axes = [Axis("prompt", ("x" * 70_000,), "STRING"), Axis("steps", (1, 2), "INT")]
+    mgr, bid = _finished_batch(tmp_path, axes, grid_options={"format": "jpeg"})  # JPEG: a .json sidecar too
+    folder = tmp_path / "WI" / "b"
+    cells = set(folder.iterdir())
+    written: list[Path] = []
+    real_open = atomic_files.open_atomic
+
+    def spy(path: Any, *args: Any, **kwargs: Any) -> Any:
+        written.append(Path(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(atomic_files, "open_atomic", spy)
+    _outputs(mgr, tmp_path).build(bid)
+    new_files = set(folder.iterdir()) - cells
+    assert {p.name for p in new_files} == {"grid.jpg", "grid.json", "batch.json", "batch.csv", "viewer.html"}
+    assert set(written) == new_files

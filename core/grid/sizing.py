@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .inputs import GridAxis, as_axis, as_cell
+from .inputs import as_axis, as_cell
 from .labels import Legend
 from .layout import (
     GridPlan,
