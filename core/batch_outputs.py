@@ -6,7 +6,7 @@ files one at a time (``core.grid.compose_grid``), so memory stays near one outpu
 
 It reads the batch as the manager's typed snapshot (``IterationStateManager.snapshot``), not its status
 dict: axes keep their typed values and the labels of the one formatter (``core.values``), cells their
-coordinates; the grid and the manifest get the same records (:func:`batch_record`).
+coordinates; the grid and the manifest get the same ``core.records`` (:func:`batch_record`).
 
 Plain Python: must not import torch, comfy*, server, nodes, execution, folder_paths, comfy_execution, aiohttp.
 """
@@ -22,6 +22,7 @@ from PIL import Image
 from . import grid, manifest
 from .iteration_state import BatchState, IterationStateManager
 from .paths import resolve_inside
+from .records import AxisRecord, BatchRecord, CellRecord, axis_seed
 from .values import json_value
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _absolute_files(refs: Sequence[Any], root: str) -> tuple[str, ...]:
     return tuple(paths)
 
 
-def batch_record(snapshot: BatchState, root: str, *, extra_warnings: Sequence[str] = ()) -> manifest.BatchRecord:
+def batch_record(snapshot: BatchState, root: str, *, extra_warnings: Sequence[str] = ()) -> BatchRecord:
     """The typed record the grid and the manifest read, from the manager's snapshot.
 
     Args:
@@ -62,39 +63,28 @@ def batch_record(snapshot: BatchState, root: str, *, extra_warnings: Sequence[st
         extra_warnings: warnings found while building the outputs, appended to the batch's own.
     """
     axes = tuple(
-        manifest.AxisRecord(a.name, a.type, tuple(json_value(v) for v in a.values), tuple(a.labels))
-        for a in snapshot.axes
+        AxisRecord(a.name, tuple(json_value(v) for v in a.values), a.type, tuple(a.labels)) for a in snapshot.axes
     )
     cells = tuple(
-        manifest.CellRecord(
+        CellRecord(
             index=c.index, coords=tuple(c.coords), status=c.status.value, error=c.error,
             files=_absolute_files(c.files, root),
             seed=json_value(c.metadata.get("seed")) if c.metadata.get("seed") is not None
-            else manifest.axis_seed(c.coords, axes),
+            else axis_seed(c.coords, axes),
         )
         for c in sorted(snapshot.cells, key=lambda c: c.index)
     )
     warnings = tuple(snapshot.warnings) + tuple(w for w in extra_warnings if w not in snapshot.warnings)
-    return manifest.BatchRecord(
+    return BatchRecord(
         batch_id=snapshot.batch_id, batch_name=snapshot.batch_name, mode=snapshot.mode, axes=axes, cells=cells,
         state=snapshot.state.value, created_at=snapshot.created_at, counts=snapshot.counts.as_dict(),
         warnings=warnings,
     )
 
 
-def grid_records(record: manifest.BatchRecord) -> tuple[tuple[grid.GridAxis, ...], tuple[grid.GridCell, ...]]:
-    """The grid's axes and cells for a batch record (labels from the same formatter as the manifest's)."""
-    axes = tuple(grid.GridAxis(a.name, a.values, a.type, a.labels) for a in record.axes)
-    cells = tuple(
-        grid.GridCell(index=c.index, coords=c.coords, status=c.status, error=c.error,
-                      files=tuple(os.fspath(f) for f in c.files if not isinstance(f, Mapping)))
-        for c in record.cells
-    )
-    return axes, cells
-
-
-def _cell_sizes(cells: Sequence[grid.GridCell]) -> list[tuple[int, int]]:
-    sizes = [_image_size(c.files[0]) if c.files else None for c in cells]
+def _cell_sizes(cells: Sequence[CellRecord]) -> list[tuple[int, int]]:
+    sizes = [_image_size(os.fspath(c.files[0])) if c.files and not isinstance(c.files[0], Mapping) else None
+             for c in cells]
     known = [s for s in sizes if s is not None]
     if not known:
         return []
@@ -129,13 +119,12 @@ class BatchOutputs:
             grid_options = meta.get("grid_options")
             options = grid_options_from_node(grid_options if isinstance(grid_options, Mapping) else None)
             if not options.images_only:
-                axes, cells = grid_records(record)
-                sizes = _cell_sizes(cells)
+                sizes = _cell_sizes(record.cells)
                 if sizes:
-                    plan = grid.plan_grid(axes, cells, sizes, options, mode=record.mode)
+                    plan = grid.plan_grid(record.axes, record.cells, sizes, options, mode=record.mode)
                     self._add_warnings(batch_id, snapshot, plan.warnings)
                     record = batch_record(snapshot, root, extra_warnings=plan.warnings)
-                    pages = grid.compose_grid(plan, cells, folder, "grid", sweep=manifest.sweep_definition(record))
+                    pages = grid.compose_grid(plan, record.cells, folder, "grid", sweep=manifest.sweep_definition(record))
                     page_paths = [p.path for p in pages]
                     refs = [{"filename": os.path.basename(p.path), "subfolder": subfolder, "type": "output", "kind": p.kind,
                              "title": p.title, "width": p.width, "height": p.height} for p in pages]

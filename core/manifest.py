@@ -1,11 +1,11 @@
 """Files written next to a sweep's images: ``batch.json``, ``batch.csv`` and a self-contained ``viewer.html``.
 
 This module owns the on-disk record of a batch ("which settings made this image?") and the offline
-viewer. It reads typed records (:class:`BatchRecord`: axes with their values and labels, cells with
+viewer. It reads the typed records of ``core.records`` (axes with their values and labels, cells with
 coordinates) built by ``core.batch_outputs`` from the manager's snapshot, or converted from a status-like
 dict by :func:`batch_record`. It never imports torch, ``comfy*``, ``server``, ``nodes``, ``folder_paths`` or
-aiohttp; of the other core modules it uses only ``values`` (the one label formatter and JSON converter) and
-``atomic_files``.
+aiohttp; of the other core modules it uses only ``records``, ``values`` (the one label formatter and JSON
+converter) and ``atomic_files``.
 
 Why these choices:
 
@@ -37,16 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic_files
-from .values import format_label, json_value
+from .records import AxisRecord, BatchRecord, CellRecord, FileRef, axis_seed
+from .values import json_value
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "MANIFEST_FORMAT",
     "SWEEP_KEY",
-    "AxisRecord",
-    "BatchRecord",
-    "CellRecord",
     "batch_record",
     "manifest_document",
     "read_sweep",
@@ -62,52 +60,6 @@ SWEEP_KEY = "wi_sweep"
 _FIXED_COLUMNS = ("index", "coords", "status", "error", "resolved_seed", "file", "files")
 
 PathLike = str | os.PathLike[str]
-FileRef = PathLike | Mapping[str, Any]
-
-
-# ------------------------------------------------------------------------------------------------ records
-@dataclass(frozen=True, slots=True)
-class AxisRecord:
-    """One swept parameter: its JSON-ready values in the user's order and their display labels."""
-
-    name: str
-    type: str
-    values: tuple[Any, ...]
-    labels: tuple[str, ...]
-
-    def value_at(self, position: int) -> Any:
-        return self.values[position] if 0 <= position < len(self.values) else None
-
-
-@dataclass(frozen=True, slots=True)
-class CellRecord:
-    """One cell: where it sits on each axis, how it ended and the files it wrote.
-
-    ``files`` are absolute paths or ``{filename, subfolder, type}`` references; ``seed`` is the resolved seed
-    when known (a SEED axis value is found through ``coords``).
-    """
-
-    index: int
-    coords: tuple[int, ...]
-    status: str
-    error: str | None = None
-    files: tuple[FileRef, ...] = ()
-    seed: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
-    """What the manifest and the viewer describe: a batch, its axes and its cells (sorted by index)."""
-
-    batch_id: str | None
-    batch_name: str | None
-    mode: str
-    axes: tuple[AxisRecord, ...]
-    cells: tuple[CellRecord, ...]
-    state: str | None = None
-    created_at: float | None = None
-    counts: Mapping[str, int] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
 
 
 def _status_str(v: Any) -> str:
@@ -116,14 +68,13 @@ def _status_str(v: Any) -> str:
 
 def _axis_record(a: Any) -> AxisRecord:
     get = a.get if isinstance(a, Mapping) else (lambda key, default=None: getattr(a, key, default))
-    axis_type = str(get("type", "STRING") or "STRING")
-    values = tuple(json_value(v) for v in (get("values", ()) or ()))
     given = get("labels", None)
-    if given is not None and len(given) == len(values):
-        labels = tuple(str(x) for x in given)
-    else:
-        labels = tuple(format_label(v, axis_type) for v in values)
-    return AxisRecord(str(get("name", "")), axis_type, values, labels)
+    return AxisRecord(
+        name=str(get("name", "")),
+        values=tuple(json_value(v) for v in (get("values", ()) or ())),
+        type=str(get("type", "STRING") or "STRING"),
+        labels=None if given is None else tuple(str(x) for x in given),
+    )
 
 
 def _seed_of(cell: Mapping[str, Any], coords: Sequence[int], axes: Sequence[AxisRecord]) -> Any:
@@ -135,16 +86,8 @@ def _seed_of(cell: Mapping[str, Any], coords: Sequence[int], axes: Sequence[Axis
     return axis_seed(coords, axes)
 
 
-def axis_seed(coords: Sequence[int], axes: Sequence[AxisRecord]) -> Any:
-    """The value of the first SEED axis at ``coords``, or None."""
-    for i, a in enumerate(axes):
-        if a.type == "SEED" and i < len(coords):
-            return a.value_at(coords[i])
-    return None
-
-
 def batch_record(source: BatchRecord | Mapping[str, Any]) -> BatchRecord:
-    """A :class:`BatchRecord` from a status-like dict (``{"axes": [{name, type, values, labels?}], "cells":
+    """A :class:`~core.records.BatchRecord` from a status-like dict (``{"axes": [{name, type, values, labels?}], "cells":
     [{index, coords, status, error, files, seed?, metadata?}], ...}``); a record is returned as it is.
 
     Cell ``values`` in the dict are ignored: ``coords`` say which axis value each cell used.
@@ -186,7 +129,8 @@ def _rel(path: FileRef, root: str) -> str:
 
 
 def _axes_json(axes: Sequence[AxisRecord]) -> list[dict[str, Any]]:
-    return [{"name": a.name, "type": a.type, "values": list(a.values), "labels": list(a.labels)} for a in axes]
+    return [{"name": a.name, "type": a.type, "values": [json_value(v) for v in a.values], "labels": list(a.display_labels())}
+            for a in axes]
 
 
 def _cells_json(record: BatchRecord, root: str) -> list[dict[str, Any]]:

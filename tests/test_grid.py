@@ -34,8 +34,7 @@ def _matrix_cells(tmp_path: Path, axes: list[GridAxis], size: tuple[int, int] = 
     cells = []
     for k, coords in enumerate(itertools.product(*(range(len(a.values)) for a in axes))):
         f = _solid(tmp_path / f"c{k}.png", size, _colour(k))
-        values = tuple(a.values[c] for a, c in zip(axes, coords))
-        cells.append(GridCell(index=k, coords=coords, values=values, files=(f,)))
+        cells.append(GridCell(index=k, coords=coords, files=(f,)))
     return cells
 
 
@@ -512,7 +511,7 @@ def test_cells_are_decoded_with_a_bounded_read_ahead(monkeypatch: pytest.MonkeyP
     axes = _big_axes(5)
     cells = _matrix_cells(tmp_path, axes, (16, 16))
     plan = grid.plan_grid(axes, 25, (16, 16))
-    by_key = {c.coords: inputs.as_cell(c, plan.axes) for c in cells}
+    by_key = {c.coords: inputs.as_cell(c) for c in cells}
     for _slot, tile in compose._tiles(plan.pages[0].slots, by_key, "matrix", plan.options, CountingPool(), 2):  # type: ignore[arg-type]
         in_flight["now"] -= 1
         tile.close()
@@ -531,7 +530,7 @@ def test_status_dict_is_converted() -> None:
     axes, cells, mode = grid.axes_and_cells_from_status(status)
     assert axes == (GridAxis("cfg", (3.0, 5.0), "FLOAT"),)
     assert [c.index for c in cells] == [0, 1]
-    assert cells[0] == GridCell(index=0, coords=(0,), values=(3.0,), status="done", files=("/a/b.png",))
+    assert cells[0] == GridCell(index=0, coords=(0,), status="done", files=("/a/b.png",))
     assert cells[1].status == "failed" and cells[1].error == "x" and mode == "matrix"
 
 

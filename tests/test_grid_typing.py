@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("core/grid", "core/manifest.py", "core/batch_outputs.py", "core/values.py")
+MODULES = ("core/grid", "core/manifest.py", "core/batch_outputs.py", "core/values.py", "core/records.py")
 
 
 def test_grid_manifest_outputs_and_values_pass_mypy_strict(tmp_path: Path) -> None:

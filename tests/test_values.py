@@ -31,7 +31,8 @@ def test_format_label(value: object, type_: str, label: str) -> None:
 def test_grid_and_manifest_use_the_one_formatter() -> None:
     assert grid.format_value is values.format_label
     record = manifest.batch_record({"axes": [{"name": "cfg", "type": "FLOAT", "values": [0.1 + 0.2]}], "cells": []})
-    assert record.axes[0].labels == ("0.3",)
+    assert record.axes[0].display_labels() == ("0.3",)
+    assert manifest.sweep_definition(record)["axes"][0]["labels"] == ["0.3"]
 
 
 def test_cell_file_names_format_values_with_the_one_formatter() -> None:

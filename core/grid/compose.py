@@ -223,7 +223,7 @@ def compose_grid(
         raise ValueError(f"basename: must be a plain file name stem, got {basename!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cell_list = [as_cell(c, plan.axes) for c in cells]
+    cell_list = [as_cell(c) for c in cells]
     by_key: dict[Any, GridCell] = {}
     for c in cell_list:
         by_key[c.coords if plan.mode == "matrix" else c.index] = c
@@ -296,8 +296,11 @@ def _tiles(
         reason = _cell_reason(cell)
         if reason is None:
             assert cell is not None
+            path = cell.files[0]
+            if isinstance(path, Mapping):  # as_cell turns references into paths; an unresolved one is not a file
+                return ("missing", None)
             try:
-                return _load_fitted(cell.files[0], (slot.w, slot.h), bg)
+                return _load_fitted(os.fspath(path), (slot.w, slot.h), bg)
             except (OSError, ValueError, Image.DecompressionBombError) as e:
                 logger.warning("cell %d: cannot read %s: %s", cell.index, cell.files[0], e)
                 return ("unreadable", str(e))

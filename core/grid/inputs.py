@@ -1,8 +1,10 @@
-"""The grid's input records: one axis and one cell as the grid sees them, adapted from duck-typed objects.
+"""The grid's input records, adapted from whatever the caller holds.
 
-This module owns the conversion of whatever the caller holds (the manager's snapshots, status dicts,
-``combination_engine.Axis``) into the two small frozen records the rest of the grid package reads. A cell
-points at its axis values by ``coords``; the values themselves live once, on the axis.
+The grid reads the pack's typed records (``core.records``): ``GridAxis`` is :class:`AxisRecord` (values
+once, on the axis, with their labels) and ``GridCell`` is :class:`CellRecord` (``coords`` into the axes, how
+the cell ended, its files). This module owns the conversion of duck-typed input (status dicts,
+``combination_engine.Axis``, any object with those attributes) into them, and the rule that a cell's files
+reach the compositor as paths.
 
 Plain Python; must not import torch, ``comfy*``, ``server``, ``nodes``, ``folder_paths`` or aiohttp.
 """
@@ -10,64 +12,23 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from ..records import AxisRecord, CellRecord
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["GridAxis", "GridCell", "as_axis", "as_cell", "axes_and_cells_from_status"]
 
-
-@dataclass(frozen=True)
-class GridAxis:
-    """One swept parameter as the grid sees it.
-
-    ``values`` are the python values in the order the user entered them; ``labels`` (optional) are
-    preformatted display strings aligned with ``values``.
-    """
-
-    name: str
-    values: tuple[Any, ...]
-    type: str = "STRING"
-    labels: tuple[str, ...] | None = None
+#: The grid's names for the shared records (kept: ``core.grid.GridAxis(...)`` is public API).
+GridAxis = AxisRecord
+GridCell = CellRecord
 
 
-@dataclass(frozen=True)
-class GridCell:
-    """One cell of the sweep: where it sits, what it used, how it ended and which files it wrote."""
-
-    index: int
-    coords: tuple[int, ...]
-    values: tuple[Any, ...] = ()
-    status: str = "done"
-    error: str | None = None
-    files: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] | None = field(default=None, compare=False)
-
-
-def as_axis(obj: Any) -> GridAxis:
-    if isinstance(obj, GridAxis):
-        return obj
-    if isinstance(obj, Mapping):
-        labels = obj.get("labels")
-        return GridAxis(
-            name=str(obj["name"]),
-            values=tuple(obj.get("values", ())),
-            type=str(obj.get("type", "STRING")),
-            labels=tuple(str(x) for x in labels) if labels is not None else None,
-        )
-    labels = getattr(obj, "labels", None)
-    return GridAxis(
-        name=str(obj.name),
-        values=tuple(obj.values),
-        type=str(getattr(obj, "type", "STRING")),
-        labels=tuple(str(x) for x in labels) if labels is not None else None,
-    )
-
-
-def as_cell(obj: Any, axes: Sequence[GridAxis]) -> GridCell:
-    if isinstance(obj, GridCell):
+def as_axis(obj: Any) -> AxisRecord:
+    """An :class:`AxisRecord` from a record, a mapping or an object with ``name``, ``values``, ``type``."""
+    if isinstance(obj, AxisRecord):
         return obj
     get: Callable[[str, Any], Any]
     if isinstance(obj, Mapping):
@@ -75,45 +36,64 @@ def as_cell(obj: Any, axes: Sequence[GridAxis]) -> GridCell:
     else:
         def get(key: str, default: Any = None) -> Any:
             return getattr(obj, key, default)
-    raw_values = get("values", ())
-    if isinstance(raw_values, Mapping):
-        values = tuple(raw_values.get(a.name) for a in axes)
-    else:
-        values = tuple(raw_values or ())
-    files = []
-    for f in get("files", ()) or ():
-        if isinstance(f, Mapping):
-            p = f.get("path") or f.get("abspath") or f.get("filename")
-            if p:
-                files.append(str(p))
-        else:
-            files.append(os.fspath(f))
-    status = get("status", "done")
-    status = getattr(status, "value", status)
-    meta = get("metadata", None)
-    return GridCell(
-        index=int(get("index", 0)),
-        coords=tuple(int(c) for c in (get("coords", ()) or ())),
-        values=values,
-        status=str(status),
-        error=get("error", None),
-        files=tuple(files),
-        metadata=meta if isinstance(meta, Mapping) else None,
+    labels = get("labels", None)
+    return AxisRecord(
+        name=str(get("name", "")),
+        values=tuple(get("values", ()) or ()),
+        type=str(get("type", "STRING") or "STRING"),
+        labels=tuple(str(x) for x in labels) if labels is not None else None,
     )
 
 
-def axes_and_cells_from_status(status: Mapping[str, Any]) -> tuple[tuple[GridAxis, ...], tuple[GridCell, ...], str]:
-    """Build grid inputs from the batch manager's status dict.
+def _paths(files: Any) -> tuple[str, ...]:
+    out = []
+    for f in files or ():
+        if isinstance(f, Mapping):  # only resolved references name a file on disk
+            p = f.get("path") or f.get("abspath") or f.get("filename")
+            if p:
+                out.append(str(p))
+        else:
+            out.append(os.fspath(f))
+    return tuple(out)
+
+
+def as_cell(obj: Any) -> CellRecord:
+    """A :class:`CellRecord` whose ``files`` are paths, from a record, a status-dict cell or an object.
+
+    A status-dict cell's ``values`` are not read: its ``coords`` say which axis value it used.
+    """
+    if isinstance(obj, CellRecord):
+        if all(isinstance(f, str) for f in obj.files):
+            return obj
+        return CellRecord(obj.index, obj.coords, obj.status, obj.error, _paths(obj.files), obj.seed)
+    get: Callable[[str, Any], Any]
+    if isinstance(obj, Mapping):
+        get = obj.get
+    else:
+        def get(key: str, default: Any = None) -> Any:
+            return getattr(obj, key, default)
+    status = get("status", "done")
+    return CellRecord(
+        index=int(get("index", 0)),
+        coords=tuple(int(c) for c in (get("coords", ()) or ())),
+        status=str(getattr(status, "value", status)),
+        error=get("error", None),
+        files=_paths(get("files", ())),
+        seed=get("seed", None),
+    )
+
+
+def axes_and_cells_from_status(status: Mapping[str, Any]) -> tuple[tuple[AxisRecord, ...], tuple[CellRecord, ...], str]:
+    """Build grid inputs from a status-like dict.
 
     Args:
-        status: ``{"axes": [{"name", "type", "values": [...]}], "cells": [{"index", "coords", "values":
-            {name: value}, "status", "error", "files": [absolute paths]}], "mode": ...}``.
+        status: ``{"axes": [{"name", "type", "values": [...], "labels"?}], "cells": [{"index", "coords",
+            "status", "error", "files": [absolute paths]}], "mode": ...}``.
 
     Returns:
         ``(axes, cells, mode)`` with cells sorted by index.
     """
     axes = tuple(as_axis(a) for a in status.get("axes", ()))
-    cells = tuple(sorted((as_cell(c, axes) for c in status.get("cells", ())), key=lambda c: c.index))
+    cells = tuple(sorted((as_cell(c) for c in status.get("cells", ())), key=lambda c: c.index))
     mode = str(status.get("mode", "matrix"))
     return axes, cells, mode
-

@@ -28,11 +28,8 @@ format_value = format_label
 
 
 def axis_labels(axis: GridAxis, options: GridOptions) -> list[str]:
-    """Header texts of an axis's values: its given labels, else the formatter's, prefix-elided if asked."""
-    if axis.labels is not None and len(axis.labels) == len(axis.values):
-        raw = [format_label(v, axis.type) for v in axis.labels]
-    else:
-        raw = [format_label(v, axis.type) for v in axis.values]
+    """Header texts of an axis's values: its labels (given, else the formatter's), prefix-elided if asked."""
+    raw = list(axis.display_labels())
     if options.elide_common_prefix and len(raw) > 1:
         raw = _elide_prefix(raw)
     return raw

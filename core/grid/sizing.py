@@ -294,7 +294,7 @@ def plan_grid(
     linear_coords: dict[int, tuple[int, ...]] = {}
     if mode == "linear" and not isinstance(cells_or_count, int):
         for c in cells_or_count:
-            cell = as_cell(c, gaxes)
+            cell = as_cell(c)
             if len(cell.coords) == len(gaxes) and all(0 <= i < len(a.values) for i, a in zip(cell.coords, gaxes)):
                 linear_coords[cell.index] = cell.coords
     layout = Layout(gaxes, mode, count, options, linear_coords)
