@@ -116,22 +116,15 @@ class BatchOutputs:
         page_paths: list[str] = []
         grid_node_id = meta.get("grid_node_id")
         if grid_node_id:
-            grid_options = meta.get("grid_options")
-            options = grid_options_from_node(grid_options if isinstance(grid_options, Mapping) else None)
-            if not options.images_only:
-                sizes = _cell_sizes(record.cells)
-                if sizes:
-                    plan = grid.plan_grid(record.axes, record.cells, sizes, options, mode=record.mode)
-                    self._add_warnings(batch_id, snapshot, plan.warnings)
-                    record = batch_record(snapshot, root, extra_warnings=plan.warnings)
-                    pages = grid.compose_grid(plan, record.cells, folder, "grid", sweep=manifest.sweep_definition(record))
-                    page_paths = [p.path for p in pages]
-                    refs = [{"filename": os.path.basename(p.path), "subfolder": subfolder, "type": "output", "kind": p.kind,
-                             "title": p.title, "width": p.width, "height": p.height} for p in pages]
-                    if refs:
-                        info.update(filename=refs[0]["filename"], pages=refs, warnings=list(plan.warnings))
-                else:
-                    info["warnings"] = ["no cell produced an image; no grid was drawn"]
+            try:
+                record, page_paths = self._draw_grid(batch_id, snapshot, record, root, folder, subfolder, info)
+            except (ValueError, OSError) as exc:
+                # Bad grid options or an unwritable grid must not cost the batch its manifest and viewer.
+                warning = f"grid not drawn: {exc}"
+                logger.warning("WI: batch %s: %s", batch_id, warning)
+                self._add_warnings(batch_id, snapshot, [warning])
+                record = batch_record(snapshot, root, extra_warnings=[warning])
+                info["warnings"] = [warning]
         manifest.write_manifest(record, folder, relative_to=folder, grid_files=page_paths)
         manifest.write_viewer(record, folder, relative_to=folder, grid_files=page_paths,
                               title=str(snapshot.batch_name or batch_id))
@@ -146,6 +139,32 @@ class BatchOutputs:
             last_prompt = next((c.prompt_id for c in reversed(snapshot.cells) if c.prompt_id), None)
             self.notify("executed", {"node": str(grid_node_id), "display_node": str(grid_node_id),
                                      "output": {"images": images}, "prompt_id": last_prompt}, snapshot.client_id)
+
+    def _draw_grid(self, batch_id: str, snapshot: BatchState, record: BatchRecord, root: str, folder: str,
+                   subfolder: str, info: dict[str, Any]) -> tuple[BatchRecord, list[str]]:
+        """Plan and compose the grid pages; returns the record (with the grid's warnings) and the page paths.
+
+        Raises:
+            ValueError: invalid grid options (the message names the option).
+            OSError: a page could not be written.
+        """
+        grid_options = snapshot.meta.get("grid_options")
+        options = grid_options_from_node(grid_options if isinstance(grid_options, Mapping) else None)
+        if options.images_only:
+            return record, []
+        sizes = _cell_sizes(record.cells)
+        if not sizes:
+            info["warnings"] = ["no cell produced an image; no grid was drawn"]
+            return record, []
+        plan = grid.plan_grid(record.axes, record.cells, sizes, options, mode=record.mode)
+        self._add_warnings(batch_id, snapshot, plan.warnings)
+        record = batch_record(snapshot, root, extra_warnings=plan.warnings)
+        pages = grid.compose_grid(plan, record.cells, folder, "grid", sweep=manifest.sweep_definition(record))
+        refs = [{"filename": os.path.basename(p.path), "subfolder": subfolder, "type": "output", "kind": p.kind,
+                 "title": p.title, "width": p.width, "height": p.height} for p in pages]
+        if refs:
+            info.update(filename=refs[0]["filename"], pages=refs, warnings=list(plan.warnings))
+        return record, [p.path for p in pages]
 
     def _add_warnings(self, batch_id: str, snapshot: BatchState, warnings: Sequence[str]) -> None:
         """Grid warnings become the batch's warnings (status, panel, batch.json), each once."""

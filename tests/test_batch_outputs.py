@@ -164,3 +164,16 @@ def test_grid_manifest_and_viewer_are_all_written_through_atomic_files(tmp_path:
     new_files = set(folder.iterdir()) - cells
     assert {p.name for p in new_files} == {"grid.jpg", "grid.json", "batch.json", "batch.csv", "viewer.html"}
     assert set(written) == new_files
+
+
+def test_bad_grid_option_costs_the_grid_only_not_the_manifest_and_viewer(tmp_path: Path) -> None:
+    axes = [Axis("radius", (1, 2), "INT")]
+    mgr, bid = _finished_batch(tmp_path, axes, grid_options={"cell_gap": 5000})
+    _outputs(mgr, tmp_path).build(bid)
+    status = mgr.get_status(bid)
+    assert status["state"] == "complete"
+    folder = tmp_path / "WI" / "b"
+    assert (folder / "batch.json").is_file() and (folder / "viewer.html").is_file()
+    assert not (folder / "grid.png").exists()
+    (warning,) = [w for w in status["warnings"] if "grid not drawn" in w]
+    assert "cell_gap" in warning
