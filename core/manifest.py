@@ -57,6 +57,9 @@ __all__ = [
 #: Version 2: cells reference axis values by ``coords`` instead of copying them (version 1 had ``values``).
 MANIFEST_FORMAT = "wi-batch/2"
 SWEEP_KEY = "wi_sweep"
+#: One line in batch.json itself saying how to read it (the full description is docs/grid.md).
+_ABOUT = ("Each parameter's values are listed once, in axes[i].values (labels: their display text). A cell's "
+          "value of parameter i is axes[i].values[cell.coords[i]]; files are relative to this folder.")
 _FIXED_COLUMNS = ("index", "coords", "status", "error", "resolved_seed", "file", "files")
 
 PathLike = str | os.PathLike[str]
@@ -158,6 +161,7 @@ def manifest_document(
     record = batch_record(source)
     return {
         **sweep_definition(record),
+        "about": _ABOUT,
         "state": record.state,
         "created_at": record.created_at,
         "counts": json_value(dict(record.counts)),
