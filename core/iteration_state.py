@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import numbers
 import operator
 import re
 import sys
@@ -52,6 +50,7 @@ from typing import Any, Protocol
 from .errors import InvalidBatchState, UnknownBatchError
 from .paths import new_batch_id, sanitize_batch_name  # the naming rule lives in paths; re-exported here
 from .states import ALLOWED_TRANSITIONS, CELL_OPEN, RUNNING_STATES, TERMINAL, BatchStatus, CellStatus
+from .values import format_label, json_value
 
 logger = logging.getLogger(__name__)
 
@@ -524,30 +523,9 @@ def _short_str(value: Any) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "\u2026"
 
 
-def _json_ready(value: Any, _depth: int = 0) -> Any:
-    """Return a JSON-ready deep copy of ``value``.
-
-    None, bool, str, integral and finite real numbers pass through as plain Python types; mappings become dicts
-    with string keys; lists/tuples become lists; anything else (including NaN/inf and nesting deeper than
-    ``_MAX_DEPTH``) becomes a ``str()`` cut to ``_MAX_TEXT`` characters. Callers must not hand in tensors or
-    images: they would only be stringified.
-    """
-    if value is None or type(value) is str or type(value) is bool:
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)  # str subclasses (e.g. str enums) -> their plain value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        return number if math.isfinite(number) else str(number)
-    if _depth >= _MAX_DEPTH:
-        return _short_str(value)
-    if isinstance(value, Mapping):
-        return {str(k): _json_ready(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v, _depth + 1) for v in value]
-    return _short_str(value)
+def _json_ready(value: Any) -> Any:
+    """A JSON-ready deep copy of ``value``: the pack's one converter, :func:`core.values.json_value`."""
+    return json_value(value)
 
 
 def _json_mapping(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
@@ -602,7 +580,7 @@ def _axis_info(axis: AxisLike) -> AxisInfo:
     values = tuple(axis.values)
     labels_raw = getattr(axis, "labels", None)
     if labels_raw is None:
-        labels = tuple(str(_json_ready(v)) for v in values)
+        labels = tuple(format_label(v, str(getattr(axis, "type", "STRING"))) for v in values)
     else:
         labels = tuple(str(label) for label in labels_raw)
         if len(labels) != len(values):

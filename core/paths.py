@@ -20,6 +20,8 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 
+from .values import format_label
+
 logger = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -114,7 +116,7 @@ def node_part(node_id: object) -> str:
 
 def cell_file_stem(index: int, values: Mapping[str, object], node_id: object) -> str:
     """Everything of a cell file's name before ``_<image number>.png``; see :func:`cell_filename`."""
-    label = "_".join(f"{safe_component(k, max_length=16)}-{safe_component(v, max_length=24)}" for k, v in values.items())
+    label = "_".join(f"{safe_component(k, max_length=16)}-{safe_component(format_label(v), max_length=24)}" for k, v in values.items())
     node = node_part(node_id)
     stem = f"c{index:05d}"
     if label:

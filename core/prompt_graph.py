@@ -27,6 +27,7 @@ from typing import Any
 from . import combination_engine
 from .combination_engine import Axis, Combination, CombinationSet
 from .errors import LimitExceededError, ParamSyntaxError, WIError
+from .values import json_value
 
 logger = logging.getLogger(__name__)
 
@@ -255,10 +256,8 @@ class SweepPlan:
         return guess_image_size(template)
 
 
-def json_ready(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
+#: The pack's one JSON converter (``core.values``); the old name stays for its many call sites.
+json_ready = json_value
 
 
 def _is_link(value: Any) -> bool:
