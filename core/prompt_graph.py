@@ -25,8 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import combination_engine
-from .combination_engine import Axis, Combination, CombinationSet
-from .errors import LimitExceededError, ParamSyntaxError, WIError
+from .combination_engine import DEFAULT_MAX_COMBINATIONS, Axis, Combination, CombinationSet
+# Re-exported: these moved to the planner, which the badge's preview shares with plan_sweep.
+from .planner import ParameterError as ParameterError
+from .planner import ParameterSpec as ParameterSpec
+from .planner import PlanError as PlanError
+from .planner import SweepSettings, make_spec, plan_axes
 
 logger = logging.getLogger(__name__)
 
@@ -58,24 +62,8 @@ CELL_INFO_KEY = "wi_cell"
 _PARAM_WIDGETS_GENERIC = ("name", "type", "values", "target")
 _PARAM_WIDGETS_TYPED = ("name", "values", "target")
 
-ParseFn = Callable[..., list]
+ParseFn = Callable[..., list[Any]]
 OptionsLookup = Callable[[str, str], "Sequence[str] | None"]
-
-
-class PlanError(WIError, ValueError):
-    """The sweep cannot be planned at all (no valid parameter, broken chain, too many combinations)."""
-
-
-@dataclass(frozen=True)
-class ParameterSpec:
-    """One parameter node as found in the prompt, before parsing."""
-
-    node_id: str
-    class_type: str
-    name: str
-    type: str
-    values_raw: str
-    target: str
 
 
 @dataclass(frozen=True)
@@ -84,18 +72,6 @@ class Site:
 
     node_id: str
     input_name: str
-
-
-@dataclass(frozen=True)
-class ParameterError:
-    """A parameter that was skipped, with the reason (shown to the user as a ``wi.param_error``)."""
-
-    node_id: str
-    name: str
-    message: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"node_id": self.node_id, "param": self.name, "message": self.message}
 
 
 @dataclass
@@ -150,7 +126,7 @@ class SweepPlan:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, max_combinations: int = 10_000) -> "SweepPlan":
+    def from_json(cls, data: Mapping[str, Any], *, max_combinations: int = DEFAULT_MAX_COMBINATIONS) -> SweepPlan:
         axes = tuple(Axis(name=a["name"], values=tuple(a["values"]), type=a.get("type", "STRING")) for a in data["axes"])
         if data["mode"] == "matrix":
             combinations = combination_engine.cartesian(axes, max_combinations=max_combinations)
@@ -343,18 +319,10 @@ def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[Para
             raise PlanError(f"node {node_id}: connect its 'parameters' output (not 'value') to the next node in the chain")
         inputs = node_inputs(node)
         implied = PARAMETER_CLASSES[_class(node)]
-        value_type = implied or str(inputs.get("type", "STRING"))
-        name = str(inputs.get("name", "")).strip() or _node_title(node) or f"param {node_id}"
-        chain.append(
-            ParameterSpec(
-                node_id=node_id,
-                class_type=node["class_type"],
-                name=name,
-                type=value_type.upper(),
-                values_raw=str(inputs.get("values", "")),
-                target=str(inputs.get("target", "") or ""),
-            )
-        )
+        chain.append(make_spec(
+            node_id, class_type=_class(node), name=inputs.get("name", ""), title=_node_title(node),
+            type=implied or inputs.get("type", "STRING"), values=inputs.get("values", ""), target=inputs.get("target", ""),
+        ))
         link = inputs.get("previous")
     chain.reverse()
     return chain
@@ -444,7 +412,7 @@ def plan_sweep(
     options_for: OptionsLookup | None = None,
     input_default: Callable[[str, str], Any] | None = None,
     node_is_written: Callable[[str], bool] | None = None,
-    max_combinations: int = 10_000,
+    max_combinations: int = DEFAULT_MAX_COMBINATIONS,
 ) -> SweepPlan:
     """Parse every parameter, skip (and report) the bad ones, and expand the combinations.
 
@@ -462,61 +430,34 @@ def plan_sweep(
     Raises:
         PlanError: nothing valid remains, or the chain or the combination count is unusable.
     """
-    iterator_inputs = node_inputs(prompt[iterator_id])
-    mode = str(iterator_inputs.get("mode", "matrix")).strip().lower()
-    if mode not in ("matrix", "linear"):
-        raise PlanError(f"WIIterator mode must be 'matrix' or 'linear', not {mode!r}")
-    batch_name = str(iterator_inputs.get("batch_name", "") or "sweep").strip() or "sweep"
-    cycle = str(iterator_inputs.get("unequal_lengths", "cycle")).strip().lower() != "error"
-    cache_friendly = str(iterator_inputs.get("run_order", "cache-friendly")).strip().lower() != "as entered"
-
+    settings = SweepSettings.from_inputs(node_inputs(prompt[iterator_id]))
     specs = collect_parameters(prompt, iterator_id)
-    if not specs:
-        raise PlanError("connect at least one WIParameter node to the WIIterator")
-
-    errors: list[ParameterError] = []
-    skipped: list[ParameterSpec] = []
-    axes: list[Axis] = []
-    kept: list[ParameterSpec] = []
-    sites: list[tuple[Site, ...]] = []
-    names: set[str] = set()
     wired = wired_sites(prompt, {spec.node_id for spec in specs})
-    for spec in specs:
-        try:
-            if spec.name in names:
-                raise ValueError(f'another parameter is already named "{spec.name}"; names label the grid axes and must differ')
-            spec_sites = resolve_sites(prompt, spec, wired)
-            if not spec_sites:
-                raise ValueError("its value goes nowhere: wire its 'value' output into an input, or set 'target' (e.g. KSampler.cfg)")
-            options = _combo_options(prompt, spec_sites, options_for) if spec.type == "COMBO" else None
-            values = parse(spec.values_raw, spec.type, name=spec.name, options=options)
-        except (ParamSyntaxError, ValueError) as exc:
-            message = str(exc)
-            if not message.startswith("parameter "):
-                message = f'parameter "{spec.name}": {message}'
-            errors.append(ParameterError(spec.node_id, spec.name, message))
-            skipped.append(spec)
-            continue
-        names.add(spec.name)
-        kept.append(spec)
-        sites.append(spec_sites)
-        axes.append(Axis(name=spec.name, values=tuple(values), type=spec.type))
+    sites_of: dict[str, tuple[Site, ...]] = {}
 
-    if not axes:
-        detail = "; ".join(e.message for e in errors)
-        raise PlanError(f"no valid parameter remains: {detail}")
+    def prepare(spec: ParameterSpec) -> Sequence[str] | None:
+        spec_sites = resolve_sites(prompt, spec, wired)
+        if not spec_sites:
+            raise ValueError("its value goes nowhere: wire its 'value' output into an input, or set 'target' (e.g. KSampler.cfg)")
+        sites_of[spec.node_id] = spec_sites
+        return _combo_options(prompt, spec_sites, options_for) if spec.type == "COMBO" else None
+
+    # The same function the badge's preview calls: counts, errors and name rules cannot disagree.
+    axes_plan = plan_axes(specs, settings, parse=parse, prepare=prepare, max_combinations=max_combinations)
+    if axes_plan.nothing_valid or not specs:
+        raise PlanError(axes_plan.refusal or "no valid parameter remains")
+    errors = axes_plan.errors
     # A skipped parameter's wired inputs fall back to the input's own default, so its node (whose values do
     # not parse) never runs inside a cell; without a known default the sweep cannot honestly run.
-    template = _with_skipped_defaults(prompt, skipped, input_default, errors)
+    template = _with_skipped_defaults(prompt, axes_plan.skipped, input_default, errors)
     template = template if template is not prompt else _private_copy(prompt)
-
-    try:
-        if mode == "matrix":
-            combinations = combination_engine.cartesian(axes, max_combinations=max_combinations)
-        else:
-            combinations = combination_engine.linear_zip(axes, cycle=cycle, max_combinations=max_combinations)
-    except (LimitExceededError, ParamSyntaxError, ValueError) as exc:
-        raise PlanError(str(exc)) from exc
+    if axes_plan.combinations is None:
+        raise PlanError(axes_plan.refusal or "the sweep cannot be planned")
+    combinations = axes_plan.combinations
+    kept = axes_plan.kept
+    sites = [sites_of[spec.node_id] for spec in kept]
+    mode, batch_name, cache_friendly = settings.mode, settings.batch_name, settings.cache_friendly
+    axes = axes_plan.axes
 
     grid_node_id, grid_options = _find_grid_node(prompt)
     save_ids = tuple(str(i) for i, n in prompt.items() if _class(n) == SAVE_CLASS)
@@ -524,8 +465,8 @@ def plan_sweep(
         iterator_id=iterator_id,
         mode=mode,
         batch_name=batch_name,
-        axes=tuple(axes),
-        parameters=tuple(kept),
+        axes=axes,
+        parameters=kept,
         sites=tuple(sites),
         combinations=combinations,
         errors=errors,
@@ -658,7 +599,9 @@ def _with_skipped_defaults(
     """
     if not skipped:
         return prompt
-    template = json.loads(json.dumps(prompt))
+    # Own node and inputs dicts, nested literals shared: a JSON round trip here copied every string of the
+    # prompt (a skipped parameter's values text may be megabytes) inside the onprompt hook.
+    template = _private_copy(prompt)
     for spec in skipped:
         for node_id, node in prompt.items():
             for input_name, value in node_inputs(node).items():
