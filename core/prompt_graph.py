@@ -328,18 +328,54 @@ def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[Para
     return chain
 
 
-def _parse_target_text(text: str) -> list[tuple[str, str]]:
-    """``"KSampler.cfg; 12.seed"`` -> [("KSampler", "cfg"), ("12", "seed")]; the input is after the last dot."""
-    targets = []
-    for part in text.replace("\n", ";").split(";"):
-        part = part.strip()
-        if not part:
+_TARGET_FORM = "'node title or id.input name', e.g. 'KSampler.cfg'"
+
+
+def _target_parts(text: str) -> list[str]:
+    """``"KSampler.cfg; 12.seed"`` -> ["KSampler.cfg", "12.seed"] (``;`` or new lines separate targets)."""
+    parts = [part.strip() for part in text.replace("\n", ";").split(";")]
+    return [part for part in parts if part]
+
+
+def _nodes_named(prompt: Mapping[str, Any], node_ref: str) -> list[str]:
+    """A node id first, else every node with that title, else every node of that class."""
+    if node_ref in prompt:
+        return [node_ref]
+    matches = [str(i) for i, n in prompt.items() if isinstance(n, Mapping) and _node_title(n) == node_ref]
+    return matches or [str(i) for i, n in prompt.items() if _class(n) == node_ref]
+
+
+def resolve_target(prompt: Mapping[str, Any], part: str) -> list[Site]:
+    """The inputs one target names, resolved against the nodes' actual input names.
+
+    Input names may contain dots (V3 dynamic inputs: ``resize_type.multiplier``, ``images.image0``) and so
+    may titles, so the target is split at each dot from the left, that is the longest input name first; the
+    first split whose node reference names nodes that all have that input wins.
+
+    Raises:
+        ValueError: no split names a node with that input (the message says what was missing).
+    """
+    missing_input: str | None = None
+    position = part.find(".")
+    while position != -1:
+        node_ref, input_name = part[:position].strip().lstrip("#"), part[position + 1:].strip()
+        position = part.find(".", position + 1)
+        if not node_ref or not input_name:
             continue
-        node_ref, dot, input_name = part.rpartition(".")
-        if not dot or not node_ref.strip() or not input_name.strip():
-            raise ValueError(f"target {part!r} must look like 'node title or id.input name', e.g. 'KSampler.cfg'")
-        targets.append((node_ref.strip().lstrip("#"), input_name.strip()))
-    return targets
+        matches = _nodes_named(prompt, node_ref)
+        lacking = [n for n in matches if input_name not in node_inputs(prompt[n])]
+        if matches and not lacking:
+            return [Site(node_id, input_name) for node_id in matches]
+        if lacking and missing_input is None:
+            node = prompt[lacking[0]]
+            missing_input = f"target {node_ref}.{input_name}: node {lacking[0]} ({_class(node) or '?'}) has no input {input_name!r}"
+    if missing_input is not None:
+        raise ValueError(missing_input)
+    node_ref, dot, input_name = part.rpartition(".")
+    if not dot or not node_ref.strip().lstrip("#") or not input_name.strip():
+        raise ValueError(f"target {part!r} must look like {_TARGET_FORM}")
+    node_ref = node_ref.strip().lstrip("#")
+    raise ValueError(f"target {node_ref}.{input_name.strip()}: no node has the id, title or type {node_ref!r}")
 
 
 def wired_sites(prompt: Mapping[str, Any], parameter_ids: set[str]) -> dict[str, list[Site]]:
@@ -358,8 +394,8 @@ def wired_sites(prompt: Mapping[str, Any], parameter_ids: set[str]) -> dict[str,
 def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec, wired: Mapping[str, Sequence[Site]] | None = None) -> tuple[Site, ...]:
     """Every input that receives ``spec``'s value: inputs wired to its value output, then named targets.
 
-    A named target matches a node id first, else every node with that title, else every node of that class.
-    ``wired`` is :func:`wired_sites` of the prompt when the caller resolves several parameters.
+    A named target matches a node id first, else every node with that title, else every node of that class
+    (see :func:`resolve_target` for dotted input names). ``wired`` is :func:`wired_sites` of the prompt when the caller resolves several parameters.
 
     Raises:
         ValueError: a target that names no node, or a node without that input.
@@ -367,21 +403,8 @@ def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec, wired: Mapping
     if wired is None:
         wired = wired_sites(prompt, {spec.node_id})
     sites: list[Site] = list(wired.get(spec.node_id, ()))
-    for node_ref, input_name in _parse_target_text(spec.target):
-        if node_ref in prompt:
-            matches = [node_ref]
-        else:
-            matches = [str(i) for i, n in prompt.items() if isinstance(n, Mapping) and _node_title(n) == node_ref]
-            if not matches:
-                matches = [str(i) for i, n in prompt.items() if _class(n) == node_ref]
-        if not matches:
-            raise ValueError(f"target {node_ref}.{input_name}: no node has the id, title or type {node_ref!r}")
-        for node_id in matches:
-            if input_name not in node_inputs(prompt[node_id]):
-                raise ValueError(
-                    f"target {node_ref}.{input_name}: node {node_id} ({prompt[node_id].get('class_type')}) has no input {input_name!r}"
-                )
-            sites.append(Site(node_id, input_name))
+    for part in _target_parts(spec.target):
+        sites.extend(resolve_target(prompt, part))
     # One site may be both wired and named; keep the first of each.
     return tuple(dict.fromkeys(sites))
 
