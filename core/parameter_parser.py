@@ -101,13 +101,12 @@ _INT_TEXT = re.compile(r"[+-]?\d+", re.ASCII)
 # A quoted field ends on its line: quotes never span lines (doubled quotes inside are literal quotes).
 _QUOTED_FIELD = re.compile(r'"(?:[^"\r\n]|"")*"')
 _WHOLE_LINE_QUOTED = re.compile(r'"(?:[^"]|"")*"')
-#: Separators and blanks before the next field ("1,,  ,\n\n2"): skipped by one character-class scan in C,
-#: so text made of separators costs microseconds per megabyte, not a Python step per empty field.
+#: Separators and blanks before the next field ("1,,  ,\n\n2"): skipped by one character-class scan in C (no
+#: backtracking), so text made of separators costs microseconds per megabyte, not a Python step per empty field.
 _SKIP = re.compile(r"[\s,]*")
 _WHITESPACE = re.compile(r"\s*")
 _FIELD_END = re.compile(r"[,\r\n]")
 _LINE_END = re.compile(r"[\r\n]")
-_LEADING_SPACES = re.compile(r" *")
 
 
 @dataclass(frozen=True)
@@ -154,19 +153,13 @@ def _iter_csv_fields(source: str, *, name: str) -> Iterator[Field]:
         skip_end = skipped.end() if skipped is not None else pos
         if skip_end >= length:
             return
-        # The field starts after the last separator of the skipped run: spaces after it belong to the field
-        # (csv skips only spaces before a quote; a tab makes the quote literal).
-        last_sep = max(source.rfind(",", pos, skip_end), source.rfind("\n", pos, skip_end), source.rfind("\r", pos, skip_end))
-        pos = last_sep + 1 if last_sep >= 0 else pos
-        spaces = _LEADING_SPACES.match(source, pos)
-        pos = spaces.end() if spaces is not None else pos
-        if pos < length and source[pos] == '"':
-            quoted = _QUOTED_FIELD.match(source, pos)
+        if source[skip_end] == '"' and _only_spaces_since_separator(source, pos, skip_end):
+            quoted = _QUOTED_FIELD.match(source, skip_end)
             if quoted is None:
-                line_end = _LINE_END.search(source, pos)
+                line_end = _LINE_END.search(source, skip_end)
                 raise _error(
                     "unterminated quote (quotes do not span lines)",
-                    name=name, source=source, start=pos, end=line_end.start() if line_end else length,
+                    name=name, source=source, start=skip_end, end=line_end.start() if line_end else length,
                 )
             field_end = after = quoted.end()
             while after < length and source[after] in " \t":
@@ -177,17 +170,25 @@ def _iter_csv_fields(source: str, *, name: str) -> Iterator[Field]:
                     name=name, source=source, start=after, end=after + 1,
                 )
             text = quoted.group()[1:-1].replace('""', '"').strip()
-            yield Field(text=text, start=pos, end=field_end, quoted=True)
+            yield Field(text=text, start=skip_end, end=field_end, quoted=True)
             pos = after
             continue
-        end_match = _FIELD_END.search(source, pos)
+        # An unquoted field, from its first non-blank character to the next separator.
+        end_match = _FIELD_END.search(source, skip_end)
         field_end = end_match.start() if end_match is not None else length
-        raw = source[pos:field_end]
-        text = raw.strip()
-        if text:
-            start = pos + (len(raw) - len(raw.lstrip()))
-            yield Field(text=text, start=start, end=start + len(text))
+        text = source[skip_end:field_end].rstrip()
+        yield Field(text=text, start=skip_end, end=skip_end + len(text))
         pos = field_end
+
+
+def _only_spaces_since_separator(source: str, pos: int, skip_end: int) -> bool:
+    """Whether only spaces lie between the last separator before ``skip_end`` and it: csv skips only spaces
+    before a quote, so after a tab the quote is a literal character of an unquoted field."""
+    if skip_end == pos or source[skip_end - 1] in ",\r\n":
+        return True
+    last_sep = max(source.rfind(",", pos, skip_end), source.rfind("\n", pos, skip_end), source.rfind("\r", pos, skip_end))
+    blanks = source[last_sep + 1 if last_sep >= 0 else pos:skip_end]
+    return not blanks.strip(" ")
 
 
 def _iter_string_lines(source: str) -> Iterator[Field]:

@@ -17,12 +17,11 @@ import copy
 import csv
 import functools
 import io
-import itertools
 import json
 import logging
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
 from . import combination_engine
 from .combination_engine import DEFAULT_MAX_COMBINATIONS, Axis, Combination, CombinationSet
@@ -213,10 +212,10 @@ class SweepPlan:
             cached = self.__dict__["_template_checked"] = (template, well_formed)
         return cached
 
-    def run_order(self) -> list[int]:
-        """Cell indices in the order to run them: see :func:`cache_friendly_order`."""
+    def run_order(self) -> Sequence[int]:
+        """Cell indices in the order to run them (lazy): see :func:`cache_friendly_order`."""
         if not self.cache_friendly:
-            return list(range(self.total))
+            return range(self.total)
         return cache_friendly_order(self.template, self.sites, self.combinations)
 
     def image_size(self, combination: Combination | None = None) -> tuple[int, int] | None:
@@ -584,29 +583,68 @@ def axis_costs(prompt: Mapping[str, Any], sites: Sequence[Sequence[Site]]) -> li
     ]
 
 
-def cache_friendly_order(prompt: Mapping[str, Any], sites: Sequence[Sequence[Site]], combinations: CombinationSet) -> list[int]:
+class NestedOrder(Sequence[int]):
+    """A matrix sweep's cells with the axes nested in another order, computed one position at a time.
+
+    Position ``p`` written in the mixed radix of the axis sizes taken in ``nesting`` order (the first
+    nesting axis slowest) gives each axis's coordinate; the cell is the user-order index of those
+    coordinates. O(axes) per position and O(1) to build, so a 100,000-cell sweep never holds its order as a
+    list on the server loop.
+    """
+
+    def __init__(self, combinations: CombinationSet, nesting: Sequence[int]) -> None:
+        self._combinations = combinations
+        self._nesting = tuple(nesting)
+        self._sizes = tuple(len(axis.values) for axis in combinations.axes)
+        self._length = len(combinations)
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, position: int) -> int: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[int]: ...
+
+    def __getitem__(self, position: int | slice) -> int | list[int]:
+        if isinstance(position, slice):
+            return [self[p] for p in range(*position.indices(self._length))]
+        p = position + self._length if position < 0 else position
+        if not 0 <= p < self._length:
+            raise IndexError(f"run order position {position} out of range for {self._length} cells")
+        coords = [0] * len(self._sizes)
+        for axis in reversed(self._nesting):  # the last nesting axis varies fastest
+            p, coords[axis] = divmod(p, self._sizes[axis])
+        return self._combinations.index_of(coords)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == self._length and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def cache_friendly_order(prompt: Mapping[str, Any], sites: Sequence[Sequence[Site]], combinations: CombinationSet) -> Sequence[int]:
     """The order to run a matrix sweep's cells so ComfyUI's cache re-runs expensive nodes least.
 
     ComfyUI reuses every node whose inputs did not change since the previous prompt, so the axis that
     invalidates the most expensive work (a checkpoint loader, say) should change least often: axes are
     nested by descending cost, ties keeping the user's order. Linear sweeps change every axis each cell and
     keep their order. Grids and manifests always use the user's order (cell index), never this one.
+
+    Returns:
+        A lazy sequence of cell indices (``range`` when the user's order is already the best).
     """
     total = len(combinations)
     if combinations.mode != "matrix" or len(sites) < 2:
-        return list(range(total))
+        return range(total)
     costs = axis_costs(prompt, sites)
     nesting = sorted(range(len(sites)), key=lambda axis: -costs[axis])  # stable: ties keep user order
     if nesting == list(range(len(sites))):
-        return list(range(total))
-    sizes = [len(axis.values) for axis in combinations.axes]
-    order = []
-    for permuted in itertools.product(*(range(sizes[axis]) for axis in nesting)):
-        coords = [0] * len(sizes)
-        for axis, coord in zip(nesting, permuted):
-            coords[axis] = coord
-        order.append(combinations.index_of(coords))
-    return order
+        return range(total)
+    return NestedOrder(combinations, nesting)
 
 
 def _with_skipped_defaults(

@@ -138,6 +138,18 @@ def test_sweep_service_preview_is_a_delegation_to_the_planner(hook, monkeypatch)
     assert seen[0]["parse"] == hook.service.parse and seen[0]["max_combinations"] == hook.service.max_combinations
 
 
+def test_the_badge_does_not_estimate_the_grid_of_a_10000_value_axis():
+    """Issue 12.5: that estimate took seconds of CPU and stalled the server loop even off it; the badge says
+    why there is no grid size instead (the sweep's grid is still checked when queued)."""
+    asked = []
+    body = {"parameters": [{"name": "seed", "type": "SEED", "values": "1-10000"}], "image_size": [512, 512]}
+    answer = planner.preview(body, parse=parameter_parser.parse, grid_estimate=lambda *a: asked.append(a) or {"width": 1})
+    assert asked == [] and answer["count"] == 10_000
+    assert answer["grid"]["estimated"] is False and "10,000 labels" in answer["grid"]["warnings"][0]
+    small = {"parameters": [{"name": "seed", "type": "SEED", "values": "1-2000"}]}
+    assert planner.preview(small, parse=parameter_parser.parse, grid_estimate=lambda *a: {"width": 1})["grid"] == {"width": 1}
+
+
 # ------------------------------------------------------------------------------------------------ limits
 def test_the_combination_limit_is_100000_by_default():
     axes = [planner.Axis(name=f"a{i}", values=tuple(range(10))) for i in range(5)]
