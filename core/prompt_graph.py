@@ -21,7 +21,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, TypeGuard, overload
 
 from . import combination_engine
 from .combination_engine import DEFAULT_MAX_COMBINATIONS, Axis, Combination, CombinationSet
@@ -246,7 +246,7 @@ def _is_link(value: Any) -> bool:
     )
 
 
-def _is_mapping(value: Any) -> bool:
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
     # Prompts are JSON, so nearly always plain dicts: skip the ABC check (these run per node in the hook).
     return type(value) is dict or isinstance(value, Mapping)
 
@@ -262,11 +262,10 @@ def _class(node: Any) -> str:
     return class_type if isinstance(class_type, str) else ""
 
 
-def _node_title(node: Mapping[str, Any]) -> str:
-    meta = node.get("_meta")
-    if isinstance(meta, Mapping) and isinstance(meta.get("title"), str):
-        return meta["title"]
-    return ""
+def _node_title(node: Any) -> str:
+    meta = node.get("_meta") if _is_mapping(node) else None
+    title = meta.get("title") if _is_mapping(meta) else None
+    return title if isinstance(title, str) else ""
 
 
 def is_expanded(json_data: Mapping[str, Any]) -> bool:
@@ -472,7 +471,6 @@ def plan_sweep(
     # A skipped parameter's wired inputs fall back to the input's own default, so its node (whose values do
     # not parse) never runs inside a cell; without a known default the sweep cannot honestly run.
     template = _with_skipped_defaults(prompt, axes_plan.skipped, input_default, errors)
-    template = template if template is not prompt else _private_copy(prompt)
     if axes_plan.combinations is None:
         raise PlanError(axes_plan.refusal or "the sweep cannot be planned")
     combinations = axes_plan.combinations
@@ -652,17 +650,18 @@ def _with_skipped_defaults(
     skipped: Sequence[ParameterSpec],
     input_default: Callable[[str, str], Any] | None,
     errors: list[ParameterError],
-) -> Mapping[str, Any]:
-    """``prompt`` with every input wired to a skipped parameter's value set to that input's default.
+) -> dict[str, Any]:
+    """A private copy of ``prompt`` with every input wired to a skipped parameter's value set to that input's
+    default.
 
     Raises:
         PlanError: a wired input has no known default (the sweep would run with a broken node).
     """
-    if not skipped:
-        return prompt
     # Own node and inputs dicts, nested literals shared: a JSON round trip here copied every string of the
     # prompt (a skipped parameter's values text may be megabytes) inside the onprompt hook.
     template = _private_copy(prompt)
+    if not skipped:
+        return template
     for spec in skipped:
         for node_id, node in prompt.items():
             for input_name, value in node_inputs(node).items():
@@ -749,7 +748,7 @@ def workflow_for_cell(workflow: Any, cell_values: Mapping[str, Any]) -> Any:
     nodes = []
     for node in workflow["nodes"]:
         node_id = str(node.get("id")) if isinstance(node, Mapping) else None
-        if node_id in cell_values and node.get("type") in PARAMETER_CLASSES and isinstance(node.get("widgets_values"), list):
+        if node_id is not None and node_id in cell_values and node.get("type") in PARAMETER_CLASSES and isinstance(node.get("widgets_values"), list):
             order = _PARAM_WIDGETS_GENERIC if node["type"] == "WIParameter" else _PARAM_WIDGETS_TYPED
             widgets = list(node["widgets_values"])
             position = order.index("values")
