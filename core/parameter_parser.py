@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from .errors import LimitExceededError, ParamSyntaxError
 
@@ -109,9 +109,9 @@ _FIELD_END = re.compile(r"[,\r\n]")
 _LINE_END = re.compile(r"[\r\n]")
 
 
-@dataclass(frozen=True)
-class Field:
-    """One value-sized piece of the source text.
+class Field(NamedTuple):
+    """One value-sized piece of the source text (a named tuple: the scanner builds one per item, and a frozen
+    dataclass costs several times more to construct).
 
     Attributes:
         text: The value text, trimmed, with CSV quoting removed.
@@ -148,8 +148,9 @@ def _iter_csv_fields(source: str, *, name: str) -> Iterator[Field]:
     generator stops after the first ``max_values + 1`` fields.
     """
     pos, length = 0, len(source)
+    skip, field_end_search = _SKIP.match, _FIELD_END.search  # bound once: this loop runs per item
     while True:
-        skipped = _SKIP.match(source, pos)
+        skipped = skip(source, pos)
         skip_end = skipped.end() if skipped is not None else pos
         if skip_end >= length:
             return
@@ -174,10 +175,10 @@ def _iter_csv_fields(source: str, *, name: str) -> Iterator[Field]:
             pos = after
             continue
         # An unquoted field, from its first non-blank character to the next separator.
-        end_match = _FIELD_END.search(source, skip_end)
+        end_match = field_end_search(source, skip_end)
         field_end = end_match.start() if end_match is not None else length
         text = source[skip_end:field_end].rstrip()
-        yield Field(text=text, start=skip_end, end=skip_end + len(text))
+        yield Field(text, skip_end, skip_end + len(text), False)
         pos = field_end
 
 
