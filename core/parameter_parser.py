@@ -389,13 +389,15 @@ def normalize_type(type: str, *, name: str = "") -> str:
 class _Ctx:
     """What the parser needs to build an error for one field."""
 
-    __slots__ = ("kind", "name", "source", "options")
+    __slots__ = ("kind", "name", "source", "options", "option_set")
 
     def __init__(self, kind: str, name: str, source: str, options: tuple[str, ...] | None) -> None:
         self.kind = kind
         self.name = name
         self.source = source
         self.options = options
+        # Membership per item in O(1): 10,000 items against a 1,000-option list were 10 million comparisons.
+        self.option_set = None if options is None else frozenset(options)
 
     def error(self, message: str, start: int, end: int) -> ParamSyntaxError:
         return _error(message, name=self.name, source=self.source, start=start, end=end)
@@ -451,7 +453,7 @@ def _to_fraction(text: str, ctx: _Ctx, start: int, end: int) -> Fraction:
 
 def _check_option(text: str, ctx: _Ctx, start: int, end: int) -> None:
     options = ctx.options
-    if options is None or text in options:
+    if options is None or ctx.option_set is None or text in ctx.option_set:
         return
     lowered = text.lower()
     close = [o for o in options if o.lower() == lowered]
@@ -574,7 +576,7 @@ def _parse_field(field: Field, ctx: _Ctx) -> Item:
         if ctx.kind in _NUMERIC_TYPES:
             return _parse_numeric(field, ctx)
         # An option that literally contains "*" or "?" is taken as itself, not as a pattern.
-        if ctx.kind == "COMBO" and _has_glob(field.text) and not (ctx.options and field.text in ctx.options):
+        if ctx.kind == "COMBO" and _has_glob(field.text) and not (ctx.option_set and field.text in ctx.option_set):
             if ctx.options is None:
                 raise ctx.error(
                     f'pattern "{field.text}" needs the list of options, which is unknown here',
