@@ -287,3 +287,23 @@ def test_run_order_of_a_big_sweep_is_lazy_and_a_permutation():
     first = [result.combinations[i].values for i in order[:3]]
     assert first == [(1, "m0"), (2, "m0"), (3, "m0")]
     assert result.combinations[order[-1]].values == (1000, "m99") and order[-1] == order[99_999]
+
+
+def test_a_skipped_parameter_does_not_copy_the_prompts_text_in_the_hook():
+    """The template used to be a JSON round trip of the whole prompt when a parameter was skipped: every
+    string copied (a skipped parameter's values text may be megabytes) inside the onprompt hook."""
+    big = "1," * 200_000 + "x"
+    result = plan(base_prompt(target_a="7.steps", values_b=big))  # "text" is skipped (invalid), wired into 9.text
+    assert [a.name for a in result.axes] == ["steps"]
+    assert result.template["2"]["inputs"]["values"] is big  # shared, not copied
+    assert result.template["9"]["inputs"]["text"] == "default"
+
+
+def test_a_skipped_parameter_next_to_a_non_json_literal_still_plans():
+    """Another pack's onprompt handler may leave a literal JSON cannot encode; the JSON round trip raised
+    TypeError there, and the hook's boundary then queued the sweep unexpanded."""
+    prompt = base_prompt(target_a="7.steps", values_b='a, "b')  # "text" is skipped: unterminated quote
+    marker = {1, 2}  # a set: not JSON
+    prompt["8"]["inputs"]["extra"] = marker
+    result = plan(prompt)
+    assert [a.name for a in result.axes] == ["steps"] and result.template["8"]["inputs"]["extra"] is marker
