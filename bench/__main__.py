@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from . import cache_order_bench, e2e_bench, grid_bench, interception_bench, manager_bench, status_load_bench
+from . import cache_order_bench, e2e_bench, grid_bench, interception_bench, loop_stall_bench, manager_bench, status_load_bench
 
 
 def _grid_table(rows: list[dict[str, Any]]) -> str:
@@ -35,6 +35,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], list[dict[str, Any]]], Callabl
                 manager_bench.run, manager_bench.table),
     "status_load": ("6. Status route under load on a real ComfyUI: sweep wall time with and without ~200 requests/s",
                     status_load_bench.run, status_load_bench.table),
+    "loop_stall": ("7. Loop stall on a real ComfyUI: longest /queue poll during the worst preview and the worst prompt",
+                   loop_stall_bench.run, loop_stall_bench.table),
     "grid": ("5. Grid compositor: time and peak memory vs naive compose and the PNG-encode floor",
              grid_bench.run, _grid_table),
 }

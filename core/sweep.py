@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from . import batch_outputs, parameter_parser, prompt_graph, saved_cells
-from .combination_engine import Axis
+from . import batch_outputs, parameter_parser, planner, prompt_graph, saved_cells
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
 from .iteration_state import CELL_STATUS_CHARS, IterationStateManager
 from .paths import batch_subfolder, new_batch_id
@@ -102,7 +101,7 @@ class BatchRun:
     prompt_id: str = ""  # the submitted cell's prompt id
     client_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    order: list[int] = field(default_factory=lambda: [0])  # run order of cell indices; order[0] runs first
+    order: Sequence[int] = field(default_factory=lambda: [0])  # run order of cell indices; order[0] runs first
     phase: Phase = Phase.AWAITING_ACCEPTANCE
     settled: asyncio.Event | None = None  # accepted (template_item set) or rejected (rejection set)
     template_item: tuple[Any, ...] | None = None
@@ -215,8 +214,8 @@ class SweepService:
         host: Host,
         *,
         grid_builder: GridBuilder | None = None,
-        max_values: int = 10_000,
-        max_combinations: int = 10_000,
+        max_values: int | None = None,
+        max_combinations: int | None = None,
         window: int = DEFAULT_WINDOW,
         journal: Any = None,
     ) -> None:
@@ -224,8 +223,9 @@ class SweepService:
         self.host = host
         self.journal = journal
         self.grid_builder = grid_builder
-        self.max_values = max_values
-        self.max_combinations = max_combinations
+        limits = planner.Limits.from_env()  # WI_MAX_VALUES / WI_MAX_COMBINATIONS, else the defaults
+        self.max_values = limits.max_values if max_values is None else max_values
+        self.max_combinations = limits.max_combinations if max_combinations is None else max_combinations
         self.window = max(2, window)
         # One run per batch with open cells (dropped when none is left), and the runs whose submitted cell
         # ComfyUI has not queued yet, by its prompt id (also matched by prompt object identity, which survives
@@ -860,54 +860,8 @@ class SweepService:
 
     # ----------------------------------------------------------------- pre-flight (the iterator badge)
     def preview(self, body: Any) -> dict[str, Any]:
-        """Count the prompts a sweep will queue and check its values, by the same rules as the hook.
-
-        Body: ``{"parameters": [{"name", "type", "values", "options"?}], "mode", "unequal_lengths"?,
-        "image_size"?: [w, h], "grid"?: {grid options}}``.
-
-        Raises:
-            ValueError: the body is not of that shape (HTTP 400).
-        """
-        if not isinstance(body, Mapping) or not isinstance(body.get("parameters"), list):
-            raise ValueError('body must be a JSON object with a "parameters" list')
-        mode = str(body.get("mode", "matrix"))
-        if mode not in ("matrix", "linear"):
-            raise ValueError(f"mode must be 'matrix' or 'linear', not {mode!r}")
-        axes_out: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-        counts: list[int] = []
-        valid_axes = []
-        for position, param in enumerate(body["parameters"][:64]):
-            if not isinstance(param, Mapping):
-                raise ValueError(f"parameters[{position}] must be an object")
-            name = str(param.get("name") or f"param {position + 1}")
-            options = param.get("options") if isinstance(param.get("options"), list) else None
-            try:
-                values = self.parse(str(param.get("values", "")), str(param.get("type", "STRING")), name=name, options=options)
-            except (ParamSyntaxError, ValueError) as exc:
-                axes_out.append({"name": name, "count": 0, "error": str(exc)})
-                errors.append({"param": name, "node_id": param.get("node_id"), "message": str(exc)})
-                continue
-            axes_out.append({"name": name, "count": len(values)})
-            counts.append(len(values))
-            valid_axes.append(Axis(name=name, values=tuple(values), type=str(param.get("type", "STRING")).upper()))
-        if not counts:
-            count = 0
-        elif mode == "matrix":
-            count = 1
-            for c in counts:
-                count *= c
-        else:
-            count = max(counts)
-        result: dict[str, Any] = {"count": count, "axes": axes_out, "errors": errors, "limit": self.max_combinations}
-        if count > self.max_combinations:
-            errors.append({"param": None, "message": f"{count} combinations exceed the limit of {self.max_combinations}"})
-        elif valid_axes:
-            try:
-                result["grid"] = batch_outputs.preview_grid(valid_axes, mode, count, body.get("image_size"), body.get("grid"))
-            except Exception:  # the badge still shows the count without a grid estimate
-                logger.exception("WI: grid preview failed")
-        return result
+        """The iterator badge (POST /wi/preview): :func:`planner.preview`, with this service's parser and limit."""
+        return planner.preview(body, parse=self.parse, max_combinations=self.max_combinations, grid_estimate=batch_outputs.preview_grid)
 
     # ----------------------------------------------------------------- events
     def _forward_event(self, event: str, payload: dict[str, Any]) -> None:

@@ -24,6 +24,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
+from ..core import input_spec
+
 logger = logging.getLogger(__name__)
 
 _INSTALLED_FLAG = "_wi_installed"
@@ -71,51 +73,28 @@ def metadata_disabled() -> bool:
     return bool(getattr(args, "disable_metadata", False))
 
 
-def combo_options(class_type: str, input_name: str) -> list[str] | None:
-    """Allowed values of a COMBO input (V1 list form or ``("COMBO", {"options": [...]})``), else None."""
+def _input_types(class_type: str) -> Any:
+    """``INPUT_TYPES()`` of a registered class, or None (unknown class, or its INPUT_TYPES raised)."""
     try:
         import nodes as comfy_nodes  # type: ignore[import-not-found]
 
         node_class = comfy_nodes.NODE_CLASS_MAPPINGS.get(class_type)
-        if node_class is None:
-            return None
-        spec = node_class.INPUT_TYPES()
+        return node_class.INPUT_TYPES() if node_class is not None else None
     except Exception:  # a custom node's INPUT_TYPES may raise; then the options are simply unknown
         logger.debug("WI: INPUT_TYPES of %s failed", class_type, exc_info=True)
         return None
-    for section in ("required", "optional"):
-        entry = (spec.get(section) or {}).get(input_name)
-        if not entry:
-            continue
-        kind = entry[0]
-        if isinstance(kind, (list, tuple)):
-            return [str(o) for o in kind]
-        if kind == "COMBO" and len(entry) > 1 and isinstance(entry[1], dict) and isinstance(entry[1].get("options"), list):
-            return [str(o) for o in entry[1]["options"]]
-    return None
+
+
+def combo_options(class_type: str, input_name: str) -> list[str] | None:
+    """Allowed values of a COMBO input (V1 list form, ``("COMBO", {"options": [...]})``, a V3 dynamic combo's
+    keys, or a nested input such as ``resize_type.scale_method``), else None."""
+    return input_spec.input_options(_input_types(class_type), input_name)
 
 
 def input_default(class_type: str, input_name: str) -> Any:
-    """The default an input shows in a new node (a combo's first option), or None when unknown."""
-    try:
-        import nodes as comfy_nodes  # type: ignore[import-not-found]
-
-        node_class = comfy_nodes.NODE_CLASS_MAPPINGS.get(class_type)
-        spec = node_class.INPUT_TYPES() if node_class is not None else {}
-    except Exception:  # a custom node's INPUT_TYPES may raise; then the default is unknown
-        return None
-    for section in ("required", "optional"):
-        entry = (spec.get(section) or {}).get(input_name)
-        if not entry:
-            continue
-        options = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
-        if "default" in options:
-            return options["default"]
-        if isinstance(entry[0], (list, tuple)) and entry[0]:
-            return entry[0][0]
-        if entry[0] == "COMBO" and options.get("options"):
-            return options["options"][0]
-    return None
+    """The default an input shows in a new node (a combo's first option; nested V3 inputs by their dotted
+    name), or None when unknown."""
+    return input_spec.input_default(_input_types(class_type), input_name)
 
 
 #: node_is_written's answers by node class object (a class re-registered under the same name is asked anew).

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from aiohttp import web
@@ -183,7 +184,14 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
             return _error(404, "unknown file", filename)
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
+    # The badge's preview parses and estimates the grid (seconds for a 10,000-value axis): on its own thread,
+    # so the loop keeps answering /queue meanwhile. One thread: previews from several tabs wait for each other
+    # rather than multiply the GIL contention the loop sees. The thread starts on the first preview.
+    preview_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wi-preview")
+
     @routes.post("/wi/preview")
     @_guarded
     async def wi_preview(request: web.Request) -> web.Response:
-        return web.json_response(service.preview(await _json_body(request)))
+        body = await _json_body(request)
+        answer = await asyncio.get_running_loop().run_in_executor(preview_executor, service.preview, body)
+        return web.json_response(answer)

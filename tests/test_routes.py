@@ -454,8 +454,9 @@ def test_preview_linear_mode_counts_the_longest_axis(rh):
 def test_preview_over_the_combination_limit_reports_it(rh):
     body = {"parameters": [{"name": "a", "type": "INT", "values": "1-1000"}, {"name": "b", "type": "INT", "values": "1-1000"}]}
     status, answer, _ = rh.post("/wi/preview", json=body)
-    assert status == 200 and answer["count"] == 1_000_000
-    assert any(e["param"] is None and "exceed" in e["message"] for e in answer["errors"])
+    # The hook refuses such a sweep, so the badge says 0 prompts and how many cells it would have made.
+    assert status == 200 and answer["count"] == 0 and answer["combinations"] == 1_000_000
+    assert any(e["param"] is None and "too many combinations: 1,000,000" in e["message"] for e in answer["errors"])
 
 
 def test_preview_empty_body_is_400(rh):
