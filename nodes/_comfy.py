@@ -208,6 +208,11 @@ class ComfyHost:
         return float(-number if front else number)
 
     async def validate(self, prompt_id: str, prompt: dict, partial_targets: Any) -> tuple:
+        # 0.38+: POST /prompt swaps replaced node types (node_replace_manager) after the onprompt hooks, so only
+        # the submitted cell gets them; every other cell is replaced here the same way before validation.
+        replacer = getattr(getattr(self.server, "node_replace_manager", None), "apply_replacements", None)
+        if callable(replacer):
+            replacer(prompt)
         fn, params = self._validate_original, self._validate_arity
         if params >= 3:
             result = fn(prompt_id, prompt, partial_targets)

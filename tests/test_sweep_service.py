@@ -488,3 +488,31 @@ def test_every_cell_gets_its_own_create_time_when_comfyui_stamps_one(harness):
     ran = harness.run_all()
     stamps = [item[3]["create_time"] for item in ran]
     assert len(ran) == 3 and all(isinstance(s, int) and s > 1_600_000_000_000 for s in stamps[1:])
+
+
+class _Replacements:
+    """0.38's node_replace_manager in miniature: a retired class becomes its successor, in place."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def apply_replacements(self, prompt):
+        self.calls += 1
+        for node in prompt.values():
+            if node.get("class_type") == "RetiredEmptyImage":
+                node["class_type"] = "EmptyImage"
+
+
+def test_every_cell_gets_comfyuis_node_replacements_not_only_the_submitted_one(harness):
+    """Issue 13.5: 0.38 applies node replacements to the submitted prompt after the onprompt hooks; cells
+    1..N were validated without them and failed with missing_node_type."""
+    harness.server.node_replace_manager = _Replacements()
+    prompt = sweep_prompt("1, 2, 3", "10")
+    prompt["4"]["class_type"] = "RetiredEmptyImage"
+    status, answer = harness.post({"prompt": prompt})
+    assert status == 200, answer
+    ran = harness.run_all()
+    batch = only_batch(harness)
+    assert [c["status"] for c in batch["cells"]] == ["done", "done", "done"], batch["cells"]
+    assert all(item[2]["4"]["class_type"] == "EmptyImage" for item in ran)
+    assert harness.server.node_replace_manager.calls >= 3
