@@ -137,8 +137,12 @@ class BatchOutputs:
             # Shows the grid in the WIGridCompositor node of the tab that queued the sweep.
             images = [{k: page[k] for k in ("filename", "subfolder", "type")} for page in info["pages"]]
             last_prompt = next((c.prompt_id for c in reversed(snapshot.cells) if c.prompt_id), None)
-            self.notify("executed", {"node": str(grid_node_id), "display_node": str(grid_node_id),
-                                     "output": {"images": images}, "prompt_id": last_prompt}, snapshot.client_id)
+            message: dict[str, Any] = {"node": str(grid_node_id), "display_node": str(grid_node_id),
+                                       "output": {"images": images}, "prompt_id": last_prompt}
+            workflow_id = snapshot.meta.get("workflow_id")
+            if workflow_id:  # newer frontends file outputs under the workflow that ran them
+                message["workflow_id"] = workflow_id
+            self.notify("executed", message, snapshot.client_id)
 
     def _draw_grid(self, batch_id: str, snapshot: BatchState, record: BatchRecord, root: str, folder: str,
                    subfolder: str, info: dict[str, Any]) -> tuple[BatchRecord, list[str]]:

@@ -152,6 +152,14 @@ class CellExtras:
         }
 
 
+def _workflow_id(extra_data: Any) -> str | None:
+    """The UI workflow's id (``extra_pnginfo.workflow.id``), which newer frontends match events against."""
+    pnginfo = extra_data.get("extra_pnginfo") if isinstance(extra_data, Mapping) else None
+    workflow = pnginfo.get("workflow") if isinstance(pnginfo, Mapping) else None
+    found = workflow.get("id") if isinstance(workflow, Mapping) else None
+    return str(found) if isinstance(found, (str, int)) else None
+
+
 def describe_validation_error(valid: Sequence[Any]) -> str:
     """One line from ``validate_prompt``'s ``(ok, error, outputs, node_errors)`` naming node and reason."""
     error = valid[1] if len(valid) > 1 else None
@@ -308,6 +316,7 @@ class SweepService:
                 "save_node_ids": list(plan.save_node_ids),
                 "param_errors": [e.to_json() for e in plan.errors],
                 "subfolder": subfolder,
+                "workflow_id": _workflow_id(json_data.get("extra_data")),
             },
         )
         self.manager.attach_prompt(batch_id, 0, prompt_id)

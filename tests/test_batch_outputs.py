@@ -177,3 +177,15 @@ def test_bad_grid_option_costs_the_grid_only_not_the_manifest_and_viewer(tmp_pat
     assert not (folder / "grid.png").exists()
     (warning,) = [w for w in status["warnings"] if "grid not drawn" in w]
     assert "cell_gap" in warning
+
+
+def test_the_grid_shown_in_its_node_names_the_workflow_that_queued_it(tmp_path: Path) -> None:
+    """Issue 13.7: newer frontends file node outputs under a workflow id; the grid's executed message had none."""
+    axes = [Axis("cfg", (4.0, 6.0), "FLOAT")]
+    mgr, bid = _finished_batch(tmp_path, axes, grid_options={})
+    mgr.set_meta(bid, workflow_id="wf-123")
+    sent: list[tuple[Any, ...]] = []
+    batch_outputs.BatchOutputs(mgr, output_dir=lambda: str(tmp_path), notify=lambda *a: sent.append(a)).build(bid)
+    executed = [a for a in sent if a[0] == "executed"]
+    assert len(executed) == 1 and executed[0][1]["node"] == "9"
+    assert executed[0][1]["workflow_id"] == "wf-123" and executed[0][1]["output"]["images"]

@@ -516,3 +516,8 @@ def test_every_cell_gets_comfyuis_node_replacements_not_only_the_submitted_one(h
     assert [c["status"] for c in batch["cells"]] == ["done", "done", "done"], batch["cells"]
     assert all(item[2]["4"]["class_type"] == "EmptyImage" for item in ran)
     assert harness.server.node_replace_manager.calls >= 3
+
+
+def test_the_batch_remembers_the_ui_workflow_id_for_the_grid_message(harness):
+    harness.post({"prompt": sweep_prompt("1, 2", "10"), "extra_data": {"extra_pnginfo": {"workflow": {"id": "wf-9", "nodes": []}}}})
+    assert only_batch(harness)["meta"]["workflow_id"] == "wf-9"
