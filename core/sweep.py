@@ -33,6 +33,7 @@ from . import batch_outputs, parameter_parser, planner, prompt_graph, saved_cell
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
 from .iteration_state import CELL_STATUS_CHARS, IterationStateManager
 from .paths import batch_subfolder, new_batch_id
+from .ports import Host, QueuedPrompt
 from .states import CellStatus
 
 logger = logging.getLogger(__name__)
@@ -48,25 +49,6 @@ REFILL_FRACTION = 0.5
 YIELD_EVERY = 8
 #: How long a submitted sweep may wait for ComfyUI to queue (or reject) its first cell.
 ACCEPT_TIMEOUT_S = 600.0
-
-
-class Host(Protocol):
-    """What the service needs from ComfyUI (implemented by ``nodes/_comfy.py`` and the test stand-in)."""
-
-    def allocate_number(self, front: bool) -> float: ...
-    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None: ...
-    def create_task(self, coro: Any) -> None: ...
-    async def validate(self, prompt_id: str, prompt: dict[str, Any], partial_targets: Any) -> tuple[Any, ...]: ...
-    def put_clone(self, template_item: tuple[Any, ...], number: float, prompt_id: str, prompt: dict[str, Any],
-                  extra_data: dict[str, Any], outputs: list[str]) -> None: ...
-    def cancel_prompts(self, prompt_ids: set[str]) -> tuple[list[str], str | None]: ...
-    def send_event(self, event: str, data: dict[str, Any], sid: str | None = None) -> None: ...
-    def options_for(self, class_type: str, input_name: str) -> Sequence[str] | None: ...
-    def input_default(self, class_type: str, input_name: str) -> Any: ...
-    def node_is_written(self, class_type: str) -> bool: ...
-    def input_dir(self) -> str | None: ...
-    def run_background(self, fn: Callable[..., Any], *args: Any) -> None: ...
-    def item_tail(self) -> tuple[Any, ...]: ...
 
 
 GridBuilder = Callable[[str], None]
@@ -103,8 +85,8 @@ class BatchRun:
     extra: dict[str, Any] = field(default_factory=dict)
     order: Sequence[int] = field(default_factory=lambda: [0])  # run order of cell indices; order[0] runs first
     phase: Phase = Phase.AWAITING_ACCEPTANCE
-    settled: asyncio.Event | None = None  # accepted (template_item set) or rejected (rejection set)
-    template_item: tuple[Any, ...] | None = None
+    settled: asyncio.Event | None = None  # accepted (template set) or rejected (rejection set)
+    template: QueuedPrompt | None = None  # ComfyUI's own item for cell 0: what every clone copies
     rejection: str | None = None
     queued: set[str] = field(default_factory=set)  # prompt ids put in ComfyUI's queue, not yet started
     submitted_left_queue: bool = False  # cell 0 started (or was removed) before _start counted it as queued
@@ -346,12 +328,12 @@ class SweepService:
                 preflight = functools.partial(self.host.run_background, self._preflight, batch_id, plan, run.client_id)
             if plan.total > 1:
                 run.order = await asyncio.get_running_loop().run_in_executor(None, plan.run_order)
-            if run.template_item is None and run.rejection is None:  # usually settled already by POST /prompt
+            if run.template is None and run.rejection is None:  # usually settled already by POST /prompt
                 try:
                     await asyncio.wait_for(run.settled.wait(), timeout=ACCEPT_TIMEOUT_S)
                 except asyncio.TimeoutError:
                     run.rejection = "the submitted prompt never reached ComfyUI's queue"
-            if run.rejection is not None or run.template_item is None:
+            if run.rejection is not None or run.template is None:
                 self._take_awaiting(run.prompt_obj, run.prompt_id)
                 self._end_rejected(run, run.rejection or "not queued")
                 return
@@ -360,7 +342,7 @@ class SweepService:
                     run.queued.add(run.prompt_id)
             run.phase = Phase.FEEDING
             # The pre-flight (a thread competing for the GIL) starts once the queue holds its window of cells.
-            await self._feed(run, run.template_item, start=1, when_queued=preflight)
+            await self._feed(run, run.template, start=1, when_queued=preflight)
         except Exception:
             logger.exception("WI: starting batch %s failed", batch_id)
             self._fail_unqueued(batch_id, "internal error while queueing; see the ComfyUI log")
@@ -533,7 +515,7 @@ class SweepService:
             )
             with self._lock:
                 self._runs[batch_id] = run
-            template = (0.0, "", None, extra_base, []) + self.host.item_tail()
+            template = self.host.blank_item(extra_base)
             self.host.create_task(self._feed(run, template, start=0))
         logger.info("WI: resuming batch %s: %d cells to run, %d already saved", batch_id, len(remaining), len(todo) - len(remaining))
         return {"batch_id": batch_id, "state": "active" if remaining else "collecting",
@@ -611,22 +593,23 @@ class SweepService:
         if run.settled is not None:
             self.host.call_soon_threadsafe(run.settled.set)
 
-    def on_item_put(self, item: Sequence[Any]) -> None:
+    def on_item_put(self, item: QueuedPrompt) -> None:
         """Every queue put: when it is a sweep's first cell, the batch is accepted and its feeder may start."""
         if not self._awaiting:
             return
-        run = self._take_awaiting(item[2], item[1])
+        run = self._take_awaiting(item.prompt, item.prompt_id)
         if run is None:
             return
-        if str(item[1]) != run.prompt_id:  # a ComfyUI that chose its own id for the submitted prompt
-            run.prompt_id = str(item[1])
+        if item.prompt_id != run.prompt_id:  # a ComfyUI that chose its own id for the submitted prompt
+            run.prompt_id = item.prompt_id
             self.manager.attach_prompt(run.batch_id, 0, run.prompt_id)
         # A snapshot: when an item ends ComfyUI strips the API keys from its extra_data (0.3.64 from its running
         # copy; the item itself is also handed to nodes, which may edit it), and clones queued later still need
         # them. The worker cannot have finished the item yet: this runs right after the put, holding the GIL.
-        extra = item[3]
-        run.template_item = (*item[:3], dict(extra) if isinstance(extra, dict) else extra, *item[4:5],
-                             *copy.deepcopy(tuple(item[5:])))
+        extra = item.extra_data
+        run.template = QueuedPrompt(item.number, item.prompt_id, item.prompt,
+                                    dict(extra) if isinstance(extra, dict) else extra, item.outputs,
+                                    copy.deepcopy(item.private))
         if run.settled is not None:
             self.host.call_soon_threadsafe(run.settled.set)
 
@@ -634,7 +617,7 @@ class SweepService:
     def _accepting(self, batch_id: str) -> bool:
         return self.manager.state_of(batch_id) in ("pending", "active")
 
-    async def _feed(self, run: BatchRun, template_item: tuple[Any, ...], *, start: int,
+    async def _feed(self, run: BatchRun, template: QueuedPrompt, *, start: int,
                     when_queued: Callable[[], None] | None = None) -> None:
         """Validate and queue the cells of ``run.order[start:]`` in that order, keeping at most ``window``
         queued ahead of the worker. Each gets a priority just above the previous one, below ``number + 1``, so
@@ -642,7 +625,7 @@ class SweepService:
         the window is first full or the feeder stops, whichever comes first."""
         run.wakeup = asyncio.Event()
         plan, batch_id, total = run.plan, run.batch_id, run.plan.total
-        extras = CellExtras(template_item[3], plan, batch_id, run.subfolder)
+        extras = CellExtras(template.extra_data, plan, batch_id, run.subfolder)
         ids = self.manager.prompt_ids(batch_id)
         try:
             for position in range(start, len(run.order)):
@@ -673,7 +656,7 @@ class SweepService:
                 with run.lock:
                     run.queued.add(prompt_id)
                 number = run.number + position / total
-                self.host.put_clone(template_item, number, prompt_id, cell_prompt, extras.for_cell(combination), list(valid[2]))
+                self.host.put_clone(template, number, prompt_id, cell_prompt, extras.for_cell(combination), list(valid[2]))
                 if position % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let routes and other requests run between runs of cells
         except Exception:

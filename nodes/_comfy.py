@@ -24,6 +24,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
+from ..core.ports import QueuedPrompt
+
 from ..core import input_spec
 
 logger = logging.getLogger(__name__)
@@ -224,12 +226,21 @@ class ComfyHost:
             result = await result
         return tuple(result)
 
-    def item_tail(self) -> tuple:
-        return tuple(copy.deepcopy(field) for field in self._tail)
+    # The queue item's shape is this adapter's alone: core reads and writes QueuedPrompt records.
+    @staticmethod
+    def to_record(item: Sequence[Any]) -> QueuedPrompt:
+        return QueuedPrompt(number=float(item[0]), prompt_id=str(item[1]), prompt=item[2], extra_data=item[3],
+                            outputs=tuple(item[4]) if len(item) > 4 and item[4] is not None else (),
+                            private=tuple(item[5:]))
 
-    def put_clone(self, template_item: tuple, number: float, prompt_id: str, prompt: dict, extra_data: dict, outputs: list) -> None:
+    def blank_item(self, extra_data: dict) -> QueuedPrompt:
+        """A template for cells queued without a submitted item (resume): the running version's shape."""
+        return QueuedPrompt(0.0, "", {}, extra_data, (), tuple(copy.deepcopy(field) for field in self._tail))
+
+    def put_clone(self, template: QueuedPrompt, number: float, prompt_id: str, prompt: dict, extra_data: dict,
+                  outputs: list) -> None:
         # Fields past the fifth (0.3.67+: the sensitive dict) are copied from ComfyUI's own item for the batch.
-        tail = tuple(copy.deepcopy(field) for field in template_item[5:])
+        tail = tuple(copy.deepcopy(field) for field in template.private)
         self.queue.put((number, prompt_id, prompt, extra_data, outputs) + tail)
 
     def cancel_prompts(self, prompt_ids: set[str]) -> tuple[list[str], str | None]:
@@ -328,7 +339,7 @@ class ComfyHost:
             if len(item) >= 5:
                 self._tail = tuple({} if isinstance(field, dict) else field for field in item[5:])
             try:
-                service.on_item_put(item)
+                service.on_item_put(self.to_record(item))
             except Exception:
                 logger.exception("WI: put hook failed")
             return result
