@@ -48,6 +48,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import states as _states
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -60,14 +62,12 @@ __all__ = [
     "UNFINISHED_STATES",
 ]
 
-# Lifecycle states as lower-case strings, the same values as iteration_state.BatchStatus, plus "interrupted"
-# (a batch that was running when the process died). Kept as plain strings so this module stays importable on its
-# own by file path (the crash test does that) and the database never depends on an Enum's repr.
-TERMINAL_STATES: frozenset[str] = frozenset({"complete", "cancelled", "expired"})
-UNFINISHED_STATES: frozenset[str] = frozenset({"pending", "active", "collecting", "interrupted"})
+# Lifecycle states as the lower-case strings the database stores, from the one state module (core/states.py),
+# so the journal and the manager cannot disagree about what a state means.
+TERMINAL_STATES: frozenset[str] = frozenset(state.value for state in _states.TERMINAL)
+UNFINISHED_STATES: frozenset[str] = frozenset(state.value for state in _states.UNFINISHED_STATES)
 JOURNAL_STATES: frozenset[str] = TERMINAL_STATES | UNFINISHED_STATES
-CELL_END_STATUSES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
-_CELL_OPEN_STATUSES = ("queued", "running")
+CELL_END_STATUSES: frozenset[str] = frozenset(status.value for status in _states.CELL_ENDED)
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x57494A31  # "WIJ1": tells our file apart from any other SQLite database at the same path
