@@ -76,7 +76,7 @@ class BatchRun:
 
     batch_id: str
     plan: prompt_graph.SweepPlan
-    number: float
+    number: float | None  # the batch's priority; None: allocated by the feeder, on the loop (resume)
     partial_targets: Any
     subfolder: str
     prompt_obj: Any = None  # the submitted cell's prompt dict (matched by identity on put), or None for resume
@@ -466,7 +466,8 @@ class SweepService:
         """Queue exactly the cells of an interrupted batch that did not finish, with the same values and seeds.
 
         A cell whose images are all on disk, whole and naming this cell (its save ran before the crash, its end
-        never reached the journal), is marked done, not re-run: see :mod:`core.saved_cells`.
+        never reached the journal), is marked done, not re-run: see :mod:`core.saved_cells`. Reads the journal
+        and the batch's files: the route calls it off the server loop (the feeder it starts runs on the loop).
 
         Raises:
             UnknownBatchError: no such batch in memory or in the journal (404).
@@ -509,7 +510,7 @@ class SweepService:
             run_order = [i for i in plan.run_order() if i in wanted]
             extra_base = dict(record["plan"].get("extra_data") or {})
             run = BatchRun(
-                batch_id=batch_id, plan=plan, number=float(self.host.allocate_number(False)),
+                batch_id=batch_id, plan=plan, number=None,
                 partial_targets=record["plan"].get("partial_targets"), order=run_order, subfolder=subfolder,
                 phase=Phase.FEEDING, fed_until=0,
             )
@@ -624,6 +625,9 @@ class SweepService:
         the batch runs contiguously and prompts posted later run after it. ``when_queued`` is called once, when
         the window is first full or the feeder stops, whichever comes first."""
         run.wakeup = asyncio.Event()
+        if run.number is None:  # here, on the loop, like ComfyUI's own POST /prompt
+            run.number = float(self.host.allocate_number(False))
+        base_number = run.number
         plan, batch_id, total = run.plan, run.batch_id, run.plan.total
         extras = CellExtras(template.extra_data, plan, batch_id, run.subfolder)
         ids = self.manager.prompt_ids(batch_id)
@@ -655,7 +659,7 @@ class SweepService:
                     return  # cancelled (or gone) while this cell was validated
                 with run.lock:
                     run.queued.add(prompt_id)
-                number = run.number + position / total
+                number = base_number + position / total
                 self.host.put_clone(template, number, prompt_id, cell_prompt, extras.for_cell(combination), list(valid[2]))
                 if position % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let routes and other requests run between runs of cells

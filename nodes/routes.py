@@ -153,7 +153,9 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
     @routes.post("/wi/resume/{batch_id}")
     @_guarded
     async def wi_resume(request: web.Request) -> web.Response:
-        return web.json_response(service.resume(_batch_id(request), output_dir=_comfy.output_directory()))
+        # Reads the journal and checks the batch's files (every saved image is decoded): off the loop.
+        batch_id = _batch_id(request)
+        return web.json_response(await _off_loop(lambda: service.resume(batch_id, output_dir=_comfy.output_directory())))
 
     @routes.post("/wi/cancel_batch/{batch_id}")
     @_guarded
