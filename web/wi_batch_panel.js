@@ -7,6 +7,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { createApiClient } from "./lib/api_client.mjs";
+import { registerSidebarTab as registerTab, showToast as showToastCompat } from "./lib/compat.mjs";
 import {
   ActionType,
   actionFromEvent,
@@ -68,9 +69,7 @@ function readSetting(id, fallback) {
 }
 
 function showToast(message) {
-  const toast = app.extensionManager?.toast;
-  if (typeof toast?.add === "function") toast.add(message);
-  else console.warn(`[${EXTENSION_NAME}] ${message.summary}: ${message.detail}`);
+  if (!showToastCompat(app.extensionManager?.toast, message)) console.warn(`[${EXTENSION_NAME}] ${message.summary}: ${message.detail}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -513,10 +512,9 @@ async function openPanel() {
 }
 
 function registerSidebarTab() {
-  const manager = app.extensionManager;
-  if (typeof manager?.registerSidebarTab === "function") manager.registerSidebarTab(panelTab);
-  else if (typeof manager?.sidebarTab?.registerSidebarTab === "function") manager.sidebarTab.registerSidebarTab(panelTab);
-  else console.warn(`[${EXTENSION_NAME}] this frontend has no sidebar tab API; the Sweeps panel is unavailable`);
+  if (!registerTab(app.extensionManager, panelTab)) {
+    console.warn(`[${EXTENSION_NAME}] this frontend has no sidebar tab API; the Sweeps panel is unavailable`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -52,3 +52,15 @@ export const PANEL_CSS = `
 #wi-indicator .wi-indicator__bar { width: 48px; height: 4px; border-radius: 2px; background: var(--comfy-input-bg, #444); overflow: hidden; }
 #wi-indicator .wi-indicator__fill { height: 100%; background: #4caf50; }
 `;
+
+/** The node badge widget (wi_iterator_badge.js); a separate element so either entry can load first. */
+export const BADGE_STYLE_ELEMENT_ID = "wi-badge-styles";
+
+export const BADGE_CSS = `
+.wi-badge { box-sizing: border-box; width: 100%; padding: 3px 6px; border-radius: 4px; font: 12px/16px sans-serif;
+  color: #fff; background: #2f5f8f; overflow: hidden; overflow-wrap: anywhere; pointer-events: none; }
+.wi-badge[hidden] { display: none; }
+.wi-badge[data-wi-badge-tone="warn"] { background: #8a6a12; }
+.wi-badge[data-wi-badge-tone="error"] { background: #a33030; }
+.wi-badge[data-wi-badge-tone="muted"] { background: #4a4a4a; }
+`;
