@@ -23,6 +23,7 @@ import { PANEL_CSS, STYLE_ELEMENT_ID } from "./lib/styles.mjs";
 import {
   batchCancelledToast,
   batchFinishedToast,
+  batchResumedToast,
   isForThisClient,
   paramErrorToast,
   requestFailedToast,
@@ -103,9 +104,10 @@ function pumpDetailQueue() {
 }
 
 async function fetchDetail(batchId) {
+  const requestedAt = Date.now();
   try {
     const detail = await client.getBatch(batchId);
-    dispatch({ type: ActionType.statusDetail, detail: { ...detail, batch_id: detail.batch_id ?? batchId }, now: Date.now() });
+    dispatch({ type: ActionType.statusDetail, detail: { ...detail, batch_id: detail.batch_id ?? batchId }, requestedAt, now: Date.now() });
   } catch (error) {
     if (error?.status === 404) {
       dispatch({ type: ActionType.statusMissing, batchId, now: Date.now() });
@@ -197,6 +199,27 @@ async function cancelBatch(batchId, button) {
   }
 }
 
+/** Resume re-queues the unfinished cells of a batch ComfyUI stopped under (listed as interrupted after a restart). */
+async function resumeBatch(batchId, button) {
+  const batch = state.batches[batchId];
+  if (!batch) return;
+  button.disabled = true;
+  try {
+    const response = await client.resumeBatch(batchId);
+    dispatch({ type: ActionType.resumeAccepted, batchId, response, now: Date.now() });
+    showToast(batchResumedToast(batch, response));
+  } catch (error) {
+    if (error?.status === 409) {
+      showToast({ severity: "info", summary: "Sweep not interrupted", detail: error.message, life: 4000 });
+    } else {
+      showToast(requestFailedToast("resume", error));
+    }
+    requestDetails([batchId]);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // DOM
 
@@ -249,13 +272,17 @@ class BatchCard {
     this.cancelButton = element("button", "wi-button wi-button--danger", { type: "button", "data-wi-cancel": batchId });
     this.cancelButton.textContent = "Cancel";
     this.cancelButton.addEventListener("click", () => cancelBatch(batchId, this.cancelButton));
+    this.resumeButton = element("button", "wi-button", { type: "button", "data-wi-resume": batchId });
+    this.resumeButton.textContent = "Resume";
+    this.resumeButton.title = "Queue the cells that did not finish before ComfyUI stopped (same values and seeds)";
+    this.resumeButton.addEventListener("click", () => resumeBatch(batchId, this.resumeButton));
     this.viewerLink = element("a", "", { "data-wi-viewer": "", target: "_blank", rel: "noopener" });
     this.viewerLink.textContent = "Open HTML viewer";
     this.dismissButton = element("button", "wi-button", { type: "button", "data-wi-dismiss": batchId });
     this.dismissButton.textContent = "Dismiss";
     this.dismissButton.title = "Remove from this list (files stay on disk)";
     this.dismissButton.addEventListener("click", () => dispatch({ type: ActionType.dismiss, batchId }));
-    actions.append(this.cancelButton, this.viewerLink, this.dismissButton);
+    actions.append(this.resumeButton, this.cancelButton, this.viewerLink, this.dismissButton);
 
     this.root.append(head, this.progress, meta, this.tiles, this.warnings, this.grid, actions);
   }
@@ -288,6 +315,7 @@ class BatchCard {
     this.updateGrid(view);
 
     this.cancelButton.hidden = !view.canCancel;
+    this.resumeButton.hidden = !view.canResume;
     this.dismissButton.hidden = !view.isFinished;
     this.viewerLink.hidden = !view.viewerUrl;
     if (view.viewerUrl && this.viewerLink.getAttribute("href") !== view.viewerUrl) this.viewerLink.href = view.viewerUrl;

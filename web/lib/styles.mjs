@@ -23,6 +23,7 @@ export const PANEL_CSS = `
 .wi-batch__state { font-size: 11px; padding: 0 6px; border-radius: 8px; border: 1px solid var(--border-color, #444); }
 .wi-batch[data-wi-state="complete"] .wi-batch__state { color: #6c6; }
 .wi-batch[data-wi-state="cancelled"] .wi-batch__state, .wi-batch[data-wi-state="expired"] .wi-batch__state { color: #ca6; }
+.wi-batch[data-wi-state="interrupted"] .wi-batch__state { color: #f90; border-color: #f90; }
 .wi-batch__meta { display: flex; gap: 10px; font-size: 12px; opacity: 0.85; flex-wrap: wrap; }
 .wi-progress { display: flex; height: 8px; border-radius: 4px; overflow: hidden; background: var(--comfy-input-bg, #333); }
 .wi-progress__segment { height: 100%; }

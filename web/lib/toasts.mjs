@@ -55,3 +55,11 @@ export function batchCancelledToast(batch, removed) {
 export function requestFailedToast(action, error) {
   return { severity: "error", summary: `Sweeps: ${action} failed`, detail: String(error?.message ?? error), life: LIFE_LONG_MS };
 }
+
+/** Answer of POST /wi/resume: {queued, already_saved}. */
+export function batchResumedToast(batch, response) {
+  const name = batch ? batchDisplayName(batch) : "sweep";
+  const parts = [`${plural(Number(response?.queued) || 0, "cell")} queued again`];
+  if (Number(response?.already_saved) > 0) parts.push(`${plural(Number(response.already_saved), "cell")} already saved`);
+  return { severity: "info", summary: `Sweep resumed: ${name}`, detail: parts.join(", "), life: LIFE_SHORT_MS };
+}
