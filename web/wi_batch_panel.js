@@ -51,6 +51,8 @@ const POLL_INTERVAL_MS = 4000;
 /** Elapsed time and ETA tick between events. */
 const TICK_INTERVAL_MS = 1000;
 const MAX_PARALLEL_DETAIL_REQUESTS = 4;
+/** The pane over the graph canvas that excludes the bottom panel; the pill is positioned inside it. */
+const CANVAS_PANE_SELECTOR = ".graph-canvas-panel";
 
 const client = createApiClient(api);
 let state = createInitialState();
@@ -394,6 +396,7 @@ class SweepsPanel {
   /** The frontend may call render(el) again on re-render; re-attaching the same root keeps it idempotent. */
   mount(container) {
     ensureStyles();
+    container.classList?.add("wi-panel-host");
     if (this.root.parentElement !== container) container.replaceChildren(this.root);
     this.mounted = true;
     this.render(Date.now());
@@ -452,12 +455,20 @@ class ProgressIndicator {
     });
   }
 
+  /**
+   * Inside the canvas pane (.graph-canvas-panel, the area above an open bottom panel, on 1.27 to 1.58) when the
+   * frontend has one, else fixed to the window. Re-checked on each render: the frontend may rebuild that pane.
+   */
   attach() {
     ensureStyles();
-    if (!this.root.isConnected) document.body.appendChild(this.root);
+    const host = document.querySelector(CANVAS_PANE_SELECTOR) ?? document.body;
+    if (this.root.parentElement === host) return;
+    this.root.classList.toggle("wi-indicator--in-canvas", host !== document.body);
+    host.appendChild(this.root);
   }
 
   render(now) {
+    this.attach();
     const view = indicatorView(state, now);
     const enabled = readSetting(SETTING_SHOW_INDICATOR, true) !== false;
     this.root.hidden = !enabled || !view.visible;

@@ -4,6 +4,9 @@
 export const STYLE_ELEMENT_ID = "wi-styles";
 
 export const PANEL_CSS = `
+/* The tab container the frontend hands to render(): its height is auto, so without this the panel grows with its
+   cards and the bottom panel clips them (only the first card reachable); sized, the panel scrolls itself. */
+.wi-panel-host { height: 100%; min-height: 0; overflow: hidden; }
 .wi-panel { display: flex; flex-direction: column; gap: 8px; padding: 8px; font-size: 13px;
   color: var(--fg-color, #ddd); height: 100%; overflow-y: auto; box-sizing: border-box; }
 /* Flex rules below would otherwise override the hidden attribute the panel uses to show and hide parts. */
@@ -45,10 +48,14 @@ export const PANEL_CSS = `
   border: 1px solid var(--border-color, #444); border-radius: 4px; }
 .wi-batch__actions { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; }
 .wi-batch__actions a { color: var(--p-primary-color, #6af); }
-#wi-indicator { position: fixed; right: 16px; bottom: 16px; z-index: 1000; display: flex; align-items: center; gap: 8px;
+/* Bottom centre: the bottom-right corner holds the canvas toolbar (zoom, canvas mode, links; 1.58 adds the
+   minimap above it). Inside .graph-canvas-panel it sits above an open bottom panel instead of over it. */
+#wi-indicator { position: fixed; left: 50%; bottom: 16px; transform: translateX(-50%); z-index: 1000;
+  pointer-events: auto; display: flex; align-items: center; gap: 8px;
   padding: 4px 12px; border-radius: 999px; cursor: pointer; font-size: 12px; user-select: none;
   background: var(--comfy-menu-bg, #222); color: var(--fg-color, #ddd); border: 1px solid var(--border-color, #555);
   box-shadow: 0 2px 8px rgba(0, 0, 0, 0.4); }
+#wi-indicator.wi-indicator--in-canvas { position: absolute; bottom: 12px; }
 #wi-indicator[hidden] { display: none; }
 #wi-indicator .wi-indicator__bar { width: 48px; height: 4px; border-radius: 2px; background: var(--comfy-input-bg, #444); overflow: hidden; }
 #wi-indicator .wi-indicator__fill { height: 100%; background: #4caf50; }
