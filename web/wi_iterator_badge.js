@@ -40,8 +40,9 @@ const badgesByNode = new WeakMap();
 const previewByIterator = new WeakMap();
 const gateByIterator = new WeakMap();
 const wrappedWidgets = new WeakSet();
-/** The badge element of each node's DOM widget. */
+/** The badge element of each node's DOM widget, and the node each element was made for. */
 const badgeElements = new WeakMap();
+const elementOwners = new WeakMap();
 
 function isSweepNodeClass(className) {
   return className === ITERATOR_CLASS || String(className ?? "").startsWith(PARAMETER_CLASS_PREFIX);
@@ -210,12 +211,37 @@ function ensureBadgeWidget(node) {
   });
   if (widget) widget.serialize = false;
   badgeElements.set(node, element);
+  elementOwners.set(element, node);
   renderBadge(node);
+}
+
+function isLiveNode(node) {
+  return allGraphs().some((graph) => graph.getNodeById?.(node.id) === node);
+}
+
+/**
+ * The element on screen for `node`. Frontend 1.35's Vue renderer keeps showing the widget element of a node with
+ * the same id from the previously loaded workflow and never mounts the new node's own element (checked in the
+ * browser tests); the badge then adopts that orphan, whose owner is no longer in any graph, so it shows this
+ * node's badge. Elsewhere the node's own element is mounted and nothing is adopted.
+ */
+function shownElement(node) {
+  const element = badgeElements.get(node);
+  if (!element || element.isConnected || typeof document.querySelectorAll !== "function") return element;
+  for (const candidate of document.querySelectorAll(`[data-wi-badge-node="${CSS.escape(String(node.id))}"]`)) {
+    const owner = elementOwners.get(candidate);
+    if (!candidate.isConnected || owner === node || (owner && isLiveNode(owner))) continue;
+    badgeElements.set(node, candidate);
+    elementOwners.set(candidate, node);
+    delete candidate.dataset.signature;
+    return candidate;
+  }
+  return element;
 }
 
 /** Copies the node's badge ({lines, tone}) into its widget element. */
 function renderBadge(node) {
-  const element = badgeElements.get(node);
+  const element = shownElement(node);
   if (!element) return;
   const badge = badgesByNode.get(node) ?? null;
   element.setAttribute("data-wi-badge-node", String(node.id));

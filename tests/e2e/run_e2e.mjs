@@ -899,6 +899,16 @@ async function scenarioBadges(page) {
   for (const [id, { values, badgeIndex }] of Object.entries(data.serialized.widgetsValues)) {
     check(badgeIndex >= 0 && values <= badgeIndex, `node ${id}: widgets_values (${values}) must stop before the badge widget (#${badgeIndex})`);
   }
+  // For the docs: the sidebar closed and the chain at 100 %, centred on the iterator.
+  if (await page.locator("#wi-panel").isVisible()) await page.locator(SWEEPS_BUTTON).first().click();
+  await page.evaluate((id) => {
+    const canvas = window.app.canvas;
+    const node = (window.app.rootGraph ?? window.app.graph).getNodeById(id);
+    canvas.ds.scale = 1;
+    canvas.ds.offset = [-node.pos[0] + 640 - node.size[0] / 2, -node.pos[1] + 300 - node.size[1] / 2];
+    canvas.setDirty(true, true);
+  }, ids.iterator);
+  await page.waitForTimeout(500);
   data.screenshot = await screenshot(page, "badges", { clip: null });
   return data;
 }
