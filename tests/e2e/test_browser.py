@@ -320,9 +320,10 @@ def test_cancel_from_panel_marks_batch_cancelled_and_spares_unrelated_prompt(e2e
     assert code == 200 and status["state"] == "cancelled"
     assert 1 <= status["counts"]["done"] < status["counts"]["total"]
     assert status["counts"]["cancelled"] == status["counts"]["total"] - status["counts"]["done"]
-    history = e2e.server.wait_history(data["plainPromptId"], timeout=30)
-    assert history["status"]["status_str"] == "success"
-    image = history["outputs"]["2"]["images"][0]
+    # ComfyUI's history is in memory and restart_resume restarts the server later in the run: the driver read
+    # the unrelated prompt's history while the first server ran; its image is on disk in the shared base dir.
+    assert data["plainStatus"] == "success"
+    image = data["plainOutputs"]["2"]["images"][0]
     assert (e2e.server.output_dir / image["subfolder"] / image["filename"]).is_file()
 
 
