@@ -31,8 +31,12 @@ import { BADGE_CSS, BADGE_STYLE_ELEMENT_ID } from "./lib/styles.mjs";
 const EXTENSION_NAME = "wi.iteratorBadge";
 const PREVIEW_DEBOUNCE_MS = 300;
 const BADGE_WIDGET_NAME = "wi_badge";
-/** Room the legacy canvas renderer reserves for the badge widget (about two lines of text). */
-const BADGE_MIN_HEIGHT = 40;
+/** Least room the canvas renderer reserves for the badge widget (one line of text and padding). */
+const BADGE_MIN_HEIGHT = 24;
+/** Space the canvas renderer leaves around a DOM widget (its default, 10 px, wastes a line's height). */
+const BADGE_MARGIN = 4;
+/** Top plus bottom padding of .wi-badge (styles.mjs BADGE_CSS). */
+const BADGE_VERTICAL_PADDING = 8;
 
 const client = createApiClient(api);
 // Badge data lives in WeakMaps, not on the nodes, so it can never leak into a saved workflow.
@@ -207,12 +211,22 @@ function ensureBadgeWidget(node) {
     hideOnZoom: false,
     getValue: () => undefined,
     setValue: () => {},
-    getMinHeight: () => BADGE_MIN_HEIGHT,
+    margin: BADGE_MARGIN,
+    // The canvas renderer gives the element this height less both margins: the text's own height plus them, so
+    // no line is cut off.
+    getMinHeight: () => Math.max(BADGE_MIN_HEIGHT, textHeight(shownElement(node)) + 2 * BADGE_MARGIN),
   });
   if (widget) widget.serialize = false;
   badgeElements.set(node, element);
   elementOwners.set(element, node);
   renderBadge(node);
+}
+
+/** Height of the badge's lines plus its padding; not scrollHeight, which grows with the box it is given. */
+function textHeight(element) {
+  if (!element || element.hidden) return 0;
+  const lines = [...element.children].reduce((sum, child) => sum + (child.offsetHeight || 0), 0);
+  return lines + BADGE_VERTICAL_PADDING;
 }
 
 function isLiveNode(node) {
@@ -260,6 +274,18 @@ function renderBadge(node) {
     }),
   );
   element.title = signature;
+  if (typeof requestAnimationFrame === "function") requestAnimationFrame(() => growToFit(node));
+}
+
+/**
+ * A longer badge needs a taller node on the canvas renderer, which sizes nodes from their widgets only when asked.
+ * Grow only: a node that shrank with every shorter badge would jump while the user types.
+ */
+function growToFit(node) {
+  const wanted = typeof node.computeSize === "function" ? node.computeSize() : null;
+  if (!wanted || !node.size || !(wanted[1] > node.size[1]) || typeof node.setSize !== "function") return;
+  node.setSize([node.size[0], wanted[1]]);
+  redraw();
 }
 
 function patchNodeType(nodeType) {

@@ -463,6 +463,8 @@ async function badgeOnScreen(page, nodeId) {
       matches: all.length,
       onScreenCount: shown.length,
       visible: shown.length === 1,
+      // Text cut off by the widget's box (the canvas renderer gives DOM widgets a fixed height).
+      clipped: el.scrollHeight > el.clientHeight + 1,
       text: el.innerText.replace(/\s+/g, " ").trim(),
       tone: el.getAttribute("data-wi-badge-tone"),
       box: { x: r.x, y: r.y, width: r.width, height: r.height },
@@ -884,8 +886,12 @@ async function scenarioBadges(page) {
   check(data.radius.visible && data.radius.tone === "error" && /radius/.test(data.radius.text), `the radius badge turned red: ${JSON.stringify(data.radius)}`);
   data.radiusColour = await page.evaluate((id) => getComputedStyle(document.querySelector(`[data-wi-badge-node="${id}"]`)).backgroundColor, ids.byName.radius);
   check(data.radiusColour === "rgb(163, 48, 48)", `the error badge is red: ${data.radiusColour}`);
+  await page.waitForTimeout(300);
   data.iteratorAfter = await badgeOnScreen(page, ids.iterator);
   check(/2 prompts/.test(data.iteratorAfter.text), `the iterator count follows the edit: ${data.iteratorAfter.text}`);
+  for (const [what, badge] of [["iterator", data.iteratorAfter], ["radius", await badgeOnScreen(page, ids.byName.radius)]]) {
+    check(!badge.clipped, `the ${what} badge shows all its lines (not cut off): ${JSON.stringify(badge)}`);
+  }
   // The badge widget is part of neither the saved workflow nor the prompt.
   data.serialized = await page.evaluate(async () => {
     const app = window.app;

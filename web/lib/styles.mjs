@@ -65,7 +65,7 @@ export const PANEL_CSS = `
 export const BADGE_STYLE_ELEMENT_ID = "wi-badge-styles";
 
 export const BADGE_CSS = `
-.wi-badge { box-sizing: border-box; width: 100%; padding: 3px 6px; border-radius: 4px; font: 12px/16px sans-serif;
+.wi-badge { box-sizing: border-box; width: 100%; padding: 4px 6px; border-radius: 4px; font: 12px/16px sans-serif;
   color: #fff; background: #2f5f8f; overflow: hidden; overflow-wrap: anywhere; pointer-events: none; }
 .wi-badge[hidden] { display: none; }
 .wi-badge[data-wi-badge-tone="warn"] { background: #8a6a12; }
