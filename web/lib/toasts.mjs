@@ -1,4 +1,4 @@
-// Toast contents for server events, in the shape app.extensionManager.toast.add expects. Pure.
+// Toast contents for server events: {severity, summary, detail, life}, shown through lib/compat.mjs showToast. Pure.
 
 import { batchDisplayName } from "./view_model.mjs";
 import { formatDuration, plural, withoutCaretSnippets } from "./format.mjs";
