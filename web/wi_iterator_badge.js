@@ -236,8 +236,9 @@ function isLiveNode(node) {
 /**
  * The element on screen for `node`. Frontend 1.35's Vue renderer keeps showing the widget element of a node with
  * the same id from the previously loaded workflow and never mounts the new node's own element (checked in the
- * browser tests); the badge then adopts that orphan, whose owner is no longer in any graph, so it shows this
- * node's badge. Elsewhere the node's own element is mounted and nothing is adopted.
+ * browser tests); the badge then adopts that orphan (its owner is in no graph any more, and it sits inside
+ * this node's Vue element), so it shows this node's badge. Elsewhere the node's own element is mounted and
+ * nothing is adopted.
  */
 function shownElement(node) {
   const element = badgeElements.get(node);
@@ -245,6 +246,9 @@ function shownElement(node) {
   for (const candidate of document.querySelectorAll(`[data-wi-badge-node="${CSS.escape(String(node.id))}"]`)) {
     const owner = elementOwners.get(candidate);
     if (!candidate.isConnected || owner === node || (owner && isLiveNode(owner))) continue;
+    // Only an element the Vue renderer shows inside this node's own DOM: on the canvas renderer the new element
+    // is merely not mounted yet, and the old one is about to go.
+    if (!candidate.closest?.(`[data-node-id="${CSS.escape(String(node.id))}"]`)) continue;
     badgeElements.set(node, candidate);
     elementOwners.set(candidate, node);
     delete candidate.dataset.signature;

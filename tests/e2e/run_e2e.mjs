@@ -487,16 +487,20 @@ async function nodeIds(page) {
   });
 }
 
-/** Fits the graph into the view, so every node (and its badge) is on screen. */
-async function fitView(page) {
-  await page.evaluate(async () => {
-    try {
-      await window.app.extensionManager.command.execute("Comfy.Canvas.FitView");
-    } catch {
-      // Older frontends without the command: the loaded workflow is small and starts in view anyway.
-    }
-  });
-  await page.waitForTimeout(300);
+/**
+ * Centres node `nodeId` at 100 % zoom. Not "fit view": a whole sweep fits only below the zoom at which the canvas
+ * renderer stops showing DOM widgets (its own text areas as well as the badges).
+ */
+async function focusNode(page, nodeId) {
+  await page.evaluate((id) => {
+    const canvas = window.app.canvas;
+    const node = (window.app.rootGraph ?? window.app.graph).getNodeById(id);
+    const box = canvas.canvas.getBoundingClientRect();
+    canvas.ds.scale = 1;
+    canvas.ds.offset = [-node.pos[0] + box.width / 2 - node.size[0] / 2, -node.pos[1] + box.height / 2 - node.size[1] / 2];
+    canvas.setDirty(true, true);
+  }, nodeId);
+  await page.waitForTimeout(400);
 }
 
 /** Asks the parent (test_browser.py) to kill ComfyUI and start it again on the same base directory and port. */
@@ -770,8 +774,8 @@ async function scenarioParamError(page) {
     return node ? ext.badgeFor(node) : null;
   });
   // ... and shows it on the node, in either renderer.
-  await fitView(page);
   const ids = await nodeIds(page);
+  await focusNode(page, ids.byName.radius);
   data.badgeOnScreen = await badgeOnScreen(page, ids.byName.radius);
   data.badgeOnScreenSkipped = await domWidgetsUnsupported(page, ids.byName.radius);
   if (data.badgeOnScreenSkipped) log(`param_error: on-screen badge not checked: ${data.badgeOnScreenSkipped}`);
@@ -864,14 +868,15 @@ async function scenarioBadges(page) {
   const data = {};
   await loadFromPage(page, sweepPrompt({ colors: "1, 2", radii: "1, 2", name: "e2e_badges" }), "e2e_badges.json");
   await page.evaluate(() => window.app.extensions.find((e) => e.name === "wi.iteratorBadge").refreshNow());
-  await fitView(page);
   const ids = await nodeIds(page);
+  await focusNode(page, ids.iterator);
   const unsupported = await domWidgetsUnsupported(page, ids.byName.radius);
   if (unsupported) throw new SkipScenario(unsupported);
   data.iterator = await badgeOnScreen(page, ids.iterator);
   check(data.iterator.visible, `the iterator badge is on screen: ${JSON.stringify(data.iterator)}`);
   check(/4 prompts · matrix/.test(data.iterator.text) && /grid \d+×\d+/.test(data.iterator.text), `iterator badge text: ${data.iterator.text}`);
   check(data.iterator.tone === "info", `iterator badge tone: ${data.iterator.tone}`);
+  await focusNode(page, ids.byName.color);
   data.color = await badgeOnScreen(page, ids.byName.color);
   check(data.color.visible && data.color.text === "2 values", `the color parameter shows "2 values": ${JSON.stringify(data.color)}`);
   // A bad value: the parameter's badge turns red, live (the values widget changed, no reload).
@@ -882,14 +887,16 @@ async function scenarioBadges(page) {
     widget.callback?.(widget.value);
   }, ids.byName.radius);
   await page.evaluate(() => window.app.extensions.find((e) => e.name === "wi.iteratorBadge").refreshNow());
+  await focusNode(page, ids.byName.radius);
   data.radius = await badgeOnScreen(page, ids.byName.radius);
   check(data.radius.visible && data.radius.tone === "error" && /radius/.test(data.radius.text), `the radius badge turned red: ${JSON.stringify(data.radius)}`);
   data.radiusColour = await page.evaluate((id) => getComputedStyle(document.querySelector(`[data-wi-badge-node="${id}"]`)).backgroundColor, ids.byName.radius);
   check(data.radiusColour === "rgb(163, 48, 48)", `the error badge is red: ${data.radiusColour}`);
-  await page.waitForTimeout(300);
+  const radiusAfter = await badgeOnScreen(page, ids.byName.radius);
+  await focusNode(page, ids.iterator);
   data.iteratorAfter = await badgeOnScreen(page, ids.iterator);
   check(/2 prompts/.test(data.iteratorAfter.text), `the iterator count follows the edit: ${data.iteratorAfter.text}`);
-  for (const [what, badge] of [["iterator", data.iteratorAfter], ["radius", await badgeOnScreen(page, ids.byName.radius)]]) {
+  for (const [what, badge] of [["iterator", data.iteratorAfter], ["radius", radiusAfter]]) {
     check(!badge.clipped, `the ${what} badge shows all its lines (not cut off): ${JSON.stringify(badge)}`);
   }
   // The badge widget is part of neither the saved workflow nor the prompt.
@@ -914,14 +921,7 @@ async function scenarioBadges(page) {
   }
   // For the docs: the sidebar closed and the chain at 100 %, centred on the iterator.
   if (await page.locator("#wi-panel").isVisible()) await page.locator(SWEEPS_BUTTON).first().click();
-  await page.evaluate((id) => {
-    const canvas = window.app.canvas;
-    const node = (window.app.rootGraph ?? window.app.graph).getNodeById(id);
-    canvas.ds.scale = 1;
-    canvas.ds.offset = [-node.pos[0] + 640 - node.size[0] / 2, -node.pos[1] + 300 - node.size[1] / 2];
-    canvas.setDirty(true, true);
-  }, ids.iterator);
-  await page.waitForTimeout(500);
+  await focusNode(page, ids.iterator);
   data.screenshot = await screenshot(page, "badges", { clip: null });
   return data;
 }
