@@ -7,6 +7,7 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { createApiClient } from "./lib/api_client.mjs";
+import { registerSidebarTab as registerTab, showToast as showToastCompat } from "./lib/compat.mjs";
 import {
   ActionType,
   actionFromEvent,
@@ -22,6 +23,7 @@ import { PANEL_CSS, STYLE_ELEMENT_ID } from "./lib/styles.mjs";
 import {
   batchCancelledToast,
   batchFinishedToast,
+  batchResumedToast,
   isForThisClient,
   paramErrorToast,
   requestFailedToast,
@@ -49,6 +51,8 @@ const POLL_INTERVAL_MS = 4000;
 /** Elapsed time and ETA tick between events. */
 const TICK_INTERVAL_MS = 1000;
 const MAX_PARALLEL_DETAIL_REQUESTS = 4;
+/** The pane over the graph canvas that excludes the bottom panel; the pill is positioned inside it. */
+const CANVAS_PANE_SELECTOR = ".graph-canvas-panel";
 
 const client = createApiClient(api);
 let state = createInitialState();
@@ -68,9 +72,7 @@ function readSetting(id, fallback) {
 }
 
 function showToast(message) {
-  const toast = app.extensionManager?.toast;
-  if (typeof toast?.add === "function") toast.add(message);
-  else console.warn(`[${EXTENSION_NAME}] ${message.summary}: ${message.detail}`);
+  if (!showToastCompat(app.extensionManager?.toast, message)) console.warn(`[${EXTENSION_NAME}] ${message.summary}: ${message.detail}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -104,9 +106,10 @@ function pumpDetailQueue() {
 }
 
 async function fetchDetail(batchId) {
+  const requestedAt = Date.now();
   try {
     const detail = await client.getBatch(batchId);
-    dispatch({ type: ActionType.statusDetail, detail: { ...detail, batch_id: detail.batch_id ?? batchId }, now: Date.now() });
+    dispatch({ type: ActionType.statusDetail, detail: { ...detail, batch_id: detail.batch_id ?? batchId }, requestedAt, now: Date.now() });
   } catch (error) {
     if (error?.status === 404) {
       dispatch({ type: ActionType.statusMissing, batchId, now: Date.now() });
@@ -198,6 +201,27 @@ async function cancelBatch(batchId, button) {
   }
 }
 
+/** Resume re-queues the unfinished cells of a batch ComfyUI stopped under (listed as interrupted after a restart). */
+async function resumeBatch(batchId, button) {
+  const batch = state.batches[batchId];
+  if (!batch) return;
+  button.disabled = true;
+  try {
+    const response = await client.resumeBatch(batchId);
+    dispatch({ type: ActionType.resumeAccepted, batchId, response, now: Date.now() });
+    showToast(batchResumedToast(batch, response));
+  } catch (error) {
+    if (error?.status === 409) {
+      showToast({ severity: "info", summary: "Sweep not interrupted", detail: error.message, life: 4000 });
+    } else {
+      showToast(requestFailedToast("resume", error));
+    }
+    requestDetails([batchId]);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // DOM
 
@@ -250,13 +274,17 @@ class BatchCard {
     this.cancelButton = element("button", "wi-button wi-button--danger", { type: "button", "data-wi-cancel": batchId });
     this.cancelButton.textContent = "Cancel";
     this.cancelButton.addEventListener("click", () => cancelBatch(batchId, this.cancelButton));
+    this.resumeButton = element("button", "wi-button", { type: "button", "data-wi-resume": batchId });
+    this.resumeButton.textContent = "Resume";
+    this.resumeButton.title = "Queue the cells that did not finish before ComfyUI stopped (same values and seeds)";
+    this.resumeButton.addEventListener("click", () => resumeBatch(batchId, this.resumeButton));
     this.viewerLink = element("a", "", { "data-wi-viewer": "", target: "_blank", rel: "noopener" });
     this.viewerLink.textContent = "Open HTML viewer";
     this.dismissButton = element("button", "wi-button", { type: "button", "data-wi-dismiss": batchId });
     this.dismissButton.textContent = "Dismiss";
     this.dismissButton.title = "Remove from this list (files stay on disk)";
     this.dismissButton.addEventListener("click", () => dispatch({ type: ActionType.dismiss, batchId }));
-    actions.append(this.cancelButton, this.viewerLink, this.dismissButton);
+    actions.append(this.resumeButton, this.cancelButton, this.viewerLink, this.dismissButton);
 
     this.root.append(head, this.progress, meta, this.tiles, this.warnings, this.grid, actions);
   }
@@ -289,6 +317,7 @@ class BatchCard {
     this.updateGrid(view);
 
     this.cancelButton.hidden = !view.canCancel;
+    this.resumeButton.hidden = !view.canResume;
     this.dismissButton.hidden = !view.isFinished;
     this.viewerLink.hidden = !view.viewerUrl;
     if (view.viewerUrl && this.viewerLink.getAttribute("href") !== view.viewerUrl) this.viewerLink.href = view.viewerUrl;
@@ -367,6 +396,7 @@ class SweepsPanel {
   /** The frontend may call render(el) again on re-render; re-attaching the same root keeps it idempotent. */
   mount(container) {
     ensureStyles();
+    container.classList?.add("wi-panel-host");
     if (this.root.parentElement !== container) container.replaceChildren(this.root);
     this.mounted = true;
     this.render(Date.now());
@@ -425,12 +455,20 @@ class ProgressIndicator {
     });
   }
 
+  /**
+   * Inside the canvas pane (.graph-canvas-panel, the area above an open bottom panel, on 1.27 to 1.58) when the
+   * frontend has one, else fixed to the window. Re-checked on each render: the frontend may rebuild that pane.
+   */
   attach() {
     ensureStyles();
-    if (!this.root.isConnected) document.body.appendChild(this.root);
+    const host = document.querySelector(CANVAS_PANE_SELECTOR) ?? document.body;
+    if (this.root.parentElement === host) return;
+    this.root.classList.toggle("wi-indicator--in-canvas", host !== document.body);
+    host.appendChild(this.root);
   }
 
   render(now) {
+    this.attach();
     const view = indicatorView(state, now);
     const enabled = readSetting(SETTING_SHOW_INDICATOR, true) !== false;
     this.root.hidden = !enabled || !view.visible;
@@ -513,10 +551,9 @@ async function openPanel() {
 }
 
 function registerSidebarTab() {
-  const manager = app.extensionManager;
-  if (typeof manager?.registerSidebarTab === "function") manager.registerSidebarTab(panelTab);
-  else if (typeof manager?.sidebarTab?.registerSidebarTab === "function") manager.sidebarTab.registerSidebarTab(panelTab);
-  else console.warn(`[${EXTENSION_NAME}] this frontend has no sidebar tab API; the Sweeps panel is unavailable`);
+  if (!registerTab(app.extensionManager, panelTab)) {
+    console.warn(`[${EXTENSION_NAME}] this frontend has no sidebar tab API; the Sweeps panel is unavailable`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

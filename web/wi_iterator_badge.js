@@ -1,13 +1,19 @@
 // Live badge on the WIIterator node ("40 prompts · matrix" / "grid 4096×5120") and error badges on parameter
 // nodes whose values the server rejects.
 //
+// The badge is a DOM widget (node.addDOMWidget), not canvas drawing: the "Nodes 2.0" (Vue) renderer never calls
+// onDrawForeground, and it reads node.badges only when a node is mounted, so neither would show a badge that
+// changes as the user types. A DOM widget is displayed by both renderers and updated in place. It is excluded
+// from the saved workflow (widgets_values) and from the prompt (serialize: false).
+//
 // The count and the errors come from POST /wi/preview, so the editor applies exactly the server's parsing rules.
 // Requests are debounced (typing fires per keystroke) and skipped when the request body has not changed.
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { buildPreviewBody, createApiClient } from "./lib/api_client.mjs";
-import { assignPreviewErrors, iteratorBadge, parameterBadge, wrapText } from "./lib/badge.mjs";
+import { assignPreviewErrors, iteratorBadge, parameterBadge } from "./lib/badge.mjs";
+import { rootGraph } from "./lib/compat.mjs";
 import {
   collectParameterChain,
   findImageSize,
@@ -20,15 +26,17 @@ import {
   readIteratorSettings,
 } from "./lib/graph_walk.mjs";
 import { createLatestGate, debounce } from "./lib/schedule.mjs";
+import { BADGE_CSS, BADGE_STYLE_ELEMENT_ID } from "./lib/styles.mjs";
 
 const EXTENSION_NAME = "wi.iteratorBadge";
 const PREVIEW_DEBOUNCE_MS = 300;
-const BADGE_FONT = "12px sans-serif";
-const BADGE_LINE_HEIGHT = 16;
-const BADGE_PADDING = 6;
-const BADGE_GAP_BELOW_NODE = 6;
-const APPROX_CHAR_WIDTH = 6.5;
-const TONE_COLOURS = { info: "#2f5f8f", warn: "#8a6a12", error: "#a33030", muted: "#4a4a4a" };
+const BADGE_WIDGET_NAME = "wi_badge";
+/** Least room the canvas renderer reserves for the badge widget (one line of text and padding). */
+const BADGE_MIN_HEIGHT = 24;
+/** Space the canvas renderer leaves around a DOM widget (its default, 10 px, wastes a line's height). */
+const BADGE_MARGIN = 4;
+/** Top plus bottom padding of .wi-badge (styles.mjs BADGE_CSS). */
+const BADGE_VERTICAL_PADDING = 8;
 
 const client = createApiClient(api);
 // Badge data lives in WeakMaps, not on the nodes, so it can never leak into a saved workflow.
@@ -36,6 +44,9 @@ const badgesByNode = new WeakMap();
 const previewByIterator = new WeakMap();
 const gateByIterator = new WeakMap();
 const wrappedWidgets = new WeakSet();
+/** The badge element of each node's DOM widget, and the node each element was made for. */
+const badgeElements = new WeakMap();
+const elementOwners = new WeakMap();
 
 function isSweepNodeClass(className) {
   return className === ITERATOR_CLASS || String(className ?? "").startsWith(PARAMETER_CLASS_PREFIX);
@@ -47,20 +58,21 @@ function isSweepNode(node) {
 
 /** Root graph plus every subgraph definition, so iterators inside subgraphs get badges too. */
 function allGraphs() {
-  const root = app.graph;
+  const root = rootGraph(app);
   if (!root) return [];
   const subgraphs = root.subgraphs && typeof root.subgraphs.values === "function" ? [...root.subgraphs.values()] : [];
   return [root, ...subgraphs];
 }
 
 function redraw() {
-  const canvas = app.canvas ?? app.graph?.list_of_graphcanvas?.[0];
+  const canvas = app.canvas ?? rootGraph(app)?.list_of_graphcanvas?.[0];
   canvas?.setDirty?.(true, false);
 }
 
 function setBadge(node, badge) {
   if (badge) badgesByNode.set(node, badge);
   else badgesByNode.delete(node);
+  renderBadge(node);
 }
 
 function previewErrorText(error) {
@@ -176,44 +188,112 @@ const scheduleRefresh = debounce(() => {
 }, PREVIEW_DEBOUNCE_MS);
 
 // ---------------------------------------------------------------------------------------------------------------
-// Drawing
+// Badge widget
 
-function roundedRect(ctx, x, y, width, height, radius) {
-  ctx.beginPath();
-  if (typeof ctx.roundRect === "function") ctx.roundRect(x, y, width, height, radius);
-  else ctx.rect(x, y, width, height);
+function ensureBadgeStyles() {
+  if (document.getElementById(BADGE_STYLE_ELEMENT_ID)) return;
+  const style = document.createElement("style");
+  style.id = BADGE_STYLE_ELEMENT_ID;
+  style.textContent = BADGE_CSS;
+  document.head.appendChild(style);
 }
 
-/** Draws the badge just below the node, where it covers no widget or slot. */
-function drawBadge(ctx, node, badge) {
-  const width = Math.max(120, node.size?.[0] ?? 120);
-  const charsPerLine = Math.max(12, Math.floor((width - 2 * BADGE_PADDING) / APPROX_CHAR_WIDTH));
-  const lines = badge.lines.flatMap((line) => wrapText(line, charsPerLine));
-  if (lines.length === 0) return;
-  const top = (node.size?.[1] ?? 0) + BADGE_GAP_BELOW_NODE;
-  const height = lines.length * BADGE_LINE_HEIGHT + BADGE_PADDING;
-  ctx.save();
-  ctx.font = BADGE_FONT;
-  ctx.fillStyle = TONE_COLOURS[badge.tone] ?? TONE_COLOURS.info;
-  roundedRect(ctx, 0, top, width, height, 4);
-  ctx.fill();
-  ctx.fillStyle = "#ffffff";
-  ctx.textAlign = "left";
-  ctx.textBaseline = "top";
-  lines.forEach((line, index) => ctx.fillText(line, BADGE_PADDING, top + BADGE_PADDING / 2 + index * BADGE_LINE_HEIGHT + 2));
-  ctx.restore();
+/** Adds the badge widget to a sweep node once; a frontend without DOM widgets simply shows no badge. */
+function ensureBadgeWidget(node) {
+  if (badgeElements.has(node) || typeof node.addDOMWidget !== "function") return;
+  ensureBadgeStyles();
+  const element = document.createElement("div");
+  element.className = "wi-badge";
+  element.setAttribute("data-wi-badge", "");
+  element.hidden = true;
+  const widget = node.addDOMWidget(BADGE_WIDGET_NAME, BADGE_WIDGET_NAME, element, {
+    serialize: false,
+    hideOnZoom: false,
+    getValue: () => undefined,
+    setValue: () => {},
+    margin: BADGE_MARGIN,
+    // The canvas renderer gives the element this height less both margins: the text's own height plus them, so
+    // no line is cut off.
+    getMinHeight: () => Math.max(BADGE_MIN_HEIGHT, textHeight(shownElement(node)) + 2 * BADGE_MARGIN),
+  });
+  if (widget) widget.serialize = false;
+  badgeElements.set(node, element);
+  elementOwners.set(element, node);
+  renderBadge(node);
+}
+
+/** Height of the badge's lines plus its padding; not scrollHeight, which grows with the box it is given. */
+function textHeight(element) {
+  if (!element || element.hidden) return 0;
+  const lines = [...element.children].reduce((sum, child) => sum + (child.offsetHeight || 0), 0);
+  return lines + BADGE_VERTICAL_PADDING;
+}
+
+function isLiveNode(node) {
+  return allGraphs().some((graph) => graph.getNodeById?.(node.id) === node);
+}
+
+/**
+ * The element on screen for `node`. Frontend 1.35's Vue renderer keeps showing the widget element of a node with
+ * the same id from the previously loaded workflow and never mounts the new node's own element (checked in the
+ * browser tests); the badge then adopts that orphan (its owner is in no graph any more, and it sits inside
+ * this node's Vue element), so it shows this node's badge. Elsewhere the node's own element is mounted and
+ * nothing is adopted.
+ */
+function shownElement(node) {
+  const element = badgeElements.get(node);
+  if (!element || element.isConnected || typeof document.querySelectorAll !== "function") return element;
+  for (const candidate of document.querySelectorAll(`[data-wi-badge-node="${CSS.escape(String(node.id))}"]`)) {
+    const owner = elementOwners.get(candidate);
+    if (!candidate.isConnected || owner === node || (owner && isLiveNode(owner))) continue;
+    // Only an element the Vue renderer shows inside this node's own DOM: on the canvas renderer the new element
+    // is merely not mounted yet, and the old one is about to go.
+    if (!candidate.closest?.(`[data-node-id="${CSS.escape(String(node.id))}"]`)) continue;
+    badgeElements.set(node, candidate);
+    elementOwners.set(candidate, node);
+    delete candidate.dataset.signature;
+    return candidate;
+  }
+  return element;
+}
+
+/** Copies the node's badge ({lines, tone}) into its widget element. */
+function renderBadge(node) {
+  const element = shownElement(node);
+  if (!element) return;
+  const badge = badgesByNode.get(node) ?? null;
+  element.setAttribute("data-wi-badge-node", String(node.id));
+  element.setAttribute("data-wi-badge-tone", badge?.tone ?? "none");
+  element.hidden = !badge;
+  const lines = badge?.lines ?? [];
+  const signature = lines.join("\n");
+  if (element.dataset.signature === signature) return;
+  element.dataset.signature = signature;
+  element.replaceChildren(
+    ...lines.map((line) => {
+      const row = document.createElement("div");
+      row.className = "wi-badge__line";
+      row.textContent = line;
+      return row;
+    }),
+  );
+  element.title = signature;
+  if (typeof requestAnimationFrame === "function") requestAnimationFrame(() => growToFit(node));
+}
+
+/**
+ * A longer badge needs a taller node on the canvas renderer, which sizes nodes from their widgets only when asked.
+ * Grow only: a node that shrank with every shorter badge would jump while the user types.
+ */
+function growToFit(node) {
+  const wanted = typeof node.computeSize === "function" ? node.computeSize() : null;
+  if (!wanted || !node.size || !(wanted[1] > node.size[1]) || typeof node.setSize !== "function") return;
+  node.setSize([node.size[0], wanted[1]]);
+  redraw();
 }
 
 function patchNodeType(nodeType) {
   const prototype = nodeType.prototype;
-
-  const originalDrawForeground = prototype.onDrawForeground;
-  prototype.onDrawForeground = function (ctx, ...rest) {
-    const result = originalDrawForeground?.apply(this, [ctx, ...rest]);
-    const badge = badgesByNode.get(this);
-    if (badge && !this.flags?.collapsed) drawBadge(ctx, this, badge);
-    return result;
-  };
 
   const originalConnectionsChange = prototype.onConnectionsChange;
   prototype.onConnectionsChange = function (...args) {
@@ -260,12 +340,14 @@ app.registerExtension({
 
   nodeCreated(node) {
     if (!isSweepNode(node)) return;
+    ensureBadgeWidget(node);
     watchWidgets(node);
     scheduleRefresh();
   },
 
   loadedGraphNode(node) {
     if (!isSweepNode(node)) return;
+    ensureBadgeWidget(node);
     watchWidgets(node);
     scheduleRefresh();
   },
@@ -274,7 +356,7 @@ app.registerExtension({
     scheduleRefresh();
   },
 
-  /** For end-to-end tests and debugging: the badge drawn on `node` ({lines, tone}) or null. */
+  /** For end-to-end tests and debugging: the badge shown on `node` ({lines, tone}) or null. */
   badgeFor(node) {
     return badgesByNode.get(node) ?? null;
   },

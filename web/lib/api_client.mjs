@@ -28,6 +28,10 @@ export function buildCancelRequest(batchId) {
   return { route: `/wi/cancel_batch/${encodeURIComponent(batchId)}`, init: { method: "POST" } };
 }
 
+export function buildResumeRequest(batchId) {
+  return { route: `/wi/resume/${encodeURIComponent(batchId)}`, init: { method: "POST" } };
+}
+
 /**
  * Body of POST /wi/preview. Parameters are sent exactly as typed so the server applies its own parsing rules.
  * `node_id` is echoed back in the server's errors, which ties each error to its node even when names repeat;
@@ -112,6 +116,10 @@ export function createApiClient(api) {
     /** POST /wi/cancel_batch/{id}; 409 when the batch already finished. */
     cancelBatch(batchId) {
       return send(api, buildCancelRequest(batchId));
+    },
+    /** POST /wi/resume/{id} -> {batch_id, state, queued, already_saved}; 409 unless the batch is interrupted. */
+    resumeBatch(batchId) {
+      return send(api, buildResumeRequest(batchId));
     },
     /** POST /wi/preview -> {count, axes, errors, grid}. */
     preview(preview, options) {

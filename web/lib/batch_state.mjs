@@ -7,13 +7,17 @@
 // Merging rules, because events and polled snapshots can arrive in any order:
 // - a batch state never moves backwards (batchStateRank); snapshots may correct one terminal state to another;
 // - a cell status never moves backwards (cellStatusRank) and its first ended status wins;
-// - of two counts, the one with more ended cells wins.
+// - of two counts, the one with more ended cells wins;
+// - `interrupted` (a batch restored after ComfyUI restarted) is entered only from a server snapshot of a batch
+//   that had not finished, and left by progress (events, snapshots) or by this tab's resume; a snapshot
+//   requested before this tab resumed the batch cannot put it back to interrupted.
 
 import {
   batchStateRank,
   cellStatusRank,
   countsFromCells,
   endedCount,
+  isRunningBatchState,
   isTerminalBatchState,
   isTerminalCellStatus,
   moreAdvancedCounts,
@@ -23,6 +27,8 @@ import {
 
 /** Finished batches kept for the "recent" list; older ones are dropped first. */
 export const MAX_FINISHED_BATCHES = 20;
+
+const INTERRUPTED = "interrupted";
 
 export const ActionType = Object.freeze({
   batchCreated: "event/batch_created",
@@ -35,6 +41,7 @@ export const ActionType = Object.freeze({
   statusDetail: "status/detail",
   statusMissing: "status/missing",
   cancelAccepted: "cancel/accepted",
+  resumeAccepted: "resume/accepted",
   detailRequested: "detail/requested",
   dismiss: "batches/dismiss",
   clearFinished: "batches/clear_finished",
@@ -79,6 +86,8 @@ function newBatch(batchId, seq, now) {
     secondsPerCell: null,
     serverSecondsPerCell: false,
     eta: null,
+    // When this tab resumed the batch (client clock): older snapshots still say "interrupted".
+    resumedAt: null,
     detailLoaded: false,
     needsDetail: true,
     updatedAt: now,
@@ -98,28 +107,40 @@ function ensureBatch(state, batchId, now) {
   return { state: { ...withBatch(state, batch), nextSeq: state.nextSeq + 1 }, batch };
 }
 
-/** Elapsed seconds at `now`; frozen once the batch reached a terminal state. Null when never measured. */
+/** Elapsed seconds at `now`; frozen once the batch reached a terminal state or was interrupted. Null when never measured. */
 export function elapsedSeconds(batch, now) {
   if (!batch.clock) return null;
-  const until = batch.terminalAt ?? now;
+  const until = batch.terminalAt ?? (batch.state === INTERRUPTED ? batch.clock.at : now);
   return Math.max(0, batch.clock.elapsedS + Math.max(0, until - batch.clock.at) / 1000);
 }
 
 /** Remaining seconds at `now`: the last estimate counted down since it was made. Null when unknown. */
 export function etaSeconds(batch, now) {
-  if (isTerminalBatchState(batch.state)) return null;
+  if (isTerminalBatchState(batch.state) || batch.state === INTERRUPTED) return null;
   if (batch.state === "collecting" || remainingCount(batch.counts) === 0) return 0;
   if (batch.eta) return Math.max(0, batch.eta.seconds - Math.max(0, now - batch.eta.at) / 1000);
   if (batch.secondsPerCell !== null) return remainingCount(batch.counts) * batch.secondsPerCell;
   return null;
 }
 
-function moveState(batch, nextState, { allowTerminalCorrection }) {
-  if (typeof nextState !== "string" || batchStateRank(nextState) < 0) return batch;
+/**
+ * `fromSnapshot`: the state comes from GET /wi/status (authoritative, may correct one terminal state to another
+ * and may report `interrupted`); `requestedAt` is when that snapshot was asked for (client clock), if known.
+ */
+function moveState(batch, nextState, { fromSnapshot, requestedAt = null }) {
+  if (typeof nextState !== "string" || nextState === batch.state) return batch;
+  if (nextState === INTERRUPTED) {
+    if (!fromSnapshot || isTerminalBatchState(batch.state)) return batch;
+    const stale = batch.resumedAt !== null && (typeof requestedAt !== "number" || requestedAt < batch.resumedAt);
+    return stale ? batch : { ...batch, state: INTERRUPTED, eta: null };
+  }
+  if (batchStateRank(nextState) < 0) return batch;
+  // Leaving interrupted: any sign of progress (a running state or an end) means the batch was resumed.
+  if (batch.state === INTERRUPTED) return nextState === "pending" ? batch : { ...batch, state: nextState };
   const currentRank = batchStateRank(batch.state);
   const nextRank = batchStateRank(nextState);
   const advances = nextRank > currentRank;
-  const corrects = allowTerminalCorrection && nextRank === currentRank && nextState !== batch.state;
+  const corrects = fromSnapshot && nextRank === currentRank;
   if (!advances && !corrects) return batch;
   return { ...batch, state: nextState };
 }
@@ -202,7 +223,10 @@ function onBatchCreated(state, { detail, now }) {
     batch = { ...batch, counts: normaliseCounts({ total: detail.total }) };
   }
   if (!batch.clock) batch = { ...batch, clock: { elapsedS: 0, at: now } };
-  batch = moveState(batch, "active", { allowTerminalCorrection: false });
+  // The server re-announces batches it restored from its journal after a restart: they wait for a resume.
+  batch = detail.restored
+    ? moveState(batch, INTERRUPTED, { fromSnapshot: true, requestedAt: now })
+    : moveState(batch, "active", { fromSnapshot: false });
   return withBatch(ensured.state, touch(batch, original, now));
 }
 
@@ -217,7 +241,7 @@ function onCellEnded(state, { detail, now }) {
   if (cell !== previousCell) batch = { ...batch, cells: { ...batch.cells, [detail.index]: cell } };
   const incomingCounts = detail.counts ? normaliseCounts(detail.counts, batch.counts.total) : null;
   batch = withCounts(batch, incomingCounts);
-  batch = moveState(batch, "active", { allowTerminalCorrection: false });
+  batch = moveState(batch, "active", { fromSnapshot: false });
   if (batch === original) return ensured.state;
   if (endedCount(batch.counts) !== endedCount(original.counts)) batch = reestimate(batch, now);
   // Events do not carry the cell's values (tile tooltips) nor, from older servers, the failure message.
@@ -234,7 +258,11 @@ function eventCounts(batch, detail) {
 function onBatchFinished(state, { detail, now }) {
   const ensured = ensureBatch(state, detail.batch_id, now);
   const original = ensured.batch;
-  let batch = moveState(original, detail.state ?? "complete", { allowTerminalCorrection: true });
+  let batch = moveState(original, detail.state ?? "complete", { fromSnapshot: false });
+  // The final batch_finished may correct one terminal state to another, as a snapshot does.
+  if (batch === original && isTerminalBatchState(detail.state) && isTerminalBatchState(original.state)) {
+    batch = moveState(original, detail.state, { fromSnapshot: true });
+  }
   batch = eventCounts(batch, detail);
   if (detail.grid && batch.grid === null) batch = { ...batch, grid: detail.grid };
   if (batch === original) return ensured.state;
@@ -253,7 +281,7 @@ function onBatchExpired(state, { detail, now }) {
 function onStopped(state, detail, nextState, now) {
   const ensured = ensureBatch(state, detail.batch_id, now);
   const original = ensured.batch;
-  let batch = moveState(original, nextState, { allowTerminalCorrection: false });
+  let batch = moveState(original, nextState, { fromSnapshot: false });
   batch = eventCounts(batch, detail);
   if (batch === original) return ensured.state;
   batch = freezeIfTerminal(batch, now);
@@ -270,7 +298,7 @@ function onSizeWarning(state, { detail, now }) {
 }
 
 /** Fields shared by the list summary and the detail payload. */
-function applySummary(batch, summary, now) {
+function applySummary(batch, summary, now, requestedAt = null) {
   let next = batch;
   if (summary.batch_name !== undefined && summary.batch_name !== next.name) next = { ...next, name: String(summary.batch_name ?? "") };
   if (summary.mode && summary.mode !== next.mode) next = { ...next, mode: summary.mode };
@@ -278,7 +306,7 @@ function applySummary(batch, summary, now) {
   if (summary.counts || summary.total) {
     next = withCounts(next, normaliseCounts(summary.counts, summary.total ?? next.counts.total));
   }
-  next = moveState(next, summary.state, { allowTerminalCorrection: true });
+  next = moveState(next, summary.state, { fromSnapshot: true, requestedAt });
   if (summary.grid && !shallowEqual(summary.grid, next.grid ?? {})) next = { ...next, grid: summary.grid };
   if (Array.isArray(summary.warnings)) {
     const warnings = [...new Set([...next.warnings, ...summary.warnings.map(String)])];
@@ -313,7 +341,7 @@ function onStatusList(state, { batches, requestedAt, now }) {
   for (const summary of ordered) {
     const ensured = ensureBatch(next, summary.batch_id, now);
     const original = ensured.batch;
-    let batch = applySummary(original, summary, now);
+    let batch = applySummary(original, summary, now, requestedAt);
     if (!batch.detailLoaded || !isTerminalBatchState(batch.state)) batch = { ...batch, needsDetail: true };
     next = withBatch(ensured.state, touch(batch, original, now));
   }
@@ -334,7 +362,7 @@ function numericTime(value) {
   return Number.isNaN(parsed) ? 0 : parsed;
 }
 
-function onStatusDetail(state, { detail, now }) {
+function onStatusDetail(state, { detail, now, requestedAt = null }) {
   const ensured = ensureBatch(state, detail.batch_id, now);
   const original = ensured.batch;
   let batch = original;
@@ -349,7 +377,7 @@ function onStatusDetail(state, { detail, now }) {
     if (cells !== batch.cells) batch = { ...batch, cells };
   }
   batch = { ...batch, detailLoaded: true };
-  batch = applySummary(batch, detail, now);
+  batch = applySummary(batch, detail, now, requestedAt);
   batch = { ...batch, needsDetail: false, updatedAt: now };
   return pruneFinished(withBatch(ensured.state, batch));
 }
@@ -363,6 +391,15 @@ function onStatusMissing(state, { batchId, now }) {
 
 function onCancelAccepted(state, { batchId, now }) {
   return onBatchCancelled(state, { detail: { batch_id: batchId }, now });
+}
+
+/** POST /wi/resume answered: the batch runs again (`active`), or builds its grid when no cell was left. */
+function onResumeAccepted(state, { batchId, response, now }) {
+  const batch = state.batches[batchId];
+  if (!batch || batch.state !== INTERRUPTED) return state;
+  const nextState = response?.state === "collecting" ? "collecting" : "active";
+  const clock = { elapsedS: elapsedSeconds(batch, now) ?? 0, at: now };
+  return withBatch(state, { ...batch, state: nextState, resumedAt: now, clock, needsDetail: true, updatedAt: now });
 }
 
 function onDetailRequested(state, { batchId }) {
@@ -410,6 +447,7 @@ const handlers = {
   [ActionType.statusDetail]: onStatusDetail,
   [ActionType.statusMissing]: onStatusMissing,
   [ActionType.cancelAccepted]: onCancelAccepted,
+  [ActionType.resumeAccepted]: onResumeAccepted,
   [ActionType.detailRequested]: onDetailRequested,
   [ActionType.dismiss]: onDismiss,
   [ActionType.clearFinished]: onClearFinished,
@@ -431,8 +469,9 @@ export function sortedBatches(state) {
   });
 }
 
+/** Batches in the queue or building their grid; interrupted ones wait for a resume and do not count. */
 export function runningBatches(state) {
-  return sortedBatches(state).filter((batch) => !isTerminalBatchState(batch.state));
+  return sortedBatches(state).filter((batch) => isRunningBatchState(batch.state));
 }
 
 /** Ids whose detail the page should (re)fetch now. */

@@ -1,8 +1,13 @@
 // Reads a sweep's parameters from the editor graph: from the iterator's `parameters` input back through each
 // parameter node's `previous` input. Works on a minimal interface so tests use plain objects:
 //   graph: { getNodeById(id), links: Map | object, getLink?(id), nodes?|_nodes? }
-//   node:  { id, type, comfyClass?, inputs: [{name, link}], widgets: [{name, value}], mode? }
+//   node:  { id, type, comfyClass?, inputs: [{name, link}], widgets: [{name, value}], mode? }, or a LiteGraph
+//          node with getInputLink / isInputConnected / getOutputNodes (read through lib/compat.mjs, never input.link)
 //   link:  { origin_id, origin_slot }
+
+import { getLink, inputLink, isInputConnected, outputTargets } from "./compat.mjs";
+
+export { getLink };
 
 export const ITERATOR_CLASS = "WIIterator";
 export const PARAMETER_CLASS_PREFIX = "WIParameter";
@@ -37,22 +42,6 @@ export function isParameterNode(node) {
   return nodeClass(node).startsWith(PARAMETER_CLASS_PREFIX);
 }
 
-/** Link lookup across frontends: LGraph.getLink (newer), links as a Map (1.2x+), links as a plain object/array (older). */
-export function getLink(graph, linkId) {
-  if (linkId === null || linkId === undefined || !graph) return undefined;
-  if (typeof graph.getLink === "function") {
-    const link = graph.getLink(linkId);
-    if (link) return link;
-  }
-  const links = graph.links;
-  if (!links) return undefined;
-  if (typeof links.get === "function") {
-    const link = links.get(linkId) ?? links.get(String(linkId));
-    if (link) return link;
-  }
-  return links[linkId] ?? undefined;
-}
-
 export function graphNodes(graph) {
   const nodes = graph?.nodes ?? graph?._nodes ?? [];
   return Array.isArray(nodes) ? nodes : [...nodes];
@@ -60,6 +49,10 @@ export function graphNodes(graph) {
 
 export function findInput(node, name) {
   return (node?.inputs ?? []).find((input) => input?.name === name);
+}
+
+function findInputIndex(node, name) {
+  return (node?.inputs ?? []).findIndex((input) => input?.name === name);
 }
 
 export function findWidget(node, name) {
@@ -71,20 +64,22 @@ export function widgetValue(node, name, fallback = undefined) {
   return widget === undefined ? fallback : widget.value;
 }
 
-/** The node feeding `input`, skipping legacy Reroute nodes; or a problem message. */
-function upstreamNode(graph, input, visited) {
-  let linkId = input.link;
+/** The node feeding input `slot` of `node`, skipping legacy Reroute nodes; or a problem message. */
+function upstreamNode(graph, node, slot, visited) {
+  const inputName = node.inputs?.[slot]?.name;
+  let current = node;
+  let currentSlot = slot;
   for (let hops = 0; hops < MAX_CHAIN_LENGTH; hops += 1) {
-    const link = getLink(graph, linkId);
-    if (!link) return { problem: `input "${input.name}" has a broken link (${linkId})` };
-    const node = graph.getNodeById(link.origin_id);
-    if (!node) return { problem: `input "${input.name}" links to a missing node (${link.origin_id})` };
-    if (nodeClass(node) !== REROUTE_CLASS) return { node, originSlot: link.origin_slot };
-    if (visited.has(node.id)) return { problem: "the parameter chain loops back on itself" };
-    visited.add(node.id);
-    const rerouteInput = node.inputs?.[0];
-    if (!rerouteInput || rerouteInput.link === null || rerouteInput.link === undefined) return { node: null };
-    linkId = rerouteInput.link;
+    const link = inputLink(graph, current, currentSlot);
+    if (!link || link.missing) return { problem: `input "${inputName}" has a broken link (${link?.id ?? "missing"})` };
+    const origin = graph.getNodeById(link.origin_id);
+    if (!origin) return { problem: `input "${inputName}" links to a missing node (${link.origin_id})` };
+    if (nodeClass(origin) !== REROUTE_CLASS) return { node: origin, originSlot: link.origin_slot };
+    if (visited.has(origin.id)) return { problem: "the parameter chain loops back on itself" };
+    visited.add(origin.id);
+    if (!origin.inputs?.[0] || !isInputConnected(origin, 0)) return { node: null };
+    current = origin;
+    currentSlot = 0;
   }
   return { problem: "the parameter chain is too long" };
 }
@@ -94,11 +89,8 @@ function upstreamNode(graph, input, visited) {
  * e.g. KSampler's sampler names. Null when it feeds no combo widget.
  */
 export function comboOptions(graph, node) {
-  const linkIds = node?.outputs?.[VALUE_OUTPUT_SLOT]?.links ?? [];
-  for (const linkId of linkIds) {
-    const link = getLink(graph, linkId);
-    const target = link ? graph.getNodeById(link.target_id) : null;
-    const inputName = target?.inputs?.[link.target_slot]?.name;
+  for (const { node: target, inputIndex } of outputTargets(graph, node, VALUE_OUTPUT_SLOT)) {
+    const inputName = target?.inputs?.[inputIndex]?.name;
     const choices = inputName === undefined ? undefined : findWidget(target, inputName)?.options?.values;
     if (Array.isArray(choices)) return choices;
   }
@@ -133,17 +125,18 @@ export function readParameter(node, graph = null) {
  */
 export function collectParameterChain(graph, iterator) {
   const result = { parameters: [], problems: [] };
-  const start = findInput(iterator, "parameters");
-  if (!start) {
+  const startSlot = findInputIndex(iterator, "parameters");
+  if (startSlot < 0) {
     result.problems.push({ nodeId: iterator?.id, message: 'the iterator has no "parameters" input' });
     return result;
   }
   const visited = new Set([iterator.id]);
   const chain = [];
-  let input = start;
   let downstream = iterator;
-  while (input && input.link !== null && input.link !== undefined) {
-    const { node, originSlot, problem } = upstreamNode(graph, input, visited);
+  let slot = startSlot;
+  while (slot >= 0 && isInputConnected(downstream, slot)) {
+    const inputName = downstream.inputs[slot].name;
+    const { node, originSlot, problem } = upstreamNode(graph, downstream, slot, visited);
     if (problem) {
       result.problems.push({ nodeId: downstream.id, message: problem });
       break;
@@ -152,7 +145,7 @@ export function collectParameterChain(graph, iterator) {
     if (!isParameterNode(node)) {
       result.problems.push({
         nodeId: downstream.id,
-        message: `input "${input.name}" comes from ${nodeClass(node) || "a node"}, not a parameter node`,
+        message: `input "${inputName}" comes from ${nodeClass(node) || "a node"}, not a parameter node`,
       });
       break;
     }
@@ -172,7 +165,7 @@ export function collectParameterChain(graph, iterator) {
     // A bypassed node is skipped when the prompt is built, so its predecessor feeds the next node directly.
     if (node.mode !== MODE_BYPASSED) chain.push(node);
     downstream = node;
-    input = findInput(node, "previous");
+    slot = findInputIndex(node, "previous");
   }
   result.parameters = chain.reverse().map((node) => readParameter(node, graph));
   return result;

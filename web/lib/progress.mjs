@@ -3,7 +3,7 @@
 export const CELL_STATUSES = Object.freeze(["queued", "running", "done", "failed", "cancelled"]);
 const TERMINAL_CELL_STATUSES = new Set(["done", "failed", "cancelled"]);
 
-export const BATCH_STATES = Object.freeze(["pending", "active", "collecting", "complete", "cancelled", "expired"]);
+export const BATCH_STATES = Object.freeze(["pending", "active", "collecting", "complete", "cancelled", "expired", "interrupted"]);
 const TERMINAL_BATCH_STATES = new Set(["complete", "cancelled", "expired"]);
 
 export function isTerminalCellStatus(status) {
@@ -14,19 +14,29 @@ export function isTerminalBatchState(state) {
   return TERMINAL_BATCH_STATES.has(state);
 }
 
-/** A batch still occupies the queue (or is composing its grid) until it reaches a terminal state. */
+/**
+ * A batch occupies the queue (or is composing its grid) until it reaches a terminal state. An `interrupted`
+ * batch (ComfyUI stopped under it; restored after the restart) is neither running nor finished: nothing of it
+ * is queued until someone resumes it.
+ */
 export function isRunningBatchState(state) {
   return state === "pending" || state === "active" || state === "collecting";
 }
 
 /** Only batches with cells left to run can be cancelled; the server answers 409 for the rest. */
 export function isCancellableBatchState(state) {
-  return state === "pending" || state === "active";
+  return state === "pending" || state === "active" || state === "interrupted";
+}
+
+/** `POST /wi/resume/{id}` accepts interrupted batches only. */
+export function isResumableBatchState(state) {
+  return state === "interrupted";
 }
 
 /**
  * Lifecycle order used to merge information that arrives out of order: a state never moves backwards.
  * All terminal states share the highest rank so an authoritative snapshot can correct one terminal state to another.
+ * `interrupted` has no rank: it is entered from and left to running states (batch_state.mjs moveState).
  */
 export function batchStateRank(state) {
   switch (state) {

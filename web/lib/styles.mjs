@@ -4,6 +4,9 @@
 export const STYLE_ELEMENT_ID = "wi-styles";
 
 export const PANEL_CSS = `
+/* The tab container the frontend hands to render(): its height is auto, so without this the panel grows with its
+   cards and the bottom panel clips them (only the first card reachable); sized, the panel scrolls itself. */
+.wi-panel-host { height: 100%; min-height: 0; overflow: hidden; }
 .wi-panel { display: flex; flex-direction: column; gap: 8px; padding: 8px; font-size: 13px;
   color: var(--fg-color, #ddd); height: 100%; overflow-y: auto; box-sizing: border-box; }
 /* Flex rules below would otherwise override the hidden attribute the panel uses to show and hide parts. */
@@ -23,6 +26,7 @@ export const PANEL_CSS = `
 .wi-batch__state { font-size: 11px; padding: 0 6px; border-radius: 8px; border: 1px solid var(--border-color, #444); }
 .wi-batch[data-wi-state="complete"] .wi-batch__state { color: #6c6; }
 .wi-batch[data-wi-state="cancelled"] .wi-batch__state, .wi-batch[data-wi-state="expired"] .wi-batch__state { color: #ca6; }
+.wi-batch[data-wi-state="interrupted"] .wi-batch__state { color: #f90; border-color: #f90; }
 .wi-batch__meta { display: flex; gap: 10px; font-size: 12px; opacity: 0.85; flex-wrap: wrap; }
 .wi-progress { display: flex; height: 8px; border-radius: 4px; overflow: hidden; background: var(--comfy-input-bg, #333); }
 .wi-progress__segment { height: 100%; }
@@ -44,11 +48,27 @@ export const PANEL_CSS = `
   border: 1px solid var(--border-color, #444); border-radius: 4px; }
 .wi-batch__actions { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; }
 .wi-batch__actions a { color: var(--p-primary-color, #6af); }
-#wi-indicator { position: fixed; right: 16px; bottom: 16px; z-index: 1000; display: flex; align-items: center; gap: 8px;
+/* Bottom centre: the bottom-right corner holds the canvas toolbar (zoom, canvas mode, links; 1.58 adds the
+   minimap above it). Inside .graph-canvas-panel it sits above an open bottom panel instead of over it. */
+#wi-indicator { position: fixed; left: 50%; bottom: 16px; transform: translateX(-50%); z-index: 1000;
+  pointer-events: auto; display: flex; align-items: center; gap: 8px;
   padding: 4px 12px; border-radius: 999px; cursor: pointer; font-size: 12px; user-select: none;
   background: var(--comfy-menu-bg, #222); color: var(--fg-color, #ddd); border: 1px solid var(--border-color, #555);
   box-shadow: 0 2px 8px rgba(0, 0, 0, 0.4); }
+#wi-indicator.wi-indicator--in-canvas { position: absolute; bottom: 12px; }
 #wi-indicator[hidden] { display: none; }
 #wi-indicator .wi-indicator__bar { width: 48px; height: 4px; border-radius: 2px; background: var(--comfy-input-bg, #444); overflow: hidden; }
 #wi-indicator .wi-indicator__fill { height: 100%; background: #4caf50; }
+`;
+
+/** The node badge widget (wi_iterator_badge.js); a separate element so either entry can load first. */
+export const BADGE_STYLE_ELEMENT_ID = "wi-badge-styles";
+
+export const BADGE_CSS = `
+.wi-badge { box-sizing: border-box; width: 100%; padding: 4px 6px; border-radius: 4px; font: 12px/16px sans-serif;
+  color: #fff; background: #2f5f8f; overflow: hidden; overflow-wrap: anywhere; pointer-events: none; }
+.wi-badge[hidden] { display: none; }
+.wi-badge[data-wi-badge-tone="warn"] { background: #8a6a12; }
+.wi-badge[data-wi-badge-tone="error"] { background: #a33030; }
+.wi-badge[data-wi-badge-tone="muted"] { background: #4a4a4a; }
 `;

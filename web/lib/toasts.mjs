@@ -1,4 +1,4 @@
-// Toast contents for server events, in the shape app.extensionManager.toast.add expects. Pure.
+// Toast contents for server events: {severity, summary, detail, life}, shown through lib/compat.mjs showToast. Pure.
 
 import { batchDisplayName } from "./view_model.mjs";
 import { formatDuration, plural, withoutCaretSnippets } from "./format.mjs";
@@ -54,4 +54,12 @@ export function batchCancelledToast(batch, removed) {
 
 export function requestFailedToast(action, error) {
   return { severity: "error", summary: `Sweeps: ${action} failed`, detail: String(error?.message ?? error), life: LIFE_LONG_MS };
+}
+
+/** Answer of POST /wi/resume: {queued, already_saved}. */
+export function batchResumedToast(batch, response) {
+  const name = batch ? batchDisplayName(batch) : "sweep";
+  const parts = [`${plural(Number(response?.queued) || 0, "cell")} queued again`];
+  if (Number(response?.already_saved) > 0) parts.push(`${plural(Number(response.already_saved), "cell")} already saved`);
+  return { severity: "info", summary: `Sweep resumed: ${name}`, detail: parts.join(", "), life: LIFE_SHORT_MS };
 }

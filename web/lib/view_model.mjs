@@ -8,6 +8,7 @@ import {
   displayedCellStatus,
   endedCount,
   isCancellableBatchState,
+  isResumableBatchState,
   isTerminalBatchState,
   progressPercent,
   progressSegments,
@@ -25,6 +26,7 @@ const STATE_LABELS = {
   complete: "complete",
   cancelled: "cancelled",
   expired: "expired",
+  interrupted: "interrupted",
 };
 
 export function stateLabel(state) {
@@ -68,9 +70,11 @@ export function batchView(batch, now, { fileUrl = () => null, maxTiles = MAX_TIL
     segments: progressSegments(batch.counts),
     countsText: countsSummary(batch.counts),
     elapsedText: formatDuration(elapsedSeconds(batch, now) ?? Number.NaN),
-    etaText: finished ? null : formatEta(eta ?? Number.NaN),
+    // An interrupted batch has no ETA: nothing of it runs until it is resumed.
+    etaText: finished || isResumableBatchState(batch.state) ? null : formatEta(eta ?? Number.NaN),
     isFinished: finished,
     canCancel: isCancellableBatchState(batch.state),
+    canResume: isResumableBatchState(batch.state),
     tiles,
     hiddenTileCount: hiddenCount,
     gridUrl: grid ? fileUrl(grid) : null,

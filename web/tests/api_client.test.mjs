@@ -42,6 +42,17 @@ describe("requests", () => {
     ]);
   });
 
+  test("resumeBatch POSTs /wi/resume/{id}; a 409 becomes a WIApiError with the server's reason", async () => {
+    const api = recordingApi([
+      { status: 200, body: { batch_id: "b 1", state: "active", queued: 4, already_saved: 0 } },
+      { status: 409, body: { error: "invalid_state", detail: 'batch "b1" is complete, not interrupted' } },
+    ]);
+    const client = createApiClient(api);
+    assert.deepEqual(await client.resumeBatch("b 1"), { batch_id: "b 1", state: "active", queued: 4, already_saved: 0 });
+    await assert.rejects(client.resumeBatch("b1"), (error) => error instanceof WIApiError && error.status === 409 && /not interrupted/.test(error.message));
+    assert.deepEqual(api.calls.map((call) => [call.route, call.init.method]), [["/wi/resume/b%201", "POST"], ["/wi/resume/b1", "POST"]]);
+  });
+
   test("preview POSTs a JSON body with the parameters as typed", async () => {
     const api = recordingApi([{ status: 200, body: { count: 4, axes: [], errors: [], grid: null } }]);
     const signal = new AbortController().signal;

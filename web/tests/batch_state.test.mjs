@@ -363,3 +363,84 @@ describe("timing", () => {
     assert.equal(etaSeconds(state.batches.b1, T0), 0);
   });
 });
+
+describe("interrupted (restored after a ComfyUI restart) and resume", () => {
+  /** What GET /wi/status lists after the restart: 2 of 6 cells done, the rest queued, no prompt running. */
+  function interruptedSummary(overrides = {}) {
+    return { batch_id: "b1", batch_name: "crashy", state: "interrupted", counts: counts(6, 2), created_at: 100, timings: { elapsed_s: 30 }, ...overrides };
+  }
+
+  function listed(summaries, requestedAt, now = requestedAt + 5) {
+    return { type: ActionType.statusList, batches: summaries, requestedAt, now };
+  }
+
+  test("a batch listed as interrupted after a reload is interrupted, not queued, and does not count as running", () => {
+    const state = reduceBatches(createInitialState(), listed([interruptedSummary()], T0));
+    assert.equal(state.batches.b1.state, "interrupted");
+    assert.deepEqual(runningBatches(state), []);
+    assert.equal(etaSeconds(state.batches.b1, T0 + 60_000), null);
+    // Elapsed time does not tick while nothing runs.
+    assert.equal(elapsedSeconds(state.batches.b1, T0 + 60_000), elapsedSeconds(state.batches.b1, T0 + 5));
+  });
+
+  test("a tab that saw the batch running learns from the next list that ComfyUI restarted under it", () => {
+    let state = reduceAll([created("b1", 6, T0), cellEnded(0, 1, { total: 6 }), cellEnded(1, 2, { total: 6 })]);
+    assert.equal(state.batches.b1.state, "active");
+    state = reduceBatches(state, listed([interruptedSummary()], T0 + 10_000));
+    assert.equal(state.batches.b1.state, "interrupted");
+    assert.deepEqual(runningBatches(state), []);
+  });
+
+  test("the server's restored batch_created event makes the batch interrupted, not active", () => {
+    const state = reduceAll([created("b1", 6, T0, { restored: true })]);
+    assert.equal(state.batches.b1.state, "interrupted");
+  });
+
+  test("events never make a batch interrupted, and a finished batch stays finished", () => {
+    let state = reduceAll([created("b1", 2, T0), cellEnded(0, 1, { total: 2 }), cellEnded(1, 2, { total: 2 })]);
+    state = reduceAll([event("wi.batch_finished", { batch_id: "b1", state: "complete", grid: { filename: "g.png" } }, T0 + 1)], state);
+    state = reduceBatches(state, listed([interruptedSummary({ counts: counts(2, 2) })], T0 + 2));
+    assert.equal(state.batches.b1.state, "complete");
+  });
+
+  test("resume accepted: active again, running, and a snapshot requested before the resume cannot undo it", () => {
+    let state = reduceBatches(createInitialState(), listed([interruptedSummary()], T0));
+    state = reduceBatches(state, { type: ActionType.resumeAccepted, batchId: "b1", response: { state: "active", queued: 4, already_saved: 0 }, now: T0 + 1000 });
+    assert.equal(state.batches.b1.state, "active");
+    assert.deepEqual(runningBatches(state).map((batch) => batch.id), ["b1"]);
+    assert.ok(batchesNeedingDetail(state).includes("b1"));
+    // A poll sent before the click answers "interrupted" after it.
+    const stale = reduceBatches(state, { type: ActionType.statusDetail, detail: detailSnapshot({ state: "interrupted", counts: counts(6, 2) }), requestedAt: T0 + 500, now: T0 + 1100 });
+    assert.equal(stale.batches.b1.state, "active");
+    const staleList = reduceBatches(state, listed([interruptedSummary()], T0 + 500, T0 + 1100));
+    assert.equal(staleList.batches.b1.state, "active");
+    // A snapshot asked for after the resume is believed: ComfyUI may have died again.
+    const again = reduceBatches(state, listed([interruptedSummary()], T0 + 2000));
+    assert.equal(again.batches.b1.state, "interrupted");
+  });
+
+  test("resume with nothing left to run goes straight to building the grid, then completes", () => {
+    let state = reduceBatches(createInitialState(), listed([interruptedSummary({ counts: counts(6, 6) })], T0));
+    state = reduceBatches(state, { type: ActionType.resumeAccepted, batchId: "b1", response: { state: "collecting", queued: 0, already_saved: 0 }, now: T0 + 1 });
+    assert.equal(state.batches.b1.state, "collecting");
+    state = reduceAll([event("wi.batch_finished", { batch_id: "b1", state: "complete", grid: { filename: "g.png" } }, T0 + 2)], state);
+    assert.equal(state.batches.b1.state, "complete");
+  });
+
+  test("another tab's resume shows up as progress: a cell event moves the batch out of interrupted", () => {
+    let state = reduceBatches(createInitialState(), listed([interruptedSummary()], T0));
+    state = reduceAll([cellEnded(2, 3, { total: 6, now: T0 + 5000 })], state);
+    assert.equal(state.batches.b1.state, "active");
+  });
+
+  test("a resume answer for a batch that is not interrupted changes nothing", () => {
+    const state = reduceAll([created()]);
+    assert.equal(reduceBatches(state, { type: ActionType.resumeAccepted, batchId: "b1", response: { state: "active" }, now: T0 + 1 }), state);
+  });
+
+  test("an interrupted batch can be cancelled", () => {
+    let state = reduceBatches(createInitialState(), listed([interruptedSummary()], T0));
+    state = reduceBatches(state, { type: ActionType.cancelAccepted, batchId: "b1", response: {}, now: T0 + 1 });
+    assert.equal(state.batches.b1.state, "cancelled");
+  });
+});

@@ -69,6 +69,7 @@ describe("entry files against stand-in app/api modules", () => {
   after(() => {
     rmSync(root, { recursive: true, force: true });
     delete globalThis.__wiStub;
+    delete globalThis.document;
   });
 
   function installStub({ storedSettings = {}, graph = null, previewResponse = null } = {}) {
@@ -95,6 +96,55 @@ describe("entry files against stand-in app/api modules", () => {
     };
     globalThis.__wiStub = stub;
     return stub;
+  }
+
+  /** Just enough of the DOM for the badge widget: elements with attributes, children, text and a dataset. */
+  class FakeElement {
+    constructor(tag) {
+      this.tagName = tag.toUpperCase();
+      this.attributes = {};
+      this.children = [];
+      this.dataset = {};
+      this.hidden = false;
+      this.textContent = "";
+    }
+    setAttribute(name, value) {
+      this.attributes[name] = String(value);
+    }
+    getAttribute(name) {
+      return this.attributes[name] ?? null;
+    }
+    replaceChildren(...children) {
+      this.children = children;
+    }
+    appendChild(child) {
+      this.children.push(child);
+    }
+    get lines() {
+      return this.children.map((child) => child.textContent);
+    }
+  }
+
+  function installDocument() {
+    const head = new FakeElement("head");
+    const byId = new Map();
+    globalThis.document = {
+      head: Object.assign(head, { appendChild: (child) => (head.children.push(child), byId.set(child.id, child)) }),
+      createElement: (tag) => new FakeElement(tag),
+      getElementById: (id) => byId.get(id) ?? null,
+    };
+    return globalThis.document;
+  }
+
+  /** A node with LiteGraph's addDOMWidget, recording each widget it is given. */
+  function withDomWidgets(node) {
+    node.domWidgets = [];
+    node.addDOMWidget = (name, type, element, options) => {
+      const widget = { name, type, element, options };
+      node.domWidgets.push(widget);
+      return widget;
+    };
+    return node;
   }
 
   async function importEntry(name, variant) {
@@ -128,7 +178,7 @@ describe("entry files against stand-in app/api modules", () => {
     assert.equal(typeof tab.render, "function");
   });
 
-  test("wi.iteratorBadge patches node types by calling the original hooks first", async () => {
+  test("wi.iteratorBadge patches node types by calling the original hooks first, and never draws on the canvas", async () => {
     const stub = installStub();
     await importEntry("wi_iterator_badge.js", "patch");
     const extension = stub.registered[0];
@@ -136,27 +186,25 @@ describe("entry files against stand-in app/api modules", () => {
 
     const order = [];
     class FakeNode {}
-    FakeNode.prototype.onDrawForeground = function () {
-      order.push("original draw");
-      return "kept";
-    };
     FakeNode.prototype.onConnectionsChange = () => order.push("original connections");
     extension.beforeRegisterNodeDef(FakeNode, { name: "WIIterator" });
     const node = new FakeNode();
-    assert.equal(node.onDrawForeground({}), "kept");
     node.onConnectionsChange();
-    assert.deepEqual(order, ["original draw", "original connections"]);
+    assert.deepEqual(order, ["original connections"]);
+    // The Vue renderer ("Nodes 2.0") never calls onDrawForeground: a badge drawn there would vanish.
+    assert.equal(FakeNode.prototype.onDrawForeground, undefined);
 
     class Unrelated {}
     const untouched = () => {};
-    Unrelated.prototype.onDrawForeground = untouched;
+    Unrelated.prototype.onConnectionsChange = untouched;
     extension.beforeRegisterNodeDef(Unrelated, { name: "KSampler" });
-    assert.equal(Unrelated.prototype.onDrawForeground, untouched);
+    assert.equal(Unrelated.prototype.onConnectionsChange, untouched);
     // Let the refresh scheduled by onConnectionsChange run against this test's (empty) stub, not the next one.
     await new Promise((resolve) => setTimeout(resolve, 400));
   });
 
-  test("wi.iteratorBadge previews the chain and draws the count on the iterator", async () => {
+  test("wi.iteratorBadge previews the chain and shows the count in a DOM badge widget on the iterator", async () => {
+    installDocument();
     const widgets = (values) => Object.entries(values).map(([name, value]) => ({ name, value }));
     const parameter = {
       id: 1,
@@ -165,6 +213,7 @@ describe("entry files against stand-in app/api modules", () => {
       widgets: widgets({ name: "cfg", type: "FLOAT", values: "4, 6, 8" }),
       size: [300, 120],
     };
+    withDomWidgets(parameter);
     const iterator = {
       id: 2,
       comfyClass: "WIIterator",
@@ -172,6 +221,7 @@ describe("entry files against stand-in app/api modules", () => {
       widgets: widgets({ enabled: true, mode: "matrix", batch_name: "" }),
       size: [300, 120],
     };
+    withDomWidgets(iterator);
     const nodes = [parameter, iterator];
     const graph = { nodes, links: new Map([[7, { id: 7, origin_id: 1, origin_slot: 0 }]]), getNodeById: (id) => nodes.find((node) => node.id === id) };
     const previewResponse = { count: 3, axes: [{ name: "cfg", count: 3 }], errors: [], grid: { width: 3072, height: 1024, pages: 1, downscale: 1, warnings: [] } };
@@ -187,6 +237,16 @@ describe("entry files against stand-in app/api modules", () => {
     extension.beforeRegisterNodeDef(ParameterType, { name: "WIParameterFloat" });
     Object.setPrototypeOf(parameter, ParameterType.prototype);
 
+    extension.nodeCreated(iterator);
+    extension.nodeCreated(parameter);
+    extension.nodeCreated(iterator); // a second call adds no second widget
+    assert.equal(iterator.domWidgets.length, 1);
+    const [badgeWidget] = iterator.domWidgets;
+    assert.equal(badgeWidget.name, "wi_badge");
+    assert.equal(badgeWidget.options.serialize, false, "kept out of the prompt");
+    assert.equal(badgeWidget.serialize, false, "kept out of widgets_values");
+    assert.equal(globalThis.document.getElementById("wi-badge-styles")?.tagName, "STYLE");
+
     extension.setup();
     assert.ok(stub.listeners.has("graphChanged"));
     await new Promise((resolve) => setTimeout(resolve, 400));
@@ -195,16 +255,12 @@ describe("entry files against stand-in app/api modules", () => {
     assert.equal(stub.fetches[0].route, "/wi/preview");
     assert.deepEqual(JSON.parse(stub.fetches[0].init.body), { parameters: [{ name: "cfg", type: "FLOAT", values: "4, 6, 8", node_id: "1" }], mode: "matrix" });
 
-    const drawn = [];
-    const ctx = new Proxy({ fillText: (text) => drawn.push(text) }, {
-      get: (target, key) => (key in target ? target[key] : () => {}),
-      set: () => true,
-    });
-    iterator.onDrawForeground(ctx);
-    assert.deepEqual(drawn, ["3 prompts · matrix", "grid 3072×1024"]);
-    drawn.length = 0;
-    parameter.onDrawForeground(ctx);
-    assert.deepEqual(drawn, ["3 values"]);
+    const element = badgeWidget.element;
+    assert.deepEqual(element.lines, ["3 prompts · matrix", "grid 3072×1024"]);
+    assert.equal(element.hidden, false);
+    assert.equal(element.getAttribute("data-wi-badge-tone"), "info");
+    assert.equal(element.getAttribute("data-wi-badge-node"), "2");
+    assert.deepEqual(parameter.domWidgets[0].element.lines, ["3 values"]);
 
     assert.deepEqual(extension.badgeFor(iterator), { lines: ["3 prompts · matrix", "grid 3072×1024"], tone: "info" });
 
@@ -218,7 +274,9 @@ describe("entry files against stand-in app/api modules", () => {
     await extension.refreshNow();
     assert.equal(stub.fetches.length, 1);
     assert.equal(extension.badgeFor(iterator).tone, "muted");
+    assert.equal(element.getAttribute("data-wi-badge-tone"), "muted");
     assert.equal(extension.badgeFor(parameter), null);
+    assert.equal(parameter.domWidgets[0].element.hidden, true, "a node without a badge hides its widget");
 
     // Two enabled iterators: the server would refuse the prompt, so both badges say so.
     iterator.widgets.find((widget) => widget.name === "enabled").value = true;

@@ -131,3 +131,34 @@ describe("toasts", () => {
     assert.equal(isForThisClient("a", undefined), true);
   });
 });
+
+describe("interrupted batches in the panel and the pill", () => {
+  function interruptedState() {
+    const summary = {
+      batch_id: "b1",
+      batch_name: "crashy",
+      state: "interrupted",
+      counts: { total: 6, done: 2, failed: 0, cancelled: 0, running: 0, pending: 4 },
+      created_at: 100,
+    };
+    return reduceBatches(createInitialState(), { type: ActionType.statusList, batches: [summary], requestedAt: T0, now: T0 });
+  }
+
+  test("the card reads 'interrupted', offers Resume (and Cancel), and shows no ETA", () => {
+    const view = batchView(interruptedState().batches.b1, T0 + 1000);
+    assert.equal(view.stateLabel, "interrupted");
+    assert.equal(view.canResume, true);
+    assert.equal(view.canCancel, true);
+    assert.equal(view.isFinished, false);
+    assert.equal(view.etaText, null);
+    assert.equal(view.progressText, "2/6");
+  });
+
+  test("the pill does not count an interrupted batch as a running sweep", () => {
+    assert.equal(indicatorView(interruptedState(), T0 + 1000).visible, false);
+  });
+
+  test("a running batch offers no Resume", () => {
+    assert.equal(batchView(runningState().batches.b1, T0 + 130_000).canResume, false);
+  });
+});
