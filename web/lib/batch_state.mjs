@@ -77,6 +77,7 @@ function newBatch(batchId, seq, now) {
     counts: normaliseCounts(null, 0),
     cells: {},
     axes: [],
+    cellStatuses: null, // every cell's status, one character each (GET /wi/status/{id}); cells heard of win
     grid: null,
     warnings: [],
     // Elapsed time is anchored to the client clock at the moment the server (or an event) told us about it,
@@ -367,6 +368,7 @@ function onStatusDetail(state, { detail, now, requestedAt = null }) {
   const original = ensured.batch;
   let batch = original;
   if (Array.isArray(detail.axes)) batch = { ...batch, axes: detail.axes };
+  if (typeof detail.cell_statuses === "string") batch = { ...batch, cellStatuses: detail.cell_statuses };
   if (Array.isArray(detail.cells)) {
     let cells = batch.cells;
     for (const raw of detail.cells) {

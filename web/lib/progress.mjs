@@ -165,10 +165,48 @@ function formatValue(value) {
   return JSON.stringify(value);
 }
 
+/** `GET /wi/status/{id}` gives every cell's status as one character (`cell_statuses`). */
+const STATUS_BY_CHAR = Object.freeze({ q: "queued", r: "running", d: "done", f: "failed", c: "cancelled" });
+
+export function cellStatusFromChar(statuses, index) {
+  return typeof statuses === "string" ? STATUS_BY_CHAR[statuses[index]] ?? null : null;
+}
+
+/**
+ * A cell's position on each axis, from its index: matrix mode varies the first axis slowest; linear mode
+ * advances every axis together, shorter ones cycling. Null when the axes are unknown.
+ */
+export function coordsOfCell(index, axes, mode) {
+  if (!Array.isArray(axes) || axes.length === 0) return null;
+  const lengths = axes.map((axis) => (Array.isArray(axis.labels) ? axis.labels : axis.values ?? []).length);
+  if (lengths.some((n) => n === 0)) return null;
+  if (mode === "linear") return lengths.map((n) => index % n);
+  const coords = [];
+  let rest = index;
+  for (let i = lengths.length - 1; i >= 0; i -= 1) {
+    coords.unshift(rest % lengths[i]);
+    rest = Math.floor(rest / lengths[i]);
+  }
+  return coords;
+}
+
+/** A cell's values by axis name: its own, else its axes' labels at its coordinates (the server sends each value once). */
+export function cellValues(cell, axes, mode) {
+  if (cell.values) return cell.values;
+  const coords = Array.isArray(cell.coords) ? cell.coords : coordsOfCell(cell.index, axes, mode);
+  if (!coords || !Array.isArray(axes)) return {};
+  const values = {};
+  axes.forEach((axis, position) => {
+    const shown = Array.isArray(axis.labels) ? axis.labels : axis.values;
+    if (Array.isArray(shown) && coords[position] in shown) values[axis.name] = shown[coords[position]];
+  });
+  return values;
+}
+
 /** Tooltip text for one tile: "#3 · done", then one "name = value" line per axis, then the error if any. */
-export function cellTitle(cell, status) {
+export function cellTitle(cell, status, axes = null, mode = null) {
   const lines = [`#${cell.index + 1} · ${status}`];
-  for (const [name, value] of Object.entries(cell.values ?? {})) {
+  for (const [name, value] of Object.entries(cellValues(cell, axes, mode))) {
     lines.push(`${name} = ${formatValue(value)}`);
   }
   if (cell.error) lines.push(`error: ${cell.error}`);

@@ -4,6 +4,7 @@
 import { elapsedSeconds, etaSeconds, runningBatches } from "./batch_state.mjs";
 import { formatDuration, formatEta, plural } from "./format.mjs";
 import {
+  cellStatusFromChar,
   cellTitle,
   displayedCellStatus,
   endedCount,
@@ -42,9 +43,11 @@ export function tileViews(batch, maxTiles = MAX_TILES) {
   const shown = Math.min(total, maxTiles);
   const tiles = [];
   for (let index = 0; index < shown; index += 1) {
-    const cell = batch.cells[index] ?? { index, status: "queued" };
+    // A cell heard of (events, the detail page) wins; else the status the detail gave every cell in one string.
+    const cell = batch.cells[index] ?? { index, status: cellStatusFromChar(batch.cellStatuses, index) ?? "queued" };
     const status = displayedCellStatus(cell.status, batch.state);
-    tiles.push({ index, status, className: tileClassName(status), title: cellTitle({ ...cell, index }, status) });
+    tiles.push({ index, status, className: tileClassName(status),
+                 title: cellTitle({ ...cell, index }, status, batch.axes, batch.mode) });
   }
   return { tiles, hiddenCount: Math.max(0, total - shown) };
 }
