@@ -208,6 +208,7 @@ class SweepService:
         max_combinations: int | None = None,
         window: int = DEFAULT_WINDOW,
         journal: Any = None,
+        event_interval: float = 0.0,
     ) -> None:
         self.manager = manager
         self.host = host
@@ -225,6 +226,10 @@ class SweepService:
         # Prompt ids whose interrupt a cancel asked for: stopped before their next node even when ComfyUI
         # cleared the interrupt flag by starting the prompt in between (see should_interrupt).
         self._stopping: set[str] = set()
+        # wi.cell_ended events gathered for the loop to send (see _forward_event); 0: sent at once.
+        self.event_interval = max(0.0, float(event_interval))
+        self._event_outbox: list[tuple[str, dict[str, Any]]] = []
+        self._flushing = False
         self._lock = threading.Lock()
         manager.add_listener(self._forward_event)
         if journal is not None:
@@ -312,6 +317,7 @@ class SweepService:
             self._awaiting[prompt_id] = run
         if self.journal is not None:  # O(axes), queued before any end of its cells can be
             self._journal_batch(run)
+        self._ensure_flusher()
         self.host.create_task(self._start(run))
         logger.info("WI: batch %s: %d cells (%s)", batch_id, plan.total, plan.mode)
         # A new body rather than edits to the old one: ComfyUI keeps the old one if anything here raised.
@@ -516,6 +522,7 @@ class SweepService:
             )
             with self._lock:
                 self._runs[batch_id] = run
+            self.host.call_soon_threadsafe(self._ensure_flusher)
             template = self.host.blank_item(extra_base)
             self.host.create_task(self._feed(run, template, start=0))
         logger.info("WI: resuming batch %s: %d cells to run, %d already saved", batch_id, len(remaining), len(todo) - len(remaining))
@@ -861,4 +868,43 @@ class SweepService:
 
     # ----------------------------------------------------------------- events
     def _forward_event(self, event: str, payload: dict[str, Any]) -> None:
+        if event == "cell_ended" and self.event_interval > 0:
+            # Sent by the loop's flusher, not from here: ComfyUI's send_sync wakes the loop thread, and one such
+            # wake-up per cell, on the worker thread between two prompts, is the GIL hand-off that made the
+            # worker idle longer between cells than between directly posted prompts.
+            with self._lock:
+                self._event_outbox.append((f"wi.{event}", payload))
+            return
+        self._send_buffered()  # the cells' ends first: events keep their order
         self.host.send_event(f"wi.{event}", payload)
+
+    async def _flush_events(self) -> None:
+        """While batches run, send the buffered ``wi.cell_ended`` events every ``event_interval`` seconds."""
+        try:
+            while True:
+                await asyncio.sleep(self.event_interval)
+                self._send_buffered()
+                with self._lock:
+                    if not self._runs and not self._event_outbox:
+                        self._flushing = False
+                        return
+        except BaseException:
+            with self._lock:
+                self._flushing = False
+            raise
+
+    def _send_buffered(self) -> None:
+        with self._lock:
+            pending, self._event_outbox = self._event_outbox, []
+        for event, payload in pending:
+            self.host.send_event(event, payload)
+
+    def _ensure_flusher(self) -> None:
+        """Start the event flusher on the loop (called on the loop when a batch starts)."""
+        if self.event_interval <= 0:
+            return
+        with self._lock:
+            if self._flushing:
+                return
+            self._flushing = True
+        self.host.create_task(self._flush_events())

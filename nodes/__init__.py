@@ -8,6 +8,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _register_lock = threading.Lock()
+#: wi.cell_ended events reach the browser in bursts this often (the worker never wakes the loop per cell).
+CELL_EVENT_INTERVAL_S = 0.1
 _service: Any = None
 
 
@@ -35,7 +37,7 @@ def register() -> Any:
         host = _comfy.ComfyHost(server_instance)
         manager = IterationStateManager.instance()
         service = SweepService(manager, host, journal=_open_journal(_comfy.user_directory()),
-                               grid_builder=GridService(manager, host).build)
+                               grid_builder=GridService(manager, host).build, event_interval=CELL_EVENT_INTERVAL_S)
         host.install(service)  # service.handle_prompt is the hook's one catch-all boundary
         routes.add_routes(server_instance.routes, service)
         service.restore_interrupted()

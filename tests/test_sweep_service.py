@@ -521,3 +521,28 @@ def test_every_cell_gets_comfyuis_node_replacements_not_only_the_submitted_one(h
 def test_the_batch_remembers_the_ui_workflow_id_for_the_grid_message(harness):
     harness.post({"prompt": sweep_prompt("1, 2", "10"), "extra_data": {"extra_pnginfo": {"workflow": {"id": "wf-9", "nodes": []}}}})
     assert only_batch(harness)["meta"]["workflow_id"] == "wf-9"
+
+
+def test_cell_ends_reach_the_browser_from_the_loop_in_bursts_not_from_the_worker(monkeypatch, tmp_path):
+    """Issue 11 (worker idle between cells): a wi.cell_ended sent from the worker thread wakes the server loop
+    (send_sync) between two prompts; with an event interval the loop sends them, in order, in bursts."""
+    h = Harness(monkeypatch, tmp_path)
+    h.service.event_interval = 0.01
+    try:
+        h.post({"prompt": sweep_prompt("1, 2, 3", "10")})
+        for _ in range(2):
+            h.settle()
+            h.server.run_next()
+        assert h.events("wi.cell_ended") == []  # nothing sent from the worker's side
+        h.loop.run_until_complete(asyncio.sleep(0.05))
+        h.settle()
+        assert [e["index"] for e in h.events("wi.cell_ended")] == [0, 1]  # sent by the loop
+        h.server.run_next()  # the last cell: its end goes out right before the batch's own event
+        h.loop.run_until_complete(asyncio.sleep(0.05))
+        h.settle()
+        assert [e["index"] for e in h.events("wi.cell_ended")] == [0, 1, 2]
+        names = [event for event, _, _ in h.server.sent if event.startswith("wi.")]
+        assert names.index("wi.batch_finished") > max(i for i, n in enumerate(names) if n == "wi.cell_ended")
+        assert h.service._flushing is False  # the flusher stops once no batch runs
+    finally:
+        h.close()
