@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.comfy_harness import ComfyServer, locate_comfyui
+from tools.comfy_harness import ComfyServer
 
 from .test_real_comfyui import sweep
 
@@ -19,17 +19,14 @@ FIXTURE_NODES = Path(__file__).resolve().parent / "fixture_nodes"
 
 
 @pytest.fixture
-def base_dir():
-    found = locate_comfyui()
-    if isinstance(found, str):
-        pytest.skip(f"integration test skipped: {found}")
+def base_dir(backend):
     path = Path(tempfile.mkdtemp(prefix="wi-crash-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_killed_batch_is_listed_interrupted_and_resume_runs_only_the_unfinished_cells(base_dir):
-    first = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, base_dir=base_dir).start()
+def test_killed_batch_is_listed_interrupted_and_resume_runs_only_the_unfinished_cells(backend, base_dir):
+    first = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, base_dir=base_dir, backend=backend).start()
     try:
         code, answer = first.queue_prompt(sweep("1, 2, 3, 4, 5, 6", "1", seconds=0.8, name="crashy"))
         assert code == 200, answer
@@ -41,7 +38,7 @@ def test_killed_batch_is_listed_interrupted_and_resume_runs_only_the_unfinished_
     finally:
         first.stop(kill=True)
 
-    second = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, base_dir=base_dir).start()
+    second = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, base_dir=base_dir, backend=backend).start()
     try:
         code, listing = second.get("/wi/status")
         assert code == 200
