@@ -43,9 +43,23 @@ _REAL_MARKERS = ("integration", "e2e")
 _collected_real: list[bool] = [False]
 
 
+_own_ran_file: list[str] = []
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if not os.environ.get("WI_RAN_FILE"):
+        # A file of this session's own (subprocesses inherit the variable), so two pytest runs in one checkout
+        # never mix their entries; scripts/test.sh sets WI_RAN_FILE itself to gather every step in one file.
+        os.environ["WI_RAN_FILE"] = str(ROOT / "test-artifacts" / f"ran-{os.getpid()}.jsonl")
+        _own_ran_file.append(os.environ["WI_RAN_FILE"])
     if not os.environ.get("WI_RAN_KEEP"):
         ran_registry.ran_file().unlink(missing_ok=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for path in _own_ran_file:
+        pathlib.Path(path).unlink(missing_ok=True)
+        os.environ.pop("WI_RAN_FILE", None)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -10,14 +10,16 @@ One tiny API shared by every test family that needs a real ComfyUI, a frontend, 
 * ``skip(kind, name, reason)``: ``record_skip`` then ``pytest.skip`` — or ``pytest.fail`` under the strict
   switch ``WI_REQUIRE_INTEGRATION=1``, so a machine that is meant to have everything cannot pass with holes.
 
-Entries are appended as JSON lines to ``test-artifacts/ran.jsonl`` (``WI_RAN_FILE`` overrides), so a step of
-``scripts/test.sh`` outside pytest can add to it from the command line::
+Entries are appended as JSON lines to the file named by ``WI_RAN_FILE`` (default ``test-artifacts/ran.jsonl``).
+A pytest session without ``WI_RAN_FILE`` uses a file of its own, ``test-artifacts/ran-<pid>.jsonl``, removed at
+the end (subprocesses inherit the variable, so a driver script can add lines too). ``scripts/test.sh`` sets
+``WI_RAN_FILE`` and ``WI_RAN_KEEP=1`` so that its steps outside pytest add to the same file from the command
+line::
 
     python tests/ran_registry.py skip web-unit "node --test" "node is not installed"
 
-``tests/conftest.py`` empties the file when a pytest session starts (unless ``WI_RAN_KEEP=1``, which
-``scripts/test.sh`` sets after emptying it itself) and prints :func:`summary` at the end. docs/testing.md
-documents the kinds in use.
+``tests/conftest.py`` empties the file when a pytest session starts (unless ``WI_RAN_KEEP=1``) and prints
+:func:`summary` at the end. docs/testing.md documents the kinds in use.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import pytest
 
 from tools.comfy_harness import ComfyServer
 
-from .test_real_comfyui import sweep
+from .test_real_comfyui import plain_prompt, sweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,6 +62,15 @@ def test_killed_batch_is_listed_interrupted_and_resume_runs_only_the_unfinished_
         assert final["state"] == "complete" and final["counts"]["done"] == 6
         for name, mtime in files_before.items():
             assert (second.output_dir / "WI" / batch_id / name).stat().st_mtime_ns == mtime  # not re-run
+        # Resumed cells are queued before this server put any item of its own, so their shape comes from the
+        # adapter's guess for this version (5 fields on 0.3.64; 6 from 0.3.67, whose worker reads item[5]):
+        # they must look exactly like ComfyUI's own items, down to what history keeps of them.
+        code, plain = second.queue_prompt(plain_prompt())
+        assert code == 200
+        plain_shape = len(second.wait_history(plain["prompt_id"])["prompt"])
+        resumed_ids = [c["prompt_id"] for c in final["cells"] if c["files"][0]["filename"] not in files_before]
+        assert len(resumed_ids) == resumed["queued"]
+        assert [len(second.wait_history(pid)["prompt"]) for pid in resumed_ids] == [plain_shape] * len(resumed_ids)
         code, again = second.post(f"/wi/resume/{batch_id}", {})
         assert code == 409
         code, history = second.get("/wi/batches?limit=5")
