@@ -127,7 +127,7 @@ def summary(entries: list[dict[str, Any]]) -> list[str]:
             really_ran = any(o != "skipped" for o in counts) or (key in ran and key not in skipped and not counts)
             if really_ran:
                 detail = ran.get(key, "")
-                lines.append(f"  RAN      {key[1]}{f' ({detail})' if detail else ''}: {tally or 'no test outcome recorded'}")
+                lines.append(f"  RAN      {key[1]}{f' ({detail})' if detail else ''}{f': {tally}' if tally else ''}")
             if key in skipped or not really_ran:
                 reasons = "; ".join(sorted(skipped.get(key, set()))) or "see the skipped tests above"
                 lines.append(f"  SKIPPED  {key[1]}: {reasons}{f' ({tally})' if tally and not really_ran else ''}")
