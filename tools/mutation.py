@@ -15,8 +15,8 @@ Not part of CI (minutes to hours): run it by hand after changing a target or its
     .venv/bin/python tools/mutation.py --list           # the sites only, nothing runs
 
 Exit status: 0 when the overall survivor rate is at most ``--max-survivors`` (default 10 %), 1 otherwise.
-Lines marked ``# no-mutate`` and ``logger.*`` calls are never mutated (deleting a log call changes nothing
-the tests should notice).
+Lines marked ``# no-mutate``, ``logger.*`` calls, f-strings, decorators and annotations are never mutated
+(a log line, a message's text or ``slots=True`` change nothing the tests should notice).
 """
 from __future__ import annotations
 
@@ -125,9 +125,15 @@ def _is_logging_call(node: ast.Call) -> bool:
 
 
 def _inside_annotation_or_docstring(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """Also decorators (``dataclass(slots=True)``), f-strings and log calls: text and declarations, where a
+    mutant either changes nothing observable or only a message."""
     child = node
     while child in parents:
         parent = parents[child]
+        if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and child in parent.decorator_list:
+            return True
+        if isinstance(parent, ast.JoinedStr) or (isinstance(parent, ast.Call) and _is_logging_call(parent)):
+            return True
         if isinstance(parent, (ast.arg, ast.AnnAssign)) and child is getattr(parent, "annotation", None):
             return True
         if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) and child is parent.returns:
