@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def example_prompt() -> dict:
-    return json.loads((REPO / "example_workflows" / "model_free_sweep_api.json").read_text())
+    return json.loads((REPO / "example_workflows" / "api" / "model_free_sweep_api.json").read_text())
 
 
 def sweep(values_a: str, values_b: str, *, mode: str = "matrix", name: str = "t", seconds: float = 0.0, fail: str | None = None,
