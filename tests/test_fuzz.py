@@ -614,3 +614,37 @@ def test_resolve_inside_named_escapes(sandbox):
         paths.resolve_inside(str(root), "a\x00b")  # NUL: refused, never truncated to "a"
     assert paths.resolve_inside(str(root), "link_in", "b") == os.path.realpath(root / "a" / "b")
     assert paths.resolve_inside(str(root), "a", "..", "new.png") == os.path.realpath(root / "new.png")
+
+
+# Named examples of the path helpers, pinned exactly: the properties above check that every answer is safe,
+# these that the safe answer is also the expected one (a helper answering "WI" to everything would be safe).
+@pytest.mark.parametrize(("prefix", "expected"), [
+    ("sweeps/portraits", "sweeps/portraits"),
+    ("../a/./b//c", "a/b/c"),
+    ("a\\b", "a/b"),
+    ("..", "WI"),
+    ("/abs/olute", "abs/olute"),
+    ("1/2/3/4/5/6", "1/2/3/4"),  # at most four levels
+])
+def test_safe_subfolder_keeps_the_users_folders(prefix, expected):
+    assert paths.safe_subfolder(prefix) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("COM9", "_COM9"), ("COM10", "COM10"), ("lpt1.txt", "_lpt1.txt"), ("LPT10", "LPT10"), ("nul", "_nul"),
+    ("a b/c", "a_b_c"), ("..hidden", "hidden"), ("", "x"),
+    ("y" * 100, "y" * 64),  # components are cut at 64 characters
+])
+def test_safe_component_named_examples(text, expected):
+    assert paths.safe_component(text) == expected
+
+
+def test_cell_filename_is_cut_to_its_length_but_keeps_index_and_image_number():
+    name = paths.cell_filename(7, {"prompt": "p" * 300}, 2)
+    assert name == "c00007_prompt-" + "p" * 24 + "_2.png"  # a key keeps 16 characters, a value 24
+    long = paths.cell_filename(7, {f"k{i}" * 9: "v" * 40 for i in range(5)}, 2)
+    assert long.startswith("c00007_k0k0k0k0k0k0k0k0-vvvv") and long.endswith("_2.png")
+    # The stem stops at the length limit less room for the suffix (108), then loses a dangling separator.
+    full = "c00007_" + "_".join(f"{f'k{i}' * 8}-{'v' * 24}" for i in range(5))
+    assert long == full[:108].rstrip("._-") + "_2.png"
+    assert paths.cell_filename(3, {}, 0) == "c00003_0.png"
