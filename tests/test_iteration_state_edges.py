@@ -92,3 +92,33 @@ def test_restored_batch_keeps_its_journaled_creation_time(mgr):
     assert mgr.get_status("old_1234abcd")["created_at"] == 1234.5
     record2 = dict(record, batch_id="new_1234abcd", created_at=None)
     assert mgr.restore_batch(record2).created_at == 1_700_000_000.0  # no journaled time: now
+
+
+def _record(batch_id: str, **extra):
+    record = {
+        "batch_id": batch_id, "batch_name": "old", "mode": "matrix", "client_id": None, "created_at": 1234.5,
+        "axes": [{"name": "steps", "type": "INT", "values": [10]}],
+        "cells": [{"index": 0, "coords": [0], "values": [10], "status": "queued", "error": None, "files": []}],
+        "meta": {}, "warnings": [],
+    }
+    record.update(extra)
+    return record
+
+
+def test_restored_batch_keeps_warnings_out_of_its_meta(mgr):
+    """``meta_ready.pop("warnings")``: the journal keeps warnings apart; they must not come back inside meta."""
+    state = mgr.restore_batch(_record("old_00000001", meta={"subfolder": "WI/x", "warnings": ["stale copy"]},
+                                      warnings=["grid failed"]))
+    status = mgr.get_status(state.batch_id)
+    assert status["meta"] == {"subfolder": "WI/x"}
+    assert status["warnings"] == ["grid failed"]
+
+
+def test_batches_list_in_creation_order_restored_ones_included(mgr):
+    """Each new or restored batch takes the next sequence number (``_seq += 1``, not ``-=``)."""
+    first = new_batch(mgr, 1)
+    mgr.restore_batch(_record("old_00000001"))
+    mgr.restore_batch(_record("old_00000002"))
+    last = new_batch(mgr, 1)
+    listed = [b["batch_id"] for b in mgr.list_batches()]
+    assert listed == [last, "old_00000002", "old_00000001", first]  # newest first
