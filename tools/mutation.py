@@ -14,6 +14,9 @@ Not part of CI (minutes to hours): run it by hand after changing a target or its
     .venv/bin/python tools/mutation.py --target paths --target parser --sample 100 --seed 3
     .venv/bin/python tools/mutation.py --list           # the sites only, nothing runs
 
+A mutant that runs past ``--timeout-factor`` times the unmutated run counts as killed (an endless loop is a
+bug the tests caught) and is counted apart in the summary: on a loaded machine, read those by hand.
+
 Exit status: 0 when the overall survivor rate is at most ``--max-survivors`` (default 10 %), 1 otherwise.
 Lines marked ``# no-mutate``, ``logger.*`` calls, f-strings, decorators and annotations are never mutated
 (a log line, a message's text or ``slots=True`` change nothing the tests should notice).
@@ -280,7 +283,9 @@ def report(summary: Summary) -> tuple[list[str], float]:
         total += len(results)
         survived += len(alive)
         rate = 100.0 * len(alive) / len(results) if results else 0.0
-        lines.append(f"{name:16s} {len(results):4d} mutants, {len(results) - len(alive):4d} killed, {len(alive):3d} survived ({rate:.1f} %)")
+        timeouts = sum(1 for r in results if r.outcome == "timeout")
+        lines.append(f"{name:16s} {len(results):4d} mutants, {len(results) - len(alive):4d} killed"
+                     f" ({timeouts} by timeout), {len(alive):3d} survived ({rate:.1f} %)")
     rate = 100.0 * survived / total if total else 0.0
     lines.append(f"{'overall':16s} {total:4d} mutants, {total - survived:4d} killed, {survived:3d} survived ({rate:.1f} %)")
     alive = [r for r in summary.results if r.outcome == "survived"]
