@@ -54,19 +54,22 @@ class Target:
 
 
 TARGETS = (
-    Target("state", "core/iteration_state.py", ("tests/test_iteration_state.py", "tests/test_iteration_state_concurrency.py")),
-    Target("parser", "core/parameter_parser.py", ("tests/test_parameter_parser.py",)),
-    Target("planner", "core/prompt_graph.py", ("tests/test_prompt_graph.py",)),
+    Target("state", "core/iteration_state.py",
+           ("tests/test_iteration_state.py", "tests/test_iteration_state_concurrency.py", "tests/test_iteration_state_edges.py")),
+    Target("parser", "core/parameter_parser.py", ("tests/test_parameter_parser.py", "tests/test_parameter_parser_edges.py")),
+    Target("planner", "core/prompt_graph.py", ("tests/test_prompt_graph.py", "tests/test_prompt_graph_edges.py")),
     Target("paths", "core/paths.py", ("tests/test_fuzz.py", "tests/test_parameter_parser.py"),
            pytest_args=("-k", "safe or subfolder or cell_filename or resolve_inside or file_list")),
     # Journal resume: what survives a restart, and how a resumed batch is rebuilt and re-queued.
-    Target("resume", "core/journal.py", ("tests/test_journal.py",),
+    Target("resume", "core/journal.py", ("tests/test_journal.py", "tests/test_journal_edges.py"),
            functions=r"^(load_unfinished|get_batch|record_cell_end|record_cells_cancelled|_op_cell_end|_op_cells_cancelled|_op_interrupt|_op_state)$"),
-    Target("resume-service", "core/sweep.py", ("tests/test_sweep_service.py", "tests/test_routes.py"),
-           functions=r"^(resume|restore_interrupted|_existing_output)$", pytest_args=("-k", "resume or restart or interrupted or journal")),
-    Target("resume-state", "core/iteration_state.py", ("tests/test_iteration_state.py", "tests/test_routes.py", "tests/test_sweep_service.py"),
+    Target("resume-service", "core/sweep.py", ("tests/test_resume_edges.py", "tests/test_sweep_service.py", "tests/test_routes.py"),
+           functions=r"^(resume|restore_interrupted|_existing_output)$", pytest_args=("-k", "resume or restart or interrupted or journal or restore or saved or grid")),
+    Target("resume-state", "core/iteration_state.py",
+           ("tests/test_iteration_state.py", "tests/test_iteration_state_edges.py", "tests/test_routes.py", "tests/test_sweep_service.py"),
            functions=r"^(restore_batch|resume_batch)$"),
 )
+
 
 _COMPARE_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
                  ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
