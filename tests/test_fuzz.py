@@ -642,9 +642,9 @@ def test_safe_component_named_examples(text, expected):
 def test_cell_filename_is_cut_to_its_length_but_keeps_index_and_image_number():
     name = paths.cell_filename(7, {"prompt": "p" * 300}, 2)
     assert name == "c00007_prompt-" + "p" * 24 + "_2.png"  # a key keeps 16 characters, a value 24
-    long = paths.cell_filename(7, {f"k{i}" * 9: "v" * 40 for i in range(5)}, 2)
+    long = paths.cell_filename(7, {f"k{i}" * 9: "v" * 23 for i in range(5)}, 2)
     assert long.startswith("c00007_k0k0k0k0k0k0k0k0-vvvv") and long.endswith("_2.png")
     # The stem stops at the length limit less room for the suffix (108), then loses a dangling separator.
-    full = "c00007_" + "_".join(f"{f'k{i}' * 8}-{'v' * 24}" for i in range(5))
-    assert long == full[:108].rstrip("._-") + "_2.png"
+    full = "c00007_" + "_".join(f"{f'k{i}' * 8}-{'v' * 23}" for i in range(5))
+    assert long == full[:108] + "_2.png" and full[107] == "v"
     assert paths.cell_filename(3, {}, 0) == "c00003_0.png"
