@@ -122,3 +122,18 @@ def test_batches_list_in_creation_order_restored_ones_included(mgr):
     last = new_batch(mgr, 1)
     listed = [b["batch_id"] for b in mgr.list_batches()]
     assert listed == [last, "old_00000002", "old_00000001", first]  # newest first
+
+
+def test_restore_and_resume_notify_listeners_and_move_the_change_count(mgr):
+    """Restoring emits ``batch_created`` with ``restored: True``, returns a snapshot without cells, and both
+    restore (``_changes += 1``) and resume (``_touch_locked``) move ``change_count()`` forward."""
+    events = []
+    mgr.add_listener(lambda event, payload: events.append((event, payload)))
+    before = mgr.change_count()
+    state = mgr.restore_batch(_record("old_00000003"))
+    after_restore = mgr.change_count()
+    assert state.cells == () and state.state == "interrupted"
+    assert events == [("batch_created", {"batch_id": "old_00000003", "batch_name": "old", "mode": "matrix", "total": 1,
+                                         "client_id": None, "restored": True})]
+    assert mgr.resume_batch("old_00000003") == [0]
+    assert before < after_restore < mgr.change_count()
