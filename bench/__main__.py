@@ -15,7 +15,8 @@ import time
 import traceback
 from typing import Any, Callable
 
-from . import cache_order_bench, e2e_bench, grid_bench, interception_bench, manager_bench, status_load_bench
+from . import (big_batch_bench, cache_order_bench, e2e_bench, grid_bench, interception_bench, loop_stall_bench,
+               manager_bench, status_load_bench)
 
 
 def _grid_table(rows: list[dict[str, Any]]) -> str:
@@ -31,10 +32,14 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], list[dict[str, Any]]], Callabl
             e2e_bench.run, e2e_bench.table),
     "cache_order": ("3. Cache-aware run order on a real ComfyUI: expensive upstream node executions",
                     cache_order_bench.run, cache_order_bench.table),
-    "manager": ("4. Manager scale: memory per cell of a 10,000-cell batch; status route latency with 100 active batches",
+    "manager": ("4. Manager scale: memory per cell of a 100,000-cell batch; status routes and cancel with 100 active batches",
                 manager_bench.run, manager_bench.table),
     "status_load": ("6. Status route under load on a real ComfyUI: sweep wall time with and without ~200 requests/s",
                     status_load_bench.run, status_load_bench.table),
+    "loop_stall": ("7. Loop stall on a real ComfyUI: longest /queue poll during the worst preview and the worst prompt",
+                   loop_stall_bench.run, loop_stall_bench.table),
+    "big_batch": ("8. A 10,000-cell batch running on a real ComfyUI: its status page and ComfyUI's /queue",
+                  big_batch_bench.run, big_batch_bench.table),
     "grid": ("5. Grid compositor: time and peak memory vs naive compose and the PNG-encode floor",
              grid_bench.run, _grid_table),
 }

@@ -24,6 +24,7 @@ from ._cli import run_cli
 
 from .e2e_bench import comfy_unavailable, flush_cache, shared_server, stop_shared_server
 from .interception_bench import format_table
+from tools.comfy_harness import cell_values
 
 EXPENSIVE_ID = "11"
 
@@ -92,7 +93,7 @@ def _executed_by_history(comfy: Any, status: dict[str, Any]) -> tuple[int, list[
         start = next((data["timestamp"] for event, data in messages if event == "execution_start"), 0)
         if EXPENSIVE_ID not in cached:
             executed += 1
-        timeline.append((start, cell["values"]["color"]))
+        timeline.append((start, cell_values(status, cell)["color"]))
     return executed, [color for _, color in sorted(timeline)]
 
 

@@ -108,7 +108,7 @@ def _naive_raster(grid: Any, plan: Any, cells: list[Any]) -> Any:
     canvas = Image.new("RGB", (page.width, page.height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for t in page.texts:
-        grid._draw_text(canvas, draw, t, (0, 0, 0))
+        grid.compose._draw_text(canvas, draw, t, (0, 0, 0))
     by = {c.coords: img for c, img in zip(cells, images)}
     for s in page.slots:
         canvas.paste(by[s.coords], (s.x, s.y))

@@ -3,7 +3,10 @@
 A realistic 42-node SDXL-style API prompt (bench/fixtures/sdxl_api_prompt.json: two checkpoints, two LoRAs,
 SDXL and refiner text encoders with long prompts, ControlNet, base + refiner KSamplerAdvanced, model upscale,
 hires pass, primitives, a WIIterator with three parameters wired into cfg / noise_seed / sampler_name of both
-samplers, WISaveImage and a WIGridCompositor) is swept to N = 10, 100, 1,000 and 10,000 cells.
+samplers, WISaveImage and a WIGridCompositor) is swept to N = 10, 100, 1,000, 10,000 and 100,000 cells (the
+default combination limit). At N >= ``HANDLER_ONLY_FROM`` only the hook is timed (``handler_ms``, the target):
+feeding 100,000 clones with ``window = N + 1`` and 100,000 deep copies for the baseline would hold gigabytes
+and minutes for a throughput ratio already measured at 10,000; those columns print ``-``.
 
 Ours, over the ComfyUI stand-in (tests/comfy_standin.py: the real heap queue, POST /prompt order of
 operations, our queue hooks installed by ``ComfyHost.install``; the fixture's node classes registered as
@@ -48,6 +51,8 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sdxl_api_prompt.json"
 
 HANDLER_TARGET_MS = 5.0
 RATIO_TARGET = 5.0
+#: From this N on only the onprompt hook is timed (see the module docstring).
+HANDLER_ONLY_FROM = 100_000
 
 #: Classes of the fixture whose prompt dicts ComfyUI 0.3.64 writes into (``IS_CHANGED`` or a real V3
 #: ``fingerprint_inputs`` override; checked against a live 0.3.64 node registry): each cell copies these nodes.
@@ -129,7 +134,7 @@ def quiet_logs() -> None:
 
 # ------------------------------------------------------------------------------------------ the workload
 def axis_values(n: int) -> tuple[str, str, str]:
-    """(cfg, seed, sampler) value texts whose matrix has exactly n cells (n = 10 * 10^k, k <= 3)."""
+    """(cfg, seed, sampler) value texts whose matrix has exactly n cells (n = 10 * 10^k, k <= 4)."""
     if n % 10 or n < 10:
         raise ValueError("n must be a multiple of 10, at least 10")
     rest = n // 10
@@ -272,6 +277,25 @@ def _measure_ours(n: int, body: dict[str, Any], timeout_s: float = 600.0) -> dic
         env.close()
 
 
+def _measure_handler_only(n: int, body: dict[str, Any]) -> dict[str, float]:
+    """The hook alone during a real POST (the feeder keeps its normal window, so nothing big is queued):
+    handler wall and CPU seconds."""
+    env = StandinEnv(window=32)
+    env.save_ids = [i for i, node in body["prompt"].items() if node["class_type"] == "WISaveImage"]
+    try:
+        gc.collect()
+        status, answer = env.loop.run_until_complete(env.server.post_prompt(body))
+        if status != 200 or len(env.handler_s) != 1:
+            raise RuntimeError(f"sweep rejected: {answer}")
+        return {"handler": env.handler_s[0], "handler_cpu": env.handler_cpu_s[0]}
+    finally:
+        # The feeder still waits for the worker: end it (its finally schedules the grid pre-flight) before
+        # the executor it would schedule on is shut down.
+        env.cs.close_loop(env.loop)
+        env.host._executor.shutdown(wait=True)
+        env.patch.undo()
+
+
 def _measure_handler_without_grid(n: int) -> float:
     """Diagnostic: the hook alone on the same prompt minus its WIGridCompositor, so no grid pre-flight thread
     competes with the handler for the GIL (wall seconds)."""
@@ -333,7 +357,7 @@ def _measure_baseline(n: int, body: dict[str, Any]) -> dict[str, float]:
 def run(quick: bool, sizes: Sequence[int] | None = None, reps: int | None = None) -> list[dict[str, Any]]:
     """One row per N: medians of handler, ours and baseline times, the ratios and the verdicts."""
     if sizes is None:
-        sizes = (10, 100, 1000) if quick else (10, 100, 1000, 10_000)
+        sizes = (10, 100, 1000) if quick else (10, 100, 1000, 10_000, 100_000)
     rows = []
     _measure_ours(10, sweep_body(10))  # warm-up, not timed: first imports, caches, code paths
     _measure_baseline(10, sweep_body(10))
@@ -342,13 +366,30 @@ def run(quick: bool, sizes: Sequence[int] | None = None, reps: int | None = None
         ours: list[dict[str, float]] = []
         base: list[dict[str, float]] = []
         nogrid: list[float] = []
+        handler_only = n >= HANDLER_ONLY_FROM
         for _ in range(count):
             nogrid.append(_measure_handler_without_grid(n))
-            ours.append(_measure_ours(n, sweep_body(n)))
-            base.append(_measure_baseline(n, sweep_body(n)))
+            if handler_only:
+                ours.append(_measure_handler_only(n, sweep_body(n)))
+            else:
+                ours.append(_measure_ours(n, sweep_body(n)))
+                base.append(_measure_baseline(n, sweep_body(n)))
 
         def med(runs: list[dict[str, float]], key: str) -> float:
             return median(r[key] for r in runs)
+
+        if handler_only:
+            handler_ms = med(ours, "handler") * 1e3
+            rows.append({
+                "n": n, "reps": count, "handler_ms": round(handler_ms, 3),
+                "handler_cpu_ms": round(med(ours, "handler_cpu") * 1e3, 3),
+                "handler_nogrid_ms": round(median(nogrid) * 1e3, 3),
+                **{key: None for key in ("ours_ms", "baseline_ms", "path_ratio", "cpu_ratio", "ours_us_per_clone",
+                                         "baseline_us_per_clone", "ratio")},
+                "handler_lt_5ms": "met" if handler_ms < HANDLER_TARGET_MS else "MISSED",
+                "ratio_ge_5x": "n/a",
+            })
+            continue
 
         handler_ms = med(ours, "handler") * 1e3
         ours_ms, base_ms = med(ours, "total") * 1e3, med(base, "total") * 1e3
@@ -388,13 +429,14 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
              " time. *_us_per_clone: cloning + queueing one cell (ours: the feeder from its start to the last put, incl."
              " validation of each clone (stubbed) and bookkeeping, / (N - 1); baseline: its deepcopy-and-put loop / N);"
              f" ratio = baseline_us_per_clone / ours_us_per_clone, the throughput target (>= {RATIO_TARGET:g}x). Medians;"
-             " validation stubbed out on both sides. Verdicts use the wall-clock columns."]
-    missed = [r for r in rows if r["handler_lt_5ms"] != "met" or r["ratio_ge_5x"] != "met"]
+             " validation stubbed out on both sides. Verdicts use the wall-clock columns. From"
+             f" N = {HANDLER_ONLY_FROM:,} only the hook is timed (the other columns print -)."]
+    missed = [r for r in rows if r["handler_lt_5ms"] != "met" or r["ratio_ge_5x"] not in ("met", "n/a")]
     for r in missed:
         what = []
         if r["handler_lt_5ms"] != "met":
             what.append(f"handler {r['handler_ms']} ms >= {HANDLER_TARGET_MS:g} ms")
-        if r["ratio_ge_5x"] != "met":
+        if r["ratio_ge_5x"] not in ("met", "n/a"):
             what.append(f"throughput ratio {r['ratio']}x < {RATIO_TARGET:g}x")
         lines.append(f"TARGET MISSED at N={r['n']}: " + "; ".join(what))
     return "\n".join(lines)

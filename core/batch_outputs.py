@@ -4,11 +4,14 @@ the HTML viewer; and the queue-time grid size check.
 Runs on the host's background thread, never on the aiohttp loop or ComfyUI's worker thread. Reads the cell
 files one at a time (``core.grid.compose_grid``), so memory stays near one output raster.
 
+It reads the batch as the manager's typed snapshot (``IterationStateManager.snapshot``), not its status
+dict: axes keep their typed values and the labels of the one formatter (``core.values``), cells their
+coordinates; the grid and the manifest get the same ``core.records`` (:func:`batch_record`).
+
 Plain Python: must not import torch, comfy*, server, nodes, execution, folder_paths, comfy_execution, aiohttp.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -17,31 +20,17 @@ from typing import Any
 from PIL import Image
 
 from . import grid, manifest
-from .iteration_state import IterationStateManager
+from .iteration_state import BatchState, IterationStateManager
 from .paths import resolve_inside
+from .records import AxisRecord, BatchRecord, CellRecord, axis_seed
+from .values import json_value
 
 logger = logging.getLogger(__name__)
 
-Notify = Callable[[str, dict, "str | None"], None]
+Notify = Callable[[str, dict[str, Any], "str | None"], None]
 
-
-def grid_options_from_node(inputs: Mapping[str, Any] | None) -> grid.GridOptions:
-    """``GridOptions`` from the WIGridCompositor widget values (missing ones take the defaults)."""
-    inputs = dict(inputs or {})
-    kwargs: dict[str, Any] = {}
-    for axis_key in ("x_axis", "y_axis"):
-        value = str(inputs.get(axis_key) or "").strip()
-        kwargs[axis_key] = value or None
-    for key in ("multi_axis", "format", "background"):
-        if inputs.get(key) not in (None, ""):
-            kwargs[key] = str(inputs[key])
-    for key in ("label_font_size", "cell_gap", "margin"):
-        if isinstance(inputs.get(key), int) and not isinstance(inputs.get(key), bool):
-            kwargs[key] = inputs[key]
-    if "label_font_size" in kwargs:
-        kwargs["min_font_size"] = min(12, kwargs["label_font_size"])
-    kwargs["images_only"] = bool(inputs.get("images_only", False))
-    return grid.GridOptions(**kwargs)
+#: The node's widget values to ``GridOptions``: owned by ``core.grid.options``.
+grid_options_from_node = grid.options_from_node
 
 
 def _image_size(path: str) -> tuple[int, int] | None:
@@ -50,6 +39,57 @@ def _image_size(path: str) -> tuple[int, int] | None:
             return image.size
     except (OSError, ValueError):
         return None
+
+
+def _absolute_files(refs: Sequence[Any], root: str) -> tuple[str, ...]:
+    """Absolute paths of a cell's output images inside ``root``; anything else is dropped with a warning."""
+    paths = []
+    for ref in refs:
+        if getattr(ref, "type", "output") != "output":
+            continue
+        try:
+            paths.append(resolve_inside(root, str(ref.subfolder or ""), str(ref.filename)))
+        except (ValueError, AttributeError):
+            logger.warning("WI: ignoring cell file outside the output folder: %r", ref)
+    return tuple(paths)
+
+
+def batch_record(snapshot: BatchState, root: str, *, extra_warnings: Sequence[str] = ()) -> BatchRecord:
+    """The typed record the grid and the manifest read, from the manager's snapshot.
+
+    Args:
+        snapshot: ``manager.snapshot(batch_id)`` with cells.
+        root: ComfyUI's output folder: cell files become absolute paths inside it.
+        extra_warnings: warnings found while building the outputs, appended to the batch's own.
+    """
+    axes = tuple(
+        AxisRecord(a.name, tuple(json_value(v) for v in a.values), a.type, tuple(a.labels)) for a in snapshot.axes
+    )
+    cells = tuple(
+        CellRecord(
+            index=c.index, coords=tuple(c.coords), status=c.status.value, error=c.error,
+            files=_absolute_files(c.files, root),
+            seed=json_value(c.metadata.get("seed")) if c.metadata.get("seed") is not None
+            else axis_seed(c.coords, axes),
+        )
+        for c in sorted(snapshot.cells, key=lambda c: c.index)
+    )
+    warnings = tuple(snapshot.warnings) + tuple(w for w in extra_warnings if w not in snapshot.warnings)
+    return BatchRecord(
+        batch_id=snapshot.batch_id, batch_name=snapshot.batch_name, mode=snapshot.mode, axes=axes, cells=cells,
+        state=snapshot.state.value, created_at=snapshot.created_at, counts=snapshot.counts.as_dict(),
+        warnings=warnings,
+    )
+
+
+def _cell_sizes(cells: Sequence[CellRecord]) -> list[tuple[int, int]]:
+    sizes = [_image_size(os.fspath(c.files[0])) if c.files and not isinstance(c.files[0], Mapping) else None
+             for c in cells]
+    known = [s for s in sizes if s is not None]
+    if not known:
+        return []
+    fallback = known[0]
+    return [s or fallback for s in sizes]
 
 
 class BatchOutputs:
@@ -61,38 +101,33 @@ class BatchOutputs:
         self.notify = notify
 
     def build(self, batch_id: str) -> None:
-        status = self.manager.get_status(batch_id)
-        if status["state"] not in ("collecting", "cancelled") or status.get("grid"):
+        snapshot = self.manager.snapshot(batch_id)
+        if snapshot.state.value not in ("collecting", "cancelled") or snapshot.grid:
             return
         root = self.output_dir()
         if root is None:
             raise RuntimeError("no output directory")
-        meta = status.get("meta") or {}
+        meta = snapshot.meta
         subfolder = str(meta.get("subfolder") or f"WI/{batch_id}")
         folder = resolve_inside(root, subfolder)
-        absolute = self._with_absolute_files(status, root)
+        record = batch_record(snapshot, root)
 
         info: dict[str, Any] = {"subfolder": subfolder, "type": "output"}
         page_paths: list[str] = []
         grid_node_id = meta.get("grid_node_id")
         if grid_node_id:
-            options = grid_options_from_node(meta.get("grid_options"))
-            if not options.images_only:
-                axes, cells, mode = grid.axes_and_cells_from_status(absolute)
-                sizes = self._cell_sizes(absolute)
-                if sizes:
-                    plan = grid.plan_grid(axes, cells, sizes, options, mode=mode)
-                    pages = grid.compose_grid(plan, cells, folder, "grid", sweep=manifest.sweep_definition(absolute))
-                    page_paths = [p.path for p in pages]
-                    refs = [{"filename": os.path.basename(p.path), "subfolder": subfolder, "type": "output", "kind": p.kind,
-                             "title": p.title, "width": p.width, "height": p.height} for p in pages]
-                    if refs:
-                        info.update(filename=refs[0]["filename"], pages=refs, warnings=list(plan.warnings))
-                else:
-                    info["warnings"] = ["no cell produced an image; no grid was drawn"]
-        manifest.write_manifest(absolute, folder, relative_to=folder, grid_files=page_paths)
-        manifest.write_viewer(absolute, folder, relative_to=folder, grid_files=page_paths,
-                              title=str(status.get("batch_name") or batch_id))
+            try:
+                record, page_paths = self._draw_grid(batch_id, snapshot, record, root, folder, subfolder, info)
+            except (ValueError, OSError) as exc:
+                # Bad grid options or an unwritable grid must not cost the batch its manifest and viewer.
+                warning = f"grid not drawn: {exc}"
+                logger.warning("WI: batch %s: %s", batch_id, warning)
+                self._add_warnings(batch_id, snapshot, [warning])
+                record = batch_record(snapshot, root, extra_warnings=[warning])
+                info["warnings"] = [warning]
+        manifest.write_manifest(record, folder, relative_to=folder, grid_files=page_paths)
+        manifest.write_viewer(record, folder, relative_to=folder, grid_files=page_paths,
+                              title=str(snapshot.batch_name or batch_id))
         info["viewer"] = {"filename": "viewer.html", "subfolder": subfolder, "type": "output",
                           "route": f"/wi/batch/{batch_id}/viewer.html"}
         info["manifest"] = {"filename": "batch.json", "subfolder": subfolder, "type": "output"}
@@ -101,44 +136,54 @@ class BatchOutputs:
         if grid_node_id and info.get("pages"):
             # Shows the grid in the WIGridCompositor node of the tab that queued the sweep.
             images = [{k: page[k] for k in ("filename", "subfolder", "type")} for page in info["pages"]]
-            last_prompt = next((c["prompt_id"] for c in reversed(status["cells"]) if c.get("prompt_id")), None)
-            self.notify("executed", {"node": str(grid_node_id), "display_node": str(grid_node_id),
-                                     "output": {"images": images}, "prompt_id": last_prompt}, status.get("client_id"))
+            last_prompt = next((c.prompt_id for c in reversed(snapshot.cells) if c.prompt_id), None)
+            message: dict[str, Any] = {"node": str(grid_node_id), "display_node": str(grid_node_id),
+                                       "output": {"images": images}, "prompt_id": last_prompt}
+            workflow_id = snapshot.meta.get("workflow_id")
+            if workflow_id:  # newer frontends file outputs under the workflow that ran them
+                message["workflow_id"] = workflow_id
+            self.notify("executed", message, snapshot.client_id)
 
-    @staticmethod
-    def _with_absolute_files(status: Mapping[str, Any], root: str) -> dict[str, Any]:
-        absolute = copy.deepcopy(dict(status))
-        for cell in absolute.get("cells", []):
-            paths = []
-            for ref in cell.get("files", []):
-                if ref.get("type", "output") != "output":
-                    continue
-                try:
-                    paths.append(resolve_inside(root, str(ref.get("subfolder", "")), str(ref["filename"])))
-                except (ValueError, KeyError):
-                    logger.warning("WI: ignoring cell file outside the output folder: %r", ref)
-            cell["files"] = paths
-        return absolute
+    def _draw_grid(self, batch_id: str, snapshot: BatchState, record: BatchRecord, root: str, folder: str,
+                   subfolder: str, info: dict[str, Any]) -> tuple[BatchRecord, list[str]]:
+        """Plan and compose the grid pages; returns the record (with the grid's warnings) and the page paths.
 
-    @staticmethod
-    def _cell_sizes(status: Mapping[str, Any]) -> list[tuple[int, int]]:
-        sizes: list[tuple[int, int] | None] = []
-        for cell in status.get("cells", []):
-            files = cell.get("files") or []
-            sizes.append(_image_size(files[0]) if files else None)
-        known = [s for s in sizes if s is not None]
-        if not known:
-            return []
-        fallback = known[0]
-        return [s or fallback for s in sizes]
+        Raises:
+            ValueError: invalid grid options (the message names the option).
+            OSError: a page could not be written.
+        """
+        grid_options = snapshot.meta.get("grid_options")
+        options = grid_options_from_node(grid_options if isinstance(grid_options, Mapping) else None)
+        if options.images_only:
+            return record, []
+        sizes = _cell_sizes(record.cells)
+        if not sizes:
+            info["warnings"] = ["no cell produced an image; no grid was drawn"]
+            return record, []
+        plan = grid.plan_grid(record.axes, record.cells, sizes, options, mode=record.mode)
+        self._add_warnings(batch_id, snapshot, plan.warnings)
+        record = batch_record(snapshot, root, extra_warnings=plan.warnings)
+        pages = grid.compose_grid(plan, record.cells, folder, "grid", sweep=manifest.sweep_definition(record))
+        refs = [{"filename": os.path.basename(p.path), "subfolder": subfolder, "type": "output", "kind": p.kind,
+                 "title": p.title, "width": p.width, "height": p.height} for p in pages]
+        if refs:
+            info.update(filename=refs[0]["filename"], pages=refs, warnings=list(plan.warnings))
+        return record, [p.path for p in pages]
+
+    def _add_warnings(self, batch_id: str, snapshot: BatchState, warnings: Sequence[str]) -> None:
+        """Grid warnings become the batch's warnings (status, panel, batch.json), each once."""
+        for warning in warnings:
+            if warning not in snapshot.warnings:
+                self.manager.add_warning(batch_id, warning)
 
 
 def preflight_warnings(axes: Sequence[Any], mode: str, count: int, image_sizes: Sequence[tuple[int, int]] | tuple[int, int] | None,
                        grid_inputs: Mapping[str, Any] | None) -> list[str]:
-    """Queue-time grid check: what will be downscaled or split to respect the format limits."""
-    if image_sizes is None:
-        return []
+    """Queue-time grid check: what will be downscaled or split to respect the format limits, and axis
+    options naming no parameter of the sweep (checked even when the image size is unknown)."""
     options = grid_options_from_node(grid_inputs)
+    if image_sizes is None:
+        return list(grid.axis_warnings(axes, options, mode=mode))
     report = grid.check_grid_size(axes, mode=mode, image_size=image_sizes, options=options, count=count)
     return list(report.warnings)
 

@@ -36,7 +36,7 @@ __all__ = [
     "linear_zip",
 ]
 
-DEFAULT_MAX_COMBINATIONS = 10_000
+DEFAULT_MAX_COMBINATIONS = 100_000
 Mode = Literal["matrix", "linear"]
 _MODES: tuple[str, ...] = ("matrix", "linear")
 

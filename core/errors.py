@@ -100,7 +100,7 @@ class ParamSyntaxError(WIError, ValueError):
         text = f'parameter "{self.param}": {self.message}' if self.param else self.message
         if self.position is not None:
             text += f" at position {self.position}"
-            line_no, _col, _line = self._locate()
+            line_no = self._locate()[0]
             if "\n" in self.source:
                 text += f" (line {line_no})"
             # Quote only the first line of the span; a caret line below shows where it sits.
@@ -111,30 +111,36 @@ class ParamSyntaxError(WIError, ValueError):
                 text += f': "{bad}"'
         return text
 
-    def _locate(self) -> tuple[int, int, str]:
-        """Return (1-based line number, column, line text) of ``position`` within ``source``."""
+    def _locate(self) -> tuple[int, int, int, int]:
+        """Return (1-based line number, column, line start, line end) of ``position`` within ``source``.
+
+        Offsets rather than the line itself: a pasted 20 MB value is one line, and copying it (twice, for
+        the headline and the snippet) used to cost more than parsing up to the error.
+        """
         pos = self.position or 0
         line_start = self.source.rfind("\n", 0, pos) + 1
         line_end = self.source.find("\n", pos)
         if line_end == -1:
             line_end = len(self.source)
         line_no = self.source.count("\n", 0, pos) + 1
-        return line_no, pos - line_start, self.source[line_start:line_end]
+        return line_no, pos - line_start, line_start, line_end
 
     def __str__(self) -> str:
         text = self.headline()
         if self.position is None or not self.source:
             return text
-        _line_no, col, line = self._locate()
-        width = max(1, min(self.length or 1, len(line) - col, _MAX_SNIPPET))
+        _line_no, col, line_start, line_end = self._locate()
+        line_length = line_end - line_start
+        width = max(1, min(self.length or 1, line_length - col, _MAX_SNIPPET))
         # Long lines (a pasted prompt) are shown as a window around the bad span.
         lead = ""
-        if col > _SNIPPET_CONTEXT and len(line) > _MAX_SNIPPET:
-            cut = col - _SNIPPET_CONTEXT
-            line, col, lead = line[cut:], _SNIPPET_CONTEXT, "..."
-        tail = ""
-        if len(line) > col + width + _SNIPPET_CONTEXT:
-            line, tail = line[: col + width + _SNIPPET_CONTEXT], "..."
+        window_start = line_start
+        if col > _SNIPPET_CONTEXT and line_length > _MAX_SNIPPET:
+            window_start, col, lead = line_start + col - _SNIPPET_CONTEXT, _SNIPPET_CONTEXT, "..."
+        window_end, tail = line_end, ""
+        if line_end - window_start > col + width + _SNIPPET_CONTEXT:
+            window_end, tail = window_start + col + width + _SNIPPET_CONTEXT, "..."
+        line = self.source[window_start:window_end]
         # Keep tabs in the caret prefix so the caret lines up with the source line however tabs render.
         prefix = " " * len(lead) + "".join(ch if ch == "\t" else " " for ch in line[:col])
         return f"{text}\n    {lead}{line}{tail}\n    {prefix}{'^' * width}"

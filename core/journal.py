@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -46,6 +47,8 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from . import states as _states
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +62,12 @@ __all__ = [
     "UNFINISHED_STATES",
 ]
 
-# Lifecycle states as lower-case strings, the same values as iteration_state.BatchStatus, plus "interrupted"
-# (a batch that was running when the process died). Kept as plain strings so this module stays importable on its
-# own by file path (the crash test does that) and the database never depends on an Enum's repr.
-TERMINAL_STATES: frozenset[str] = frozenset({"complete", "cancelled", "expired"})
-UNFINISHED_STATES: frozenset[str] = frozenset({"pending", "active", "collecting", "interrupted"})
+# Lifecycle states as the lower-case strings the database stores, from the one state module (core/states.py),
+# so the journal and the manager cannot disagree about what a state means.
+TERMINAL_STATES: frozenset[str] = frozenset(state.value for state in _states.TERMINAL)
+UNFINISHED_STATES: frozenset[str] = frozenset(state.value for state in _states.UNFINISHED_STATES)
 JOURNAL_STATES: frozenset[str] = TERMINAL_STATES | UNFINISHED_STATES
-CELL_END_STATUSES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
-_CELL_OPEN_STATUSES = ("queued", "running")
+CELL_END_STATUSES: frozenset[str] = frozenset(status.value for status in _states.CELL_ENDED)
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x57494A31  # "WIJ1": tells our file apart from any other SQLite database at the same path
@@ -165,15 +166,50 @@ _Op = tuple[Callable[..., None], tuple[Any, ...]]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# For text holding a lone UTF-16 surrogate (what a JavaScript client sends when it cuts an emoji in half):
+# SQLite stores UTF-8, which cannot hold one, so binding such a str raises UnicodeEncodeError. As a JSON
+# ``\udXXX`` escape it is plain ASCII and reads back as exactly the same str.
+_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SCALARS = (str, int, bool, type(None))
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def _encode_storable(value: Any) -> tuple[str, bool]:
+    """``(JSON text SQLite can store, whether it had to be escaped)``: UTF-8 as is, or every non-ASCII
+    character escaped when the text holds a lone surrogate (the value still reads back unchanged)."""
+    text = _ENCODER.encode(value)
+    if _has_surrogate(text):
+        return _ASCII_ENCODER.encode(value), True
+    return text, False
+
+
+def _encode(value: Any, what: str) -> str:
+    """:func:`_encode_storable`, logging a warning naming ``what`` when the text had to be escaped."""
+    text, escaped = _encode_storable(value)
+    if escaped:
+        logger.warning("journal: %s holds a lone UTF-16 surrogate (half of an emoji?); stored as a \\u escape, "
+                       "it reads back unchanged", what)
+    return text
 
 
 def _dumps(value: Any, what: str) -> str:
     """Strict JSON text (no NaN/Infinity, no silent str() fallback); the error names the field."""
     try:
-        return _ENCODER.encode(value)
+        return _encode(value, what)
     except (TypeError, ValueError) as e:
         raise TypeError(f"journal: {what} is not JSON-serialisable: {e}") from e
+
+
+def _storable(text: str, what: str) -> str:
+    """``text`` for a TEXT column: a lone surrogate (which UTF-8 cannot hold) becomes U+FFFD, with a warning."""
+    if not _has_surrogate(text):
+        return text
+    logger.warning("journal: %s holds a lone UTF-16 surrogate (half of an emoji?); stored with U+FFFD in its place", what)
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _json_tuple(items: Sequence[Any], what: str) -> tuple[Any, ...]:
@@ -219,7 +255,7 @@ def _require_str(value: Any, what: str, *, optional: bool = False) -> str | None
         return None
     if not isinstance(value, str):
         raise TypeError(f"journal: {what} must be a str, got {type(value).__name__}")
-    return value
+    return _storable(value, what)
 
 
 def _require_time(value: Any, what: str, *, optional: bool = False) -> float | None:
@@ -319,7 +355,11 @@ class BatchJournal:
     # ------------------------------------------------------------------------------------------- writes
 
     def record_batch(self, batch: Mapping[str, Any]) -> None:
-        """Journal a new batch (state ``active``) with one ``queued`` row per cell.
+        """Journal a new batch (state ``active``); with ``cells``, one ``queued`` row per cell.
+
+        Without ``cells`` (give ``total`` instead) the batch is recorded in O(1): a cell gets a row only when
+        it ends, and a cell without a row is queued (cancelled once the batch is). Its coordinates and values
+        are the reader's to derive from the stored plan, so a value is stored once, not once per cell.
 
         ``batch`` holds ``batch_id``, ``batch_name``, ``mode``, ``client_id``, ``created_at`` (wall clock),
         ``axes``, ``cells`` (``index``, ``coords``, ``values``), ``meta`` and ``plan`` (opaque JSON; ComfyUI
@@ -338,7 +378,8 @@ class BatchJournal:
             return
         batch_id = _require_str(batch["batch_id"], "batch_id")
         axes = batch.get("axes") or []
-        cells = batch.get("cells") or []
+        cells = batch.get("cells")
+        total = len(cells) if cells is not None else _require_index(batch["total"], "total")
         row = (
             batch_id,
             _require_str(batch.get("batch_name", ""), "batch_name"),
@@ -350,11 +391,11 @@ class BatchJournal:
             _dumps(dict(batch.get("meta") or {}), "meta"),
             _dumps(_scrub_secrets(dict(batch.get("plan") or {})), "plan"),
             _dumps([str(w) for w in batch.get("warnings") or ()], "warnings"),
-            len(cells),
+            total,
         )
         cell_rows: list[tuple[int, tuple[Any, ...], tuple[Any, ...]]] = []
         seen: set[int] = set()
-        for cell in cells:
+        for cell in cells or ():
             index = _require_index(cell["index"], "cell index")
             if index in seen:
                 raise ValueError(f"journal: duplicate cell index {index} in batch {batch_id}")
@@ -399,13 +440,15 @@ class BatchJournal:
         )
         self._enqueue(self._op_cell_end, *args)
 
-    def record_cells_cancelled(self, batch_id: str, reason: str) -> None:
-        """Journal every cell of the batch that has not ended (queued/running) as ``cancelled`` with ``reason``."""
+    def record_cells_cancelled(self, batch_id: str, reason: str, *, keep: Sequence[int] = ()) -> None:
+        """Journal every cell of the batch that has not ended (queued/running) as ``cancelled`` with ``reason``,
+        except the cells in ``keep`` (ComfyUI was running them: their own end is journaled when it comes)."""
         if not self._enabled:
             return
         now = self._wall_clock()
+        kept = tuple(int(i) for i in keep)
         self._enqueue(self._op_cells_cancelled, _require_str(batch_id, "batch_id"), _require_str(reason, "reason"), now,
-                      urgent=True)
+                      kept, urgent=True)
 
     def record_state(
         self,
@@ -523,6 +566,9 @@ class BatchJournal:
             meta=_loads(row[10], {}),
             plan=_loads(row[11], {}),
             warnings=_loads(row[12], []),
+            # Recorded without cells: only cells that ended (or ran at a cancel) have a row, without
+            # coordinates or values; the reader derives those from the plan.
+            sparse=len(cells) < int(row[13]) or any(c[1] == "[]" for c in cells),
             cells=[
                 {
                     "index": c[0],
@@ -657,13 +703,17 @@ class BatchJournal:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
-        """Apply a drain in one transaction; if it fails, retry op by op so one bad write costs only itself."""
+        """Apply a drain in one transaction; if it fails, retry op by op so one bad write costs only itself.
+
+        Any exception counts, not only ``sqlite3.Error``: a value SQLite cannot bind raises UnicodeEncodeError
+        or OverflowError, and that must not take the rest of the drain (other batches' writes) with it.
+        """
         try:
             with _write_txn(conn):
                 for fn, args in ops:
                     fn(conn, *args)
             return
-        except sqlite3.Error:
+        except Exception:  # isolated below, op by op
             if len(ops) == 1:
                 logger.exception("journal %s: write %s failed; it is lost", self._path, ops[0][0].__name__)
                 return
@@ -672,7 +722,7 @@ class BatchJournal:
             try:
                 with _write_txn(conn):
                     fn(conn, *args)
-            except sqlite3.Error:
+            except Exception:  # this op alone is lost; the others of the drain are committed
                 failed += 1
                 if failed == 1:
                     logger.exception("journal %s: write %s failed; it is lost", self._path, fn.__name__)
@@ -806,10 +856,22 @@ class BatchJournal:
             logger.warning("journal: batch %s is already recorded; the new record is ignored", row[0])
             return
         rowid = cur.lastrowid
+        escaped: list[int] = []
+
+        def vals_json(idx: int, vals: tuple[Any, ...]) -> str:
+            text, was_escaped = _encode_storable(vals)
+            if was_escaped:
+                escaped.append(idx)
+            return text
+
         conn.executemany(
             "INSERT INTO wi_cell (batch, idx, coords, vals, status) VALUES (?, ?, ?, ?, 'queued')",
-            ((rowid, idx, _ENCODER.encode(coords), _ENCODER.encode(vals)) for idx, coords, vals in cell_rows),
+            ((rowid, idx, _ENCODER.encode(coords), vals_json(idx, vals)) for idx, coords, vals in cell_rows),
         )
+        if escaped:
+            logger.warning("journal: batch %s: the values of %d cell(s) (first: %d) hold a lone UTF-16 surrogate "
+                           "(half of an emoji?); stored as \\u escapes, they read back unchanged",
+                           row[0], len(escaped), escaped[0])
         self._apply_retention(conn)
 
     def _apply_retention(self, conn: sqlite3.Connection) -> None:
@@ -844,6 +906,10 @@ class BatchJournal:
         rowid = self._batch_rowid(conn, batch_id, f"end of cell {index}")
         if rowid is None:
             return
+        # Batches recorded without cells get a cell's row when it ends.
+        conn.execute("INSERT OR IGNORE INTO wi_cell (batch, idx, coords, vals, status) "
+                     "SELECT ?, ?, '[]', '[]', 'queued' WHERE ? < (SELECT n_total FROM wi_batch WHERE id = ?)",
+                     (rowid, index, index, rowid))
         cur = conn.execute(
             "UPDATE wi_cell SET status = ?, error = ?, prompt_id = coalesce(?, prompt_id), files = ?, ended_at = ? "
             "WHERE batch = ? AND idx = ? AND status IN ('queued', 'running')",
@@ -855,18 +921,25 @@ class BatchJournal:
         column = {"done": "n_done", "failed": "n_failed", "cancelled": "n_cancelled"}[status]
         conn.execute(f"UPDATE wi_batch SET {column} = {column} + 1, updated_at = ? WHERE id = ?", (now, rowid))
 
-    def _op_cells_cancelled(self, conn: sqlite3.Connection, batch_id: str, reason: str, now: float) -> None:
+    def _op_cells_cancelled(self, conn: sqlite3.Connection, batch_id: str, reason: str, now: float,
+                            keep: tuple[int, ...] = ()) -> None:
         rowid = self._batch_rowid(conn, batch_id, "cancel of cells")
         if rowid is None:
             return
-        cur = conn.execute(
+        # Cells ComfyUI still runs keep a row of their own, open, so that they are not taken for cancelled.
+        conn.executemany("INSERT OR IGNORE INTO wi_cell (batch, idx, coords, vals, status) "
+                         "VALUES (?, ?, '[]', '[]', 'running')", ((rowid, int(i)) for i in keep))
+        kept = ",".join(str(int(i)) for i in keep)  # ints only: safe to inline
+        conn.execute(
             "UPDATE wi_cell SET status = 'cancelled', error = ?, ended_at = ? "
-            "WHERE batch = ? AND status IN ('queued', 'running')",
+            "WHERE batch = ? AND status IN ('queued', 'running')" + (f" AND idx NOT IN ({kept})" if kept else ""),
             (reason, now, rowid),
         )
+        # Cells without a row (never ended, never kept) are cancelled along with the batch.
         conn.execute(
-            "UPDATE wi_batch SET n_cancelled = n_cancelled + ?, updated_at = ? WHERE id = ?",
-            (max(cur.rowcount, 0), now, rowid),
+            "UPDATE wi_batch SET n_cancelled = (SELECT count(*) FROM wi_cell WHERE batch = ? AND status = 'cancelled')"
+            " + n_total - (SELECT count(*) FROM wi_cell WHERE batch = ?), updated_at = ? WHERE id = ?",
+            (rowid, rowid, now, rowid),
         )
 
     def _op_state(

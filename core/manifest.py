@@ -1,34 +1,52 @@
 """Files written next to a sweep's images: ``batch.json``, ``batch.csv`` and a self-contained ``viewer.html``.
 
 This module owns the on-disk record of a batch ("which settings made this image?") and the offline
-viewer. It reads the batch manager's status dict (plain JSON-like data) and never imports torch,
-``comfy*``, ``server``, ``nodes``, ``folder_paths`` or aiohttp; it imports no other core module.
+viewer. It reads the typed records of ``core.records`` (axes with their values and labels, cells with
+coordinates) built by ``core.batch_outputs`` from the manager's snapshot, or converted from a status-like
+dict by :func:`batch_record`. It never imports torch, ``comfy*``, ``server``, ``nodes``, ``folder_paths`` or
+aiohttp; of the other core modules it uses only ``records``, ``values`` (the one label formatter and JSON
+converter) and ``atomic_files``.
 
 Why these choices:
 
+* Values live once, on the axis. A cell points at them by ``coords`` (``axes[i].values[coords[i]]``), so a
+  100,000-character prompt swept over 300 cells costs 100 KB in ``batch.json`` and the viewer, not 30 MB.
+  ``batch.csv`` repeats values per row on purpose: a spreadsheet row should stand alone. The format is
+  described in docs/grid.md.
+* Axis values keep their JSON type (numbers stay numbers) and ``labels`` hold their display text from
+  ``values.format_label``, the same text the grid draws.
 * Paths in every file are relative to the output folder, so a batch folder can be zipped, moved or
   served and still resolve.
 * The viewer is one HTML file with inline CSS/JS and no network access; all data sits in a
   ``<script type="application/json">`` block whose ``<``, ``>`` and ``&`` are JSON-escaped, and every
   string reaches the page through ``textContent``/attributes, never ``innerHTML``: parameter values
   are user text (prompts), so this is the XSS boundary.
+* Every file is written through ``core.atomic_files``: a reader sees the old file or the new one, never half.
 """
 from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from . import atomic_files
+from .records import AxisRecord, BatchRecord, CellRecord, FileRef, axis_seed
+from .values import json_value
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "MANIFEST_FORMAT",
     "SWEEP_KEY",
+    "batch_record",
+    "manifest_document",
     "read_sweep",
     "sweep_definition",
     "viewer_data",
@@ -36,12 +54,69 @@ __all__ = [
     "write_viewer",
 ]
 
-MANIFEST_FORMAT = "wi-batch/1"
+#: Version 2: cells reference axis values by ``coords`` instead of copying them (version 1 had ``values``).
+MANIFEST_FORMAT = "wi-batch/2"
 SWEEP_KEY = "wi_sweep"
+#: One line in batch.json itself saying how to read it (the full description is docs/grid.md).
+_ABOUT = ("Each parameter's values are listed once, in axes[i].values (labels: their display text). A cell's "
+          "value of parameter i is axes[i].values[cell.coords[i]]; files are relative to this folder.")
 _FIXED_COLUMNS = ("index", "coords", "status", "error", "resolved_seed", "file", "files")
 
+PathLike = str | os.PathLike[str]
 
-def _rel(path: Any, root: str) -> str:
+
+def _status_str(v: Any) -> str:
+    return str(getattr(v, "value", v))
+
+
+def _axis_record(a: Any) -> AxisRecord:
+    get = a.get if isinstance(a, Mapping) else (lambda key, default=None: getattr(a, key, default))
+    given = get("labels", None)
+    return AxisRecord(
+        name=str(get("name", "")),
+        values=tuple(json_value(v) for v in (get("values", ()) or ())),
+        type=str(get("type", "STRING") or "STRING"),
+        labels=None if given is None else tuple(str(x) for x in given),
+    )
+
+
+def _seed_of(cell: Mapping[str, Any], coords: Sequence[int], axes: Sequence[AxisRecord]) -> Any:
+    if cell.get("seed") is not None:
+        return cell["seed"]
+    meta = cell.get("metadata")
+    if isinstance(meta, Mapping) and meta.get("seed") is not None:
+        return meta["seed"]
+    return axis_seed(coords, axes)
+
+
+def batch_record(source: BatchRecord | Mapping[str, Any]) -> BatchRecord:
+    """A :class:`~core.records.BatchRecord` from a status-like dict (``{"axes": [{name, type, values, labels?}], "cells":
+    [{index, coords, status, error, files, seed?, metadata?}], ...}``); a record is returned as it is.
+
+    Cell ``values`` in the dict are ignored: ``coords`` say which axis value each cell used.
+    """
+    if isinstance(source, BatchRecord):
+        return source
+    axes = tuple(_axis_record(a) for a in source.get("axes", ()) or ())
+    cells = []
+    for c in sorted(source.get("cells", ()) or (), key=lambda c: int(c.get("index", 0))):
+        coords = tuple(int(x) for x in (c.get("coords") or ()))
+        files = tuple(f if isinstance(f, Mapping) else os.fspath(f) for f in (c.get("files") or ()))
+        cells.append(CellRecord(
+            index=int(c.get("index", 0)), coords=coords, status=_status_str(c.get("status", "")),
+            error=c.get("error"), files=files, seed=json_value(_seed_of(c, coords, axes)),
+        ))
+    state = source.get("state")
+    return BatchRecord(
+        batch_id=source.get("batch_id"), batch_name=source.get("batch_name"),
+        mode=str(source.get("mode", "matrix")), axes=axes, cells=tuple(cells),
+        state=None if state is None else _status_str(state), created_at=source.get("created_at"),
+        counts=dict(source.get("counts") or {}), warnings=tuple(str(w) for w in source.get("warnings", ()) or ()),
+    )
+
+
+# ------------------------------------------------------------------------------------------------- writing
+def _rel(path: FileRef, root: str) -> str:
     """Path of ``path`` relative to ``root`` with forward slashes (URL- and zip-friendly)."""
     if isinstance(path, Mapping):  # a not-yet-resolved {filename, subfolder, type} entry
         sub = str(path.get("subfolder") or "")
@@ -56,135 +131,44 @@ def _rel(path: Any, root: str) -> str:
     return rel.replace(os.sep, "/")
 
 
-def _axis_dicts(status: Mapping[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for a in status.get("axes", ()) or ():
-        if isinstance(a, Mapping):
-            out.append({"name": str(a.get("name", "")), "type": str(a.get("type", "STRING")),
-                        "values": list(a.get("values", ()) or ())})
-        else:
-            out.append({"name": str(a.name), "type": str(getattr(a, "type", "STRING")), "values": list(a.values)})
-    return out
+def _axes_json(axes: Sequence[AxisRecord]) -> list[dict[str, Any]]:
+    return [{"name": a.name, "type": a.type, "values": [json_value(v) for v in a.values], "labels": list(a.display_labels())}
+            for a in axes]
 
 
-def _status_str(v: Any) -> str:
-    return str(getattr(v, "value", v))
+def _cells_json(record: BatchRecord, root: str) -> list[dict[str, Any]]:
+    return [{"index": c.index, "coords": list(c.coords), "seed": c.seed, "status": c.status, "error": c.error,
+             "files": [_rel(f, root) for f in c.files]} for c in record.cells]
 
 
-def _seed_of(cell: Mapping[str, Any], axes: Sequence[Mapping[str, Any]]) -> Any:
-    if cell.get("seed") is not None:
-        return cell["seed"]
-    meta = cell.get("metadata")
-    if isinstance(meta, Mapping) and meta.get("seed") is not None:
-        return meta["seed"]
-    values = cell.get("values") or {}
-    if isinstance(values, Mapping):
-        for a in axes:
-            if a["type"] == "SEED" and a["name"] in values:
-                return values[a["name"]]
-    return None
-
-
-def _cell_values(cell: Mapping[str, Any], axes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    values = cell.get("values") or {}
-    if isinstance(values, Mapping):
-        return {str(k): _jsonable(v) for k, v in values.items()}
-    return {a["name"]: _jsonable(v) for a, v in zip(axes, values)}
-
-
-def _jsonable(v: Any) -> Any:
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    return str(v)
-
-
-def _cells(status: Mapping[str, Any], root: str) -> list[dict[str, Any]]:
-    axes = _axis_dicts(status)
-    rows = []
-    for c in sorted(status.get("cells", ()) or (), key=lambda c: int(c.get("index", 0))):
-        rows.append({
-            "index": int(c.get("index", 0)),
-            "coords": [int(x) for x in (c.get("coords") or ())],
-            "values": _cell_values(c, axes),
-            "seed": _jsonable(_seed_of(c, axes)),
-            "status": _status_str(c.get("status", "")),
-            "error": c.get("error"),
-            "files": [_rel(f, root) for f in (c.get("files") or ())],
-        })
-    return rows
-
-
-def sweep_definition(status: Mapping[str, Any]) -> dict[str, Any]:
+def sweep_definition(source: BatchRecord | Mapping[str, Any]) -> dict[str, Any]:
     """The sweep description embedded in grid images (PNG ``wi_sweep`` text, EXIF UserComment)."""
+    record = batch_record(source)
     return {
         "format": MANIFEST_FORMAT,
-        "batch_id": status.get("batch_id"),
-        "batch_name": status.get("batch_name"),
-        "mode": status.get("mode", "matrix"),
-        "axes": [{"name": a["name"], "type": a["type"], "values": _jsonable(a["values"])} for a in _axis_dicts(status)],
-        "count": len(status.get("cells", ()) or ()),
+        "batch_id": record.batch_id,
+        "batch_name": record.batch_name,
+        "mode": record.mode,
+        "axes": _axes_json(record.axes),
+        "count": len(record.cells),
     }
 
 
-def write_manifest(
-    status: Mapping[str, Any],
-    out_dir: str | os.PathLike[str],
-    *,
-    relative_to: str | os.PathLike[str] | None = None,
-    grid_files: Iterable[str | os.PathLike[str]] = (),
-) -> dict[str, str]:
-    """Write ``batch.json`` and ``batch.csv`` describing every cell of a batch.
-
-    Args:
-        status: the batch status dict (``get_status``) with ``files`` already absolute paths.
-        out_dir: folder to write into (created if missing).
-        relative_to: root that file paths are made relative to (default ``out_dir``).
-        grid_files: grid pages written for the batch, recorded in ``batch.json``.
-
-    Returns:
-        ``{"json": path, "csv": path}``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    root = os.path.abspath(os.fspath(relative_to if relative_to is not None else out))
-    axes = _axis_dicts(status)
-    cells = _cells(status, root)
-    doc = {
-        **sweep_definition(status),
-        "state": _status_str(status.get("state")) if status.get("state") is not None else None,
-        "created_at": status.get("created_at"),
-        "counts": _jsonable(status.get("counts")),
-        "warnings": _jsonable(list(status.get("warnings", ()) or ())),
+def manifest_document(
+    source: BatchRecord | Mapping[str, Any], *, root: str, grid_files: Iterable[PathLike] = ()
+) -> dict[str, Any]:
+    """The ``batch.json`` object: the sweep definition, the batch's state and one entry per cell."""
+    record = batch_record(source)
+    return {
+        **sweep_definition(record),
+        "about": _ABOUT,
+        "state": record.state,
+        "created_at": record.created_at,
+        "counts": json_value(dict(record.counts)),
+        "warnings": list(record.warnings),
         "grid": [_rel(os.path.abspath(os.fspath(g)), root) for g in grid_files],
-        "axes": [{"name": a["name"], "type": a["type"], "values": _jsonable(a["values"])} for a in axes],
-        "cells": cells,
+        "cells": _cells_json(record, root),
     }
-    json_path = out / "batch.json"
-    _atomic_write(json_path, json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
-
-    names = [a["name"] for a in axes]
-    # An axis called like a fixed column gets a prefix rather than silently shadowing it.
-    headers = [f"param:{n}" if n in _FIXED_COLUMNS else n for n in names]
-    csv_path = out / "batch.csv"
-    tmp = csv_path.with_name(csv_path.name + ".part")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["index", "coords", *headers, "resolved_seed", "status", "error", "file", "files"])
-        for c in cells:
-            vals = [_csv_value(c["values"].get(n)) for n in names]
-            files = c["files"]
-            w.writerow([
-                c["index"], ";".join(str(x) for x in c["coords"]), *vals,
-                "" if c["seed"] is None else c["seed"], c["status"], c["error"] or "",
-                files[0] if files else "", ";".join(files),
-            ])
-    os.replace(tmp, csv_path)
-    logger.info("manifest written: %s, %s (%d cells)", json_path, csv_path, len(cells))
-    return {"json": str(json_path), "csv": str(csv_path)}
 
 
 def _csv_value(v: Any) -> Any:
@@ -197,67 +181,92 @@ def _csv_value(v: Any) -> Any:
     return v
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _csv_text(record: BatchRecord, root: str) -> str:
+    names = [a.name for a in record.axes]
+    # An axis called like a fixed column gets a prefix rather than silently shadowing it.
+    headers = [f"param:{n}" if n in _FIXED_COLUMNS else n for n in names]
+    buffer = io.StringIO()
+    w = csv.writer(buffer)
+    w.writerow(["index", "coords", *headers, "resolved_seed", "status", "error", "file", "files"])
+    for c in record.cells:
+        # A CSV row stands alone, so it repeats the values the JSON keeps once on the axes.
+        vals = [_csv_value(a.value_at(c.coords[i]) if i < len(c.coords) else None) for i, a in enumerate(record.axes)]
+        files = [_rel(f, root) for f in c.files]
+        w.writerow([
+            c.index, ";".join(str(x) for x in c.coords), *vals,
+            "" if c.seed is None else c.seed, c.status, c.error or "",
+            files[0] if files else "", ";".join(files),
+        ])
+    return buffer.getvalue()
 
 
-def _display(v: Any, type_: str) -> str:
-    """Short label text for the viewer (same rules as grid labels, without importing grid)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        t = f"{v:.6g}"
-        return t + ".0" if "e" not in t and "." not in t and t.lstrip("-").isdigit() else t
-    if v is None:
-        return "—"
-    s = str(v)
-    model_ext = s.lower().endswith((".safetensors", ".ckpt", ".pt", ".bin", ".pth"))
-    if type_ in ("STRING", "COMBO") and (model_ext or (("/" in s or "\\" in s) and not any(ch.isspace() for ch in s))):
-        base = s.replace("\\", "/").rstrip("/").split("/")[-1]
-        stem, dot, ext = base.rpartition(".")
-        return stem if dot and stem and len(ext) <= 11 else base
-    return s
+def write_manifest(
+    source: BatchRecord | Mapping[str, Any],
+    out_dir: PathLike,
+    *,
+    relative_to: PathLike | None = None,
+    grid_files: Iterable[PathLike] = (),
+) -> dict[str, str]:
+    """Write ``batch.json`` and ``batch.csv`` describing every cell of a batch.
+
+    Args:
+        source: a :class:`BatchRecord`, or a status-like dict (see :func:`batch_record`) whose ``files``
+            are absolute paths or ``{filename, subfolder, type}`` references.
+        out_dir: folder to write into (created if missing).
+        relative_to: root that file paths are made relative to (default ``out_dir``).
+        grid_files: grid pages written for the batch, recorded in ``batch.json``.
+
+    Returns:
+        ``{"json": path, "csv": path}``.
+    """
+    record = batch_record(source)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    root = os.path.abspath(os.fspath(relative_to if relative_to is not None else out))
+    doc = manifest_document(record, root=root, grid_files=grid_files)
+    json_path = out / "batch.json"
+    atomic_files.write_text(json_path, json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n")
+    csv_path = out / "batch.csv"
+    atomic_files.write_text(csv_path, _csv_text(record, root))
+    logger.info("manifest written: %s, %s (%d cells)", json_path, csv_path, len(record.cells))
+    return {"json": str(json_path), "csv": str(csv_path)}
 
 
 def viewer_data(
-    status: Mapping[str, Any],
+    source: BatchRecord | Mapping[str, Any],
     *,
     root: str,
     title: str | None = None,
-    grid_files: Iterable[str | os.PathLike[str]] = (),
+    grid_files: Iterable[PathLike] = (),
 ) -> dict[str, Any]:
-    """The JSON object embedded in ``viewer.html`` (also handy for tests)."""
-    axes = _axis_dicts(status)
-    cells = _cells(status, root)
+    """The JSON object embedded in ``viewer.html`` (also handy for tests): axes hold the values and labels,
+    cells their ``coords``."""
+    record = batch_record(source)
     return {
         "format": MANIFEST_FORMAT,
-        "title": title or status.get("batch_name") or status.get("batch_id") or "Sweep",
-        "batch_id": status.get("batch_id"),
-        "mode": status.get("mode", "matrix"),
-        "axes": [{"name": a["name"], "type": a["type"], "values": _jsonable(a["values"]),
-                  "labels": [_display(v, a["type"]) for v in a["values"]]} for a in axes],
-        "cells": [{"index": c["index"], "coords": c["coords"], "values": c["values"], "seed": c["seed"],
-                   "status": c["status"], "error": c["error"], "files": c["files"]} for c in cells],
+        "title": title or record.batch_name or record.batch_id or "Sweep",
+        "batch_id": record.batch_id,
+        "mode": record.mode,
+        "axes": _axes_json(record.axes),
+        "cells": _cells_json(record, root),
         "grid": [_rel(os.path.abspath(os.fspath(g)), root) for g in grid_files],
     }
 
 
 def _json_for_script(obj: Any) -> str:
     """JSON safe inside a <script> element: no '</script>', no '<!--', no stray '&'."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = json.dumps(json_value(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def write_viewer(
-    status: Mapping[str, Any],
-    out_dir: str | os.PathLike[str],
+    source: BatchRecord | Mapping[str, Any],
+    out_dir: PathLike,
     *,
-    relative_to: str | os.PathLike[str] | None = None,
+    relative_to: PathLike | None = None,
     title: str | None = None,
-    grid_files: Iterable[str | os.PathLike[str]] = (),
+    grid_files: Iterable[PathLike] = (),
     filename: str = "viewer.html",
 ) -> str:
     """Write the self-contained HTML viewer for a batch.
@@ -270,29 +279,35 @@ def write_viewer(
 
     Returns:
         The path written.
+
+    Raises:
+        ValueError: ``filename`` is not a plain ``*.html`` name.
     """
     if not filename.endswith(".html") or "/" in filename or "\\" in filename:
         raise ValueError(f"filename: must be a plain *.html file name, got {filename!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     root = os.path.abspath(os.fspath(relative_to if relative_to is not None else out))
-    data = viewer_data(status, root=root, title=title, grid_files=grid_files)
+    data = viewer_data(source, root=root, title=title, grid_files=grid_files)
     page = (_TEMPLATE
             .replace("@@TITLE@@", html.escape(str(data["title"]), quote=True))
             .replace("@@DATA@@", _json_for_script(data)))
     path = out / filename
-    _atomic_write(path, page)
+    atomic_files.write_text(path, page)
     logger.info("viewer written: %s", path)
     return str(path)
 
 
-def read_sweep(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+def read_sweep(path: PathLike) -> dict[str, Any] | None:
     """Read the sweep definition back from a grid image (PNG text, EXIF UserComment) or its sidecar."""
     from PIL import Image  # local: only this helper needs Pillow
 
     p = Path(path)
+    text: str | None = None
     with Image.open(p) as im:
-        text = getattr(im, "text", {}).get(SWEEP_KEY) if hasattr(im, "text") else None
+        chunks = getattr(im, "text", None)
+        if isinstance(chunks, Mapping) and isinstance(chunks.get(SWEEP_KEY), str):
+            text = chunks[SWEEP_KEY]
         if text is None:
             comment = im.getexif().get_ifd(0x8769).get(0x9286)
             if isinstance(comment, bytes) and len(comment) > 8:
@@ -396,7 +411,8 @@ table.grid th.row { text-align:right; }
   }
   function label(ai, vi) { return axes[ai].name + ": " + axes[ai].labels[vi]; }
   function describe(c) {
-    var lines = axes.map(function (a) { var v = c.values[a.name]; return a.name + ": " + (v === undefined ? "" : String(v)); });
+    // Values live once, on the axis: a cell names its position on each axis (coords).
+    var lines = axes.map(function (a, i) { var v = a.values[c.coords[i]]; return a.name + ": " + (v === undefined ? "" : String(v)); });
     if (c.seed !== null && c.seed !== undefined) lines.push("seed: " + c.seed);
     lines.push("status: " + c.status + (c.error ? " — " + c.error : ""));
     if (c.files && c.files.length) lines.push("file: " + c.files[0]);

@@ -2,15 +2,17 @@
 
 Owns the value syntax documented in ``docs/value-syntax.md``, in three layers:
 
-1. **Tokenizer** - :func:`tokenize` splits the text into :class:`Field` s with their character spans. Comma lists
-   are read with :mod:`csv` (``skipinitialspace``), so ``"a, b", c`` is two values; newlines act like commas,
-   except for STRING text containing a newline, which is one value per line. Each field is then classified by the
-   named regular expressions in :data:`RULES`.
+1. **Tokenizer** - :func:`iter_fields` yields the text's :class:`Field` s with their character spans, lazily.
+   Comma lists follow the rules of :mod:`csv` (``skipinitialspace``), so ``"a, b", c`` is two values; newlines
+   act like commas, except for STRING text containing a newline, which is one value per line. Each field is then
+   classified by the named regular expressions in :data:`RULES`.
 2. **Parser** - :func:`parse_items` turns fields into typed items (:class:`ScalarItem`, :class:`IntRange`,
    :class:`FloatRange`, :class:`CountRange`, :class:`FileList`, :class:`RandomSeeds`, :class:`ComboPattern`)
-   collected in a :class:`ValueList`. Everything that can be checked without materialising values is checked here.
+   collected in a :class:`ValueList`. Everything that can be checked without materialising values is checked here,
+   including the value limit, WHILE tokenising: it stops at the field that passes ``max_values``, so 20 MB of
+   ``1,1,1,...`` costs the first 10,001 fields, not the whole text.
 3. **Expander** - :func:`expand` turns a :class:`ValueList` into concrete values, after :func:`count_values`
-   has enforced the value limit (so ``1-1000000000`` fails at once instead of allocating).
+   has enforced the value limit exactly (``file:`` lines included), so ``1-1000000000`` fails at once.
 
 Every problem is a :class:`~.errors.ParamSyntaxError` naming the parameter, the offending text and its position;
 nothing is silently replaced by a default. Standard library only; must not import torch, comfy*, server, nodes,
@@ -18,9 +20,9 @@ execution, folder_paths, comfy_execution or aiohttp.
 """
 from __future__ import annotations
 
-import csv
 import difflib
 import fnmatch
+import itertools
 import logging
 import math
 import os
@@ -29,7 +31,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from .errors import LimitExceededError, ParamSyntaxError
 
@@ -50,6 +52,7 @@ __all__ = [
     "ComboPattern",
     "ValueList",
     "normalize_type",
+    "iter_fields",
     "tokenize",
     "parse_items",
     "count_values",
@@ -95,14 +98,20 @@ RULES: dict[str, re.Pattern[str]] = {
 }
 _INT_TEXT = re.compile(r"[+-]?\d+", re.ASCII)
 
-_QUOTED_FIELD = re.compile(r'"(?:[^"]|"")*"')
+# A quoted field ends on its line: quotes never span lines (doubled quotes inside are literal quotes).
+_QUOTED_FIELD = re.compile(r'"(?:[^"\r\n]|"")*"')
 _WHOLE_LINE_QUOTED = re.compile(r'"(?:[^"]|"")*"')
-_LINE = re.compile(r"[^\r\n]+")
+#: Separators and blanks before the next field ("1,,  ,\n\n2"): skipped by one character-class scan in C (no
+#: backtracking), so text made of separators costs microseconds per megabyte, not a Python step per empty field.
+_SKIP = re.compile(r"[\s,]*")
+_WHITESPACE = re.compile(r"\s*")
+_FIELD_END = re.compile(r"[,\r\n]")
+_LINE_END = re.compile(r"[\r\n]")
 
 
-@dataclass(frozen=True)
-class Field:
-    """One value-sized piece of the source text.
+class Field(NamedTuple):
+    """One value-sized piece of the source text (a named tuple: the scanner builds one per item, and a frozen
+    dataclass costs several times more to construct).
 
     Attributes:
         text: The value text, trimmed, with CSV quoting removed.
@@ -125,115 +134,111 @@ def _error(
     return ParamSyntaxError(message, param=name, source=source, position=start, length=length)
 
 
-def _locate_fields(line: str, offset: int, *, name: str, source: str) -> list[tuple[int, int, bool]]:
-    """Return (start, end, quoted) spans of the CSV fields of ``line``, mirroring ``csv`` with skipinitialspace.
+def _iter_csv_fields(source: str, *, name: str) -> Iterator[Field]:
+    """Yield the fields of a comma (or newline) separated list, lazily and in source order.
 
-    It also rejects the malformed quoting that ``csv`` would silently accept (an unterminated quote, text after
-    a closing quote), so the user sees an error instead of a surprising value.
+    The rules are those of ``csv.reader(skipinitialspace=True)`` applied line by line (the property tests
+    compare the two): leading spaces are skipped; a field starting with a quote runs to the matching quote,
+    with ``""`` standing for one quote; any other field runs to the next comma; values are then trimmed and
+    blank unquoted fields dropped. Malformed quoting that ``csv`` would silently accept (an unterminated
+    quote, text after a closing quote) is an error instead of a surprising value.
+
+    Written as a scanner rather than a ``csv.reader`` call because ``csv`` splits a whole line at once: on a
+    20 MB line that is seconds of work before the value limit could be checked, while a caller of this
+    generator stops after the first ``max_values + 1`` fields.
     """
-    spans: list[tuple[int, int, bool]] = []
-    pos = 0
-    length = len(line)
+    pos, length = 0, len(source)
+    skip, field_end_search = _SKIP.match, _FIELD_END.search  # bound once: this loop runs per item
     while True:
-        while pos < length and line[pos] == " ":
-            pos += 1
-        if pos < length and line[pos] == '"':
-            match = _QUOTED_FIELD.match(line, pos)
-            if match is None:
+        skipped = skip(source, pos)
+        skip_end = skipped.end() if skipped is not None else pos
+        if skip_end >= length:
+            return
+        if source[skip_end] == '"' and _only_spaces_since_separator(source, pos, skip_end):
+            quoted = _QUOTED_FIELD.match(source, skip_end)
+            if quoted is None:
+                line_end = _LINE_END.search(source, skip_end)
                 raise _error(
                     "unterminated quote (quotes do not span lines)",
-                    name=name, source=source, start=offset + pos, end=offset + length,
+                    name=name, source=source, start=skip_end, end=line_end.start() if line_end else length,
                 )
-            field_end = match.end()
-            after = field_end
-            while after < length and line[after] in " \t":
+            field_end = after = quoted.end()
+            while after < length and source[after] in " \t":
                 after += 1
-            if after < length and line[after] != ",":
+            if after < length and source[after] not in ",\r\n":
                 raise _error(
                     "unexpected text after a closing quote (put the whole value inside the quotes)",
-                    name=name, source=source, start=offset + after, end=offset + after + 1,
+                    name=name, source=source, start=after, end=after + 1,
                 )
-            spans.append((offset + pos, offset + field_end, True))
+            text = quoted.group()[1:-1].replace('""', '"').strip()
+            yield Field(text=text, start=skip_end, end=field_end, quoted=True)
             pos = after
+            continue
+        # An unquoted field, from its first non-blank character to the next separator.
+        end_match = field_end_search(source, skip_end)
+        field_end = end_match.start() if end_match is not None else length
+        text = source[skip_end:field_end].rstrip()
+        yield Field(text, skip_end, skip_end + len(text), False)
+        pos = field_end
+
+
+def _only_spaces_since_separator(source: str, pos: int, skip_end: int) -> bool:
+    """Whether only spaces lie between the last separator before ``skip_end`` and it: csv skips only spaces
+    before a quote, so after a tab the quote is a literal character of an unquoted field."""
+    if skip_end == pos or source[skip_end - 1] in ",\r\n":
+        return True
+    last_sep = max(source.rfind(",", pos, skip_end), source.rfind("\n", pos, skip_end), source.rfind("\r", pos, skip_end))
+    blanks = source[last_sep + 1 if last_sep >= 0 else pos:skip_end]
+    return not blanks.strip(" ")
+
+
+def _iter_string_lines(source: str) -> Iterator[Field]:
+    """Multi-line STRING text: one field per non-blank line, commas kept (prompts contain commas)."""
+    pos, length = 0, len(source)
+    while True:
+        # A whitespace scan rather than a search for the next non-space: the search tries a match at every
+        # position (several times slower on a megabyte of blank lines).
+        blank = _WHITESPACE.match(source, pos)
+        start = blank.end() if blank is not None else pos
+        if start >= length:
+            return
+        line_end = _LINE_END.search(source, start)
+        pos = line_end.start() if line_end is not None else length
+        stripped = source[start:pos].rstrip()
+        end = start + len(stripped)
+        if _WHOLE_LINE_QUOTED.fullmatch(stripped):
+            yield Field(text=stripped[1:-1].replace('""', '"').strip(), start=start, end=end, quoted=True)
         else:
-            comma = line.find(",", pos)
-            field_end = length if comma == -1 else comma
-            text = line[pos:field_end]
-            stripped_start = pos + (len(text) - len(text.lstrip()))
-            stripped_end = pos + len(text.rstrip())
-            spans.append((offset + stripped_start, offset + max(stripped_start, stripped_end), False))
-            pos = field_end
-        if pos >= length:
-            return spans
-        pos += 1  # skip the comma
-        if pos == length:
-            spans.append((offset + pos, offset + pos, False))  # a trailing comma ends with an empty field
-            return spans
+            yield Field(text=stripped, start=start, end=end)
 
 
-def _split_csv_line(line: str, offset: int, *, name: str, source: str) -> list[Field]:
-    spans = _locate_fields(line, offset, name=name, source=source)
-    try:
-        rows = list(csv.reader([line], skipinitialspace=True))
-    except csv.Error as exc:
-        raise _error(
-            f"cannot split the value list: {exc}", name=name, source=source, start=offset, end=offset + len(line)
-        ) from exc
-    row = rows[0] if rows else []
-    if len(row) != len(spans):
-        # Both follow the same CSV rules; a mismatch would be a bug here, never the user's fault.
-        logger.warning("csv split %r into %d fields but the locator found %d", line, len(row), len(spans))
-        raise _error(
-            "cannot split the value list; check the quotes",
-            name=name, source=source, start=offset, end=offset + len(line),
-        )
-    fields: list[Field] = []
-    for value, (start, end, quoted) in zip(row, spans):
-        text = value.strip()
-        if not text and not quoted:
-            continue  # empty items ("1,,2", a trailing comma) are ignored
-        fields.append(Field(text=text, start=start, end=end, quoted=quoted))
-    return fields
-
-
-def _string_line_field(line: str, offset: int) -> Field | None:
-    stripped = line.strip()
-    if not stripped:
-        return None
-    start = offset + (len(line) - len(line.lstrip()))
-    end = start + len(stripped)
-    if _WHOLE_LINE_QUOTED.fullmatch(stripped):
-        return Field(text=stripped[1:-1].replace('""', '"').strip(), start=start, end=end, quoted=True)
-    return Field(text=stripped, start=start, end=end)
-
-
-def tokenize(values_raw: str, type: str = "STRING", *, name: str = "") -> list[Field]:
-    """Split value text into fields with their spans (layer 1).
+def iter_fields(values_raw: str, type: str = "STRING", *, name: str = "") -> Iterator[Field]:
+    """Split value text into fields with their spans (layer 1), lazily.
 
     Args:
         values_raw: The text the user wrote.
         type: Value type (case-insensitive); only STRING changes the splitting rule.
         name: Parameter name used in error messages.
 
-    Returns:
-        The non-empty fields in source order.
+    Yields:
+        The non-empty fields in source order; a caller enforcing a limit stops reading early.
+
+    Raises:
+        ParamSyntaxError: Malformed quoting (when the scan reaches it), or an unknown type.
+    """
+    kind = normalize_type(type, name=name)
+    if kind == "STRING" and ("\n" in values_raw or "\r" in values_raw):
+        return _iter_string_lines(values_raw)
+    return _iter_csv_fields(values_raw, name=name)
+
+
+def tokenize(values_raw: str, type: str = "STRING", *, name: str = "") -> list[Field]:
+    """Every field of the value text (see :func:`iter_fields`, which stops early when asked to).
 
     Raises:
         ParamSyntaxError: Malformed quoting, or an unknown type.
     """
-    kind = normalize_type(type, name=name)
-    source = values_raw
-    fields: list[Field] = []
-    one_per_line = kind == "STRING" and ("\n" in source or "\r" in source)
-    for match in _LINE.finditer(source):
-        if one_per_line:
-            # Prompts contain commas, so multi-line STRING text is one value per line, never split on commas.
-            field = _string_line_field(match.group(), match.start())
-            if field is not None:
-                fields.append(field)
-        else:
-            fields.extend(_split_csv_line(match.group(), match.start(), name=name, source=source))
-    return fields
+    return list(iter_fields(values_raw, type, name=name))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -384,13 +389,15 @@ def normalize_type(type: str, *, name: str = "") -> str:
 class _Ctx:
     """What the parser needs to build an error for one field."""
 
-    __slots__ = ("kind", "name", "source", "options")
+    __slots__ = ("kind", "name", "source", "options", "option_set")
 
     def __init__(self, kind: str, name: str, source: str, options: tuple[str, ...] | None) -> None:
         self.kind = kind
         self.name = name
         self.source = source
         self.options = options
+        # Membership per item in O(1): 10,000 items against a 1,000-option list were 10 million comparisons.
+        self.option_set = None if options is None else frozenset(options)
 
     def error(self, message: str, start: int, end: int) -> ParamSyntaxError:
         return _error(message, name=self.name, source=self.source, start=start, end=end)
@@ -446,7 +453,7 @@ def _to_fraction(text: str, ctx: _Ctx, start: int, end: int) -> Fraction:
 
 def _check_option(text: str, ctx: _Ctx, start: int, end: int) -> None:
     options = ctx.options
-    if options is None or text in options:
+    if options is None or ctx.option_set is None or text in ctx.option_set:
         return
     lowered = text.lower()
     close = [o for o in options if o.lower() == lowered]
@@ -569,7 +576,7 @@ def _parse_field(field: Field, ctx: _Ctx) -> Item:
         if ctx.kind in _NUMERIC_TYPES:
             return _parse_numeric(field, ctx)
         # An option that literally contains "*" or "?" is taken as itself, not as a pattern.
-        if ctx.kind == "COMBO" and _has_glob(field.text) and not (ctx.options and field.text in ctx.options):
+        if ctx.kind == "COMBO" and _has_glob(field.text) and not (ctx.option_set and field.text in ctx.option_set):
             if ctx.options is None:
                 raise ctx.error(
                     f'pattern "{field.text}" needs the list of options, which is unknown here',
@@ -591,6 +598,7 @@ def parse_items(
     *,
     name: str = "",
     options: Sequence[str] | None = None,
+    max_values: int | None = None,
 ) -> ValueList:
     """Parse value text into typed items without expanding ranges or reading files (layers 1 and 2).
 
@@ -600,22 +608,47 @@ def parse_items(
         name: Parameter name used in error messages.
         options: For COMBO, the allowed values; literal values are checked against them and ``*`` patterns
             select from them.
+        max_values: When given, the value limit is checked while tokenising: parsing stops at the item that
+            passes it (``file:`` items count their lines later, in :func:`expand`; at most ``max_values`` of
+            them are accepted). None reads the whole text.
 
     Returns:
         A :class:`ValueList` holding one item per field, in source order.
 
     Raises:
         ParamSyntaxError: Any syntax or value error, or no values at all.
+        LimitExceededError: More than ``max_values`` values (or ``file:`` items) up to some field.
     """
     if not isinstance(values_raw, str):
         raise ParamSyntaxError(f"value text must be a string, not {values_raw.__class__.__name__}", param=name)
     kind = normalize_type(type, name=name)
     option_tuple = None if options is None else tuple(str(o) for o in options)
     ctx = _Ctx(kind, name, values_raw, option_tuple)
-    items = tuple(_parse_field(field, ctx) for field in tokenize(values_raw, kind, name=name))
+    scan = iter_fields(values_raw, kind, name=name)
+    if max_values is None:
+        fields = list(scan)
+    else:
+        # Every field but a file: entry holds at least one value, so more fields than max_values is over the
+        # limit whatever they hold: found after max_values + 1 fields, before converting any of them.
+        fields = list(itertools.islice(scan, max_values + 1))
+        if len(fields) > max_values:
+            extra = fields[max_values]
+            raise _limit_error(len(fields), max_values, extra.start, extra.end, name=name, source=values_raw,
+                               partial=True)
+    items: list[Item] = []
+    values = 0
+    for position, field in enumerate(fields):
+        item = _parse_field(field, ctx)
+        items.append(item)
+        if max_values is not None and not isinstance(item, FileList):
+            values += item.count()
+            if values > max_values:
+                start, end = _item_span(item)
+                raise _limit_error(values, max_values, start, end, name=name, source=values_raw,
+                                   at_least=position < len(fields) - 1)
     if not items:
         raise ParamSyntaxError("no values", param=name, source=values_raw)
-    return ValueList(type=kind, name=name, source=values_raw, items=items, options=option_tuple)
+    return ValueList(type=kind, name=name, source=values_raw, items=tuple(items), options=option_tuple)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -664,19 +697,19 @@ def _iter_file_lines(
 
 
 def _limit_error(
-    total: int, max_values: int, item: Item, value_list: ValueList, *, partial: bool = False
+    total: int, max_values: int, start: int, end: int, *, name: str, source: str, partial: bool = False,
+    at_least: bool = False,
 ) -> LimitExceededError:
-    start, end = _item_span(item)
     if partial:
         amount = f"more than {max_values:,}"
     elif total < 10**15:
-        amount = f"{total:,}"
+        amount = f"{'at least ' if at_least else ''}{total:,}"
     else:
         # Astronomical counts (0..1e300 (+1e-300)) are shown by magnitude; str() of huge ints is capped anyway.
-        amount = f"about 10^{int(total.bit_length() * math.log10(2))}"
+        amount = f"{'at least ' if at_least else ''}about 10^{int(total.bit_length() * math.log10(2))}"
     return LimitExceededError(
         f"too many values: {amount} (limit {max_values:,} per parameter)",
-        param=value_list.name, source=value_list.source, position=start, length=max(1, end - start),
+        param=name, source=source, position=start, length=max(1, end - start),
     )
 
 
@@ -696,11 +729,12 @@ def _count_list(
             for _ in _iter_file_lines(item, file_root, ctx):
                 total += 1
                 if max_values is not None and total > max_values:
-                    raise _limit_error(total, max_values, item, value_list, partial=True)
+                    raise _limit_error(total, max_values, *_item_span(item), name=value_list.name, source=value_list.source,
+                                       partial=True)
             continue
         total += item.count()
         if max_values is not None and total > max_values:
-            raise _limit_error(total, max_values, item, value_list)
+            raise _limit_error(total, max_values, *_item_span(item), name=value_list.name, source=value_list.source)
     if total == 0:
         raise ParamSyntaxError("no values", param=value_list.name, source=value_list.source)
     return total
@@ -730,7 +764,7 @@ def count_values(
     Raises:
         ParamSyntaxError: Any syntax or value error; LimitExceededError when over ``max_values``.
     """
-    value_list = parse_items(values_raw, type, name=name, options=options)
+    value_list = parse_items(values_raw, type, name=name, options=options, max_values=max_values)
     return _count_list(value_list, file_root=file_root, max_values=max_values)
 
 
@@ -821,5 +855,5 @@ def parse(
         ParamSyntaxError: Invalid text, naming the parameter, the offending text and its position.
         LimitExceededError: More than ``max_values`` values.
     """
-    value_list = parse_items(values_raw, type, name=name, options=options)
+    value_list = parse_items(values_raw, type, name=name, options=options, max_values=max_values)
     return expand(value_list, file_root=file_root, max_values=max_values, rng=rng)

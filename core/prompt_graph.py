@@ -17,16 +17,20 @@ import copy
 import csv
 import functools
 import io
-import itertools
 import json
 import logging
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard, overload
 
 from . import combination_engine
-from .combination_engine import Axis, Combination, CombinationSet
-from .errors import LimitExceededError, ParamSyntaxError, WIError
+from .combination_engine import DEFAULT_MAX_COMBINATIONS, Axis, Combination, CombinationSet
+# Re-exported: these moved to the planner, which the badge's preview shares with plan_sweep.
+from .planner import ParameterError as ParameterError
+from .planner import ParameterSpec as ParameterSpec
+from .planner import PlanError as PlanError
+from .planner import SweepSettings, make_spec, plan_axes
+from .values import json_value
 
 logger = logging.getLogger(__name__)
 
@@ -58,24 +62,8 @@ CELL_INFO_KEY = "wi_cell"
 _PARAM_WIDGETS_GENERIC = ("name", "type", "values", "target")
 _PARAM_WIDGETS_TYPED = ("name", "values", "target")
 
-ParseFn = Callable[..., list]
+ParseFn = Callable[..., list[Any]]
 OptionsLookup = Callable[[str, str], "Sequence[str] | None"]
-
-
-class PlanError(WIError, ValueError):
-    """The sweep cannot be planned at all (no valid parameter, broken chain, too many combinations)."""
-
-
-@dataclass(frozen=True)
-class ParameterSpec:
-    """One parameter node as found in the prompt, before parsing."""
-
-    node_id: str
-    class_type: str
-    name: str
-    type: str
-    values_raw: str
-    target: str
 
 
 @dataclass(frozen=True)
@@ -84,18 +72,6 @@ class Site:
 
     node_id: str
     input_name: str
-
-
-@dataclass(frozen=True)
-class ParameterError:
-    """A parameter that was skipped, with the reason (shown to the user as a ``wi.param_error``)."""
-
-    node_id: str
-    name: str
-    message: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"node_id": self.node_id, "param": self.name, "message": self.message}
 
 
 @dataclass
@@ -150,7 +126,7 @@ class SweepPlan:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], *, max_combinations: int = 10_000) -> "SweepPlan":
+    def from_json(cls, data: Mapping[str, Any], *, max_combinations: int = DEFAULT_MAX_COMBINATIONS) -> SweepPlan:
         axes = tuple(Axis(name=a["name"], values=tuple(a["values"]), type=a.get("type", "STRING")) for a in data["axes"])
         if data["mode"] == "matrix":
             combinations = combination_engine.cartesian(axes, max_combinations=max_combinations)
@@ -237,10 +213,10 @@ class SweepPlan:
             cached = self.__dict__["_template_checked"] = (template, well_formed)
         return cached
 
-    def run_order(self) -> list[int]:
-        """Cell indices in the order to run them: see :func:`cache_friendly_order`."""
+    def run_order(self) -> Sequence[int]:
+        """Cell indices in the order to run them (lazy): see :func:`cache_friendly_order`."""
         if not self.cache_friendly:
-            return list(range(self.total))
+            return range(self.total)
         return cache_friendly_order(self.template, self.sites, self.combinations)
 
     def image_size(self, combination: Combination | None = None) -> tuple[int, int] | None:
@@ -255,10 +231,8 @@ class SweepPlan:
         return guess_image_size(template)
 
 
-def json_ready(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
+#: The pack's one JSON converter (``core.values``); the old name stays for its many call sites.
+json_ready = json_value
 
 
 def _is_link(value: Any) -> bool:
@@ -271,7 +245,7 @@ def _is_link(value: Any) -> bool:
     )
 
 
-def _is_mapping(value: Any) -> bool:
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
     # Prompts are JSON, so nearly always plain dicts: skip the ABC check (these run per node in the hook).
     return type(value) is dict or isinstance(value, Mapping)
 
@@ -287,11 +261,10 @@ def _class(node: Any) -> str:
     return class_type if isinstance(class_type, str) else ""
 
 
-def _node_title(node: Mapping[str, Any]) -> str:
-    meta = node.get("_meta")
-    if isinstance(meta, Mapping) and isinstance(meta.get("title"), str):
-        return meta["title"]
-    return ""
+def _node_title(node: Any) -> str:
+    meta = node.get("_meta") if _is_mapping(node) else None
+    title = meta.get("title") if _is_mapping(meta) else None
+    return title if isinstance(title, str) else ""
 
 
 def is_expanded(json_data: Mapping[str, Any]) -> bool:
@@ -343,35 +316,63 @@ def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[Para
             raise PlanError(f"node {node_id}: connect its 'parameters' output (not 'value') to the next node in the chain")
         inputs = node_inputs(node)
         implied = PARAMETER_CLASSES[_class(node)]
-        value_type = implied or str(inputs.get("type", "STRING"))
-        name = str(inputs.get("name", "")).strip() or _node_title(node) or f"param {node_id}"
-        chain.append(
-            ParameterSpec(
-                node_id=node_id,
-                class_type=node["class_type"],
-                name=name,
-                type=value_type.upper(),
-                values_raw=str(inputs.get("values", "")),
-                target=str(inputs.get("target", "") or ""),
-            )
-        )
+        chain.append(make_spec(
+            node_id, class_type=_class(node), name=inputs.get("name", ""), title=_node_title(node),
+            type=implied or inputs.get("type", "STRING"), values=inputs.get("values", ""), target=inputs.get("target", ""),
+        ))
         link = inputs.get("previous")
     chain.reverse()
     return chain
 
 
-def _parse_target_text(text: str) -> list[tuple[str, str]]:
-    """``"KSampler.cfg; 12.seed"`` -> [("KSampler", "cfg"), ("12", "seed")]; the input is after the last dot."""
-    targets = []
-    for part in text.replace("\n", ";").split(";"):
-        part = part.strip()
-        if not part:
+_TARGET_FORM = "'node title or id.input name', e.g. 'KSampler.cfg'"
+
+
+def _target_parts(text: str) -> list[str]:
+    """``"KSampler.cfg; 12.seed"`` -> ["KSampler.cfg", "12.seed"] (``;`` or new lines separate targets)."""
+    parts = [part.strip() for part in text.replace("\n", ";").split(";")]
+    return [part for part in parts if part]
+
+
+def _nodes_named(prompt: Mapping[str, Any], node_ref: str) -> list[str]:
+    """A node id first, else every node with that title, else every node of that class."""
+    if node_ref in prompt:
+        return [node_ref]
+    matches = [str(i) for i, n in prompt.items() if isinstance(n, Mapping) and _node_title(n) == node_ref]
+    return matches or [str(i) for i, n in prompt.items() if _class(n) == node_ref]
+
+
+def resolve_target(prompt: Mapping[str, Any], part: str) -> list[Site]:
+    """The inputs one target names, resolved against the nodes' actual input names.
+
+    Input names may contain dots (V3 dynamic inputs: ``resize_type.multiplier``, ``images.image0``) and so
+    may titles, so the target is split at each dot from the left, that is the longest input name first; the
+    first split whose node reference names nodes that all have that input wins.
+
+    Raises:
+        ValueError: no split names a node with that input (the message says what was missing).
+    """
+    missing_input: str | None = None
+    position = part.find(".")
+    while position != -1:
+        node_ref, input_name = part[:position].strip().lstrip("#"), part[position + 1:].strip()
+        position = part.find(".", position + 1)
+        if not node_ref or not input_name:
             continue
-        node_ref, dot, input_name = part.rpartition(".")
-        if not dot or not node_ref.strip() or not input_name.strip():
-            raise ValueError(f"target {part!r} must look like 'node title or id.input name', e.g. 'KSampler.cfg'")
-        targets.append((node_ref.strip().lstrip("#"), input_name.strip()))
-    return targets
+        matches = _nodes_named(prompt, node_ref)
+        lacking = [n for n in matches if input_name not in node_inputs(prompt[n])]
+        if matches and not lacking:
+            return [Site(node_id, input_name) for node_id in matches]
+        if lacking and missing_input is None:
+            node = prompt[lacking[0]]
+            missing_input = f"target {node_ref}.{input_name}: node {lacking[0]} ({_class(node) or '?'}) has no input {input_name!r}"
+    if missing_input is not None:
+        raise ValueError(missing_input)
+    node_ref, dot, input_name = part.rpartition(".")
+    if not dot or not node_ref.strip().lstrip("#") or not input_name.strip():
+        raise ValueError(f"target {part!r} must look like {_TARGET_FORM}")
+    node_ref = node_ref.strip().lstrip("#")
+    raise ValueError(f"target {node_ref}.{input_name.strip()}: no node has the id, title or type {node_ref!r}")
 
 
 def wired_sites(prompt: Mapping[str, Any], parameter_ids: set[str]) -> dict[str, list[Site]]:
@@ -390,8 +391,8 @@ def wired_sites(prompt: Mapping[str, Any], parameter_ids: set[str]) -> dict[str,
 def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec, wired: Mapping[str, Sequence[Site]] | None = None) -> tuple[Site, ...]:
     """Every input that receives ``spec``'s value: inputs wired to its value output, then named targets.
 
-    A named target matches a node id first, else every node with that title, else every node of that class.
-    ``wired`` is :func:`wired_sites` of the prompt when the caller resolves several parameters.
+    A named target matches a node id first, else every node with that title, else every node of that class
+    (see :func:`resolve_target` for dotted input names). ``wired`` is :func:`wired_sites` of the prompt when the caller resolves several parameters.
 
     Raises:
         ValueError: a target that names no node, or a node without that input.
@@ -399,21 +400,8 @@ def resolve_sites(prompt: Mapping[str, Any], spec: ParameterSpec, wired: Mapping
     if wired is None:
         wired = wired_sites(prompt, {spec.node_id})
     sites: list[Site] = list(wired.get(spec.node_id, ()))
-    for node_ref, input_name in _parse_target_text(spec.target):
-        if node_ref in prompt:
-            matches = [node_ref]
-        else:
-            matches = [str(i) for i, n in prompt.items() if isinstance(n, Mapping) and _node_title(n) == node_ref]
-            if not matches:
-                matches = [str(i) for i, n in prompt.items() if _class(n) == node_ref]
-        if not matches:
-            raise ValueError(f"target {node_ref}.{input_name}: no node has the id, title or type {node_ref!r}")
-        for node_id in matches:
-            if input_name not in node_inputs(prompt[node_id]):
-                raise ValueError(
-                    f"target {node_ref}.{input_name}: node {node_id} ({prompt[node_id].get('class_type')}) has no input {input_name!r}"
-                )
-            sites.append(Site(node_id, input_name))
+    for part in _target_parts(spec.target):
+        sites.extend(resolve_target(prompt, part))
     # One site may be both wired and named; keep the first of each.
     return tuple(dict.fromkeys(sites))
 
@@ -444,7 +432,7 @@ def plan_sweep(
     options_for: OptionsLookup | None = None,
     input_default: Callable[[str, str], Any] | None = None,
     node_is_written: Callable[[str], bool] | None = None,
-    max_combinations: int = 10_000,
+    max_combinations: int = DEFAULT_MAX_COMBINATIONS,
 ) -> SweepPlan:
     """Parse every parameter, skip (and report) the bad ones, and expand the combinations.
 
@@ -462,61 +450,33 @@ def plan_sweep(
     Raises:
         PlanError: nothing valid remains, or the chain or the combination count is unusable.
     """
-    iterator_inputs = node_inputs(prompt[iterator_id])
-    mode = str(iterator_inputs.get("mode", "matrix")).strip().lower()
-    if mode not in ("matrix", "linear"):
-        raise PlanError(f"WIIterator mode must be 'matrix' or 'linear', not {mode!r}")
-    batch_name = str(iterator_inputs.get("batch_name", "") or "sweep").strip() or "sweep"
-    cycle = str(iterator_inputs.get("unequal_lengths", "cycle")).strip().lower() != "error"
-    cache_friendly = str(iterator_inputs.get("run_order", "cache-friendly")).strip().lower() != "as entered"
-
+    settings = SweepSettings.from_inputs(node_inputs(prompt[iterator_id]))
     specs = collect_parameters(prompt, iterator_id)
-    if not specs:
-        raise PlanError("connect at least one WIParameter node to the WIIterator")
-
-    errors: list[ParameterError] = []
-    skipped: list[ParameterSpec] = []
-    axes: list[Axis] = []
-    kept: list[ParameterSpec] = []
-    sites: list[tuple[Site, ...]] = []
-    names: set[str] = set()
     wired = wired_sites(prompt, {spec.node_id for spec in specs})
-    for spec in specs:
-        try:
-            if spec.name in names:
-                raise ValueError(f'another parameter is already named "{spec.name}"; names label the grid axes and must differ')
-            spec_sites = resolve_sites(prompt, spec, wired)
-            if not spec_sites:
-                raise ValueError("its value goes nowhere: wire its 'value' output into an input, or set 'target' (e.g. KSampler.cfg)")
-            options = _combo_options(prompt, spec_sites, options_for) if spec.type == "COMBO" else None
-            values = parse(spec.values_raw, spec.type, name=spec.name, options=options)
-        except (ParamSyntaxError, ValueError) as exc:
-            message = str(exc)
-            if not message.startswith("parameter "):
-                message = f'parameter "{spec.name}": {message}'
-            errors.append(ParameterError(spec.node_id, spec.name, message))
-            skipped.append(spec)
-            continue
-        names.add(spec.name)
-        kept.append(spec)
-        sites.append(spec_sites)
-        axes.append(Axis(name=spec.name, values=tuple(values), type=spec.type))
+    sites_of: dict[str, tuple[Site, ...]] = {}
 
-    if not axes:
-        detail = "; ".join(e.message for e in errors)
-        raise PlanError(f"no valid parameter remains: {detail}")
+    def prepare(spec: ParameterSpec) -> Sequence[str] | None:
+        spec_sites = resolve_sites(prompt, spec, wired)
+        if not spec_sites:
+            raise ValueError("its value goes nowhere: wire its 'value' output into an input, or set 'target' (e.g. KSampler.cfg)")
+        sites_of[spec.node_id] = spec_sites
+        return _combo_options(prompt, spec_sites, options_for) if spec.type == "COMBO" else None
+
+    # The same function the badge's preview calls: counts, errors and name rules cannot disagree.
+    axes_plan = plan_axes(specs, settings, parse=parse, prepare=prepare, max_combinations=max_combinations)
+    if axes_plan.nothing_valid or not specs:
+        raise PlanError(axes_plan.refusal or "no valid parameter remains")
+    errors = axes_plan.errors
     # A skipped parameter's wired inputs fall back to the input's own default, so its node (whose values do
     # not parse) never runs inside a cell; without a known default the sweep cannot honestly run.
-    template = _with_skipped_defaults(prompt, skipped, input_default, errors)
-    template = template if template is not prompt else _private_copy(prompt)
-
-    try:
-        if mode == "matrix":
-            combinations = combination_engine.cartesian(axes, max_combinations=max_combinations)
-        else:
-            combinations = combination_engine.linear_zip(axes, cycle=cycle, max_combinations=max_combinations)
-    except (LimitExceededError, ParamSyntaxError, ValueError) as exc:
-        raise PlanError(str(exc)) from exc
+    template = _with_skipped_defaults(prompt, axes_plan.skipped, input_default, errors)
+    if axes_plan.combinations is None:
+        raise PlanError(axes_plan.refusal or "the sweep cannot be planned")
+    combinations = axes_plan.combinations
+    kept = axes_plan.kept
+    sites = [sites_of[spec.node_id] for spec in kept]
+    mode, batch_name, cache_friendly = settings.mode, settings.batch_name, settings.cache_friendly
+    axes = axes_plan.axes
 
     grid_node_id, grid_options = _find_grid_node(prompt)
     save_ids = tuple(str(i) for i, n in prompt.items() if _class(n) == SAVE_CLASS)
@@ -524,8 +484,8 @@ def plan_sweep(
         iterator_id=iterator_id,
         mode=mode,
         batch_name=batch_name,
-        axes=tuple(axes),
-        parameters=tuple(kept),
+        axes=axes,
+        parameters=kept,
         sites=tuple(sites),
         combinations=combinations,
         errors=errors,
@@ -620,29 +580,68 @@ def axis_costs(prompt: Mapping[str, Any], sites: Sequence[Sequence[Site]]) -> li
     ]
 
 
-def cache_friendly_order(prompt: Mapping[str, Any], sites: Sequence[Sequence[Site]], combinations: CombinationSet) -> list[int]:
+class NestedOrder(Sequence[int]):
+    """A matrix sweep's cells with the axes nested in another order, computed one position at a time.
+
+    Position ``p`` written in the mixed radix of the axis sizes taken in ``nesting`` order (the first
+    nesting axis slowest) gives each axis's coordinate; the cell is the user-order index of those
+    coordinates. O(axes) per position and O(1) to build, so a 100,000-cell sweep never holds its order as a
+    list on the server loop.
+    """
+
+    def __init__(self, combinations: CombinationSet, nesting: Sequence[int]) -> None:
+        self._combinations = combinations
+        self._nesting = tuple(nesting)
+        self._sizes = tuple(len(axis.values) for axis in combinations.axes)
+        self._length = len(combinations)
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, position: int) -> int: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[int]: ...
+
+    def __getitem__(self, position: int | slice) -> int | list[int]:
+        if isinstance(position, slice):
+            return [self[p] for p in range(*position.indices(self._length))]
+        p = position + self._length if position < 0 else position
+        if not 0 <= p < self._length:
+            raise IndexError(f"run order position {position} out of range for {self._length} cells")
+        coords = [0] * len(self._sizes)
+        for axis in reversed(self._nesting):  # the last nesting axis varies fastest
+            p, coords[axis] = divmod(p, self._sizes[axis])
+        return self._combinations.index_of(coords)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == self._length and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def cache_friendly_order(prompt: Mapping[str, Any], sites: Sequence[Sequence[Site]], combinations: CombinationSet) -> Sequence[int]:
     """The order to run a matrix sweep's cells so ComfyUI's cache re-runs expensive nodes least.
 
     ComfyUI reuses every node whose inputs did not change since the previous prompt, so the axis that
     invalidates the most expensive work (a checkpoint loader, say) should change least often: axes are
     nested by descending cost, ties keeping the user's order. Linear sweeps change every axis each cell and
     keep their order. Grids and manifests always use the user's order (cell index), never this one.
+
+    Returns:
+        A lazy sequence of cell indices (``range`` when the user's order is already the best).
     """
     total = len(combinations)
     if combinations.mode != "matrix" or len(sites) < 2:
-        return list(range(total))
+        return range(total)
     costs = axis_costs(prompt, sites)
     nesting = sorted(range(len(sites)), key=lambda axis: -costs[axis])  # stable: ties keep user order
     if nesting == list(range(len(sites))):
-        return list(range(total))
-    sizes = [len(axis.values) for axis in combinations.axes]
-    order = []
-    for permuted in itertools.product(*(range(sizes[axis]) for axis in nesting)):
-        coords = [0] * len(sizes)
-        for axis, coord in zip(nesting, permuted):
-            coords[axis] = coord
-        order.append(combinations.index_of(coords))
-    return order
+        return range(total)
+    return NestedOrder(combinations, nesting)
 
 
 def _with_skipped_defaults(
@@ -650,15 +649,18 @@ def _with_skipped_defaults(
     skipped: Sequence[ParameterSpec],
     input_default: Callable[[str, str], Any] | None,
     errors: list[ParameterError],
-) -> Mapping[str, Any]:
-    """``prompt`` with every input wired to a skipped parameter's value set to that input's default.
+) -> dict[str, Any]:
+    """A private copy of ``prompt`` with every input wired to a skipped parameter's value set to that input's
+    default.
 
     Raises:
         PlanError: a wired input has no known default (the sweep would run with a broken node).
     """
+    # Own node and inputs dicts, nested literals shared: a JSON round trip here copied every string of the
+    # prompt (a skipped parameter's values text may be megabytes) inside the onprompt hook.
+    template = _private_copy(prompt)
     if not skipped:
-        return prompt
-    template = json.loads(json.dumps(prompt))
+        return template
     for spec in skipped:
         for node_id, node in prompt.items():
             for input_name, value in node_inputs(node).items():
@@ -745,7 +747,7 @@ def workflow_for_cell(workflow: Any, cell_values: Mapping[str, Any]) -> Any:
     nodes = []
     for node in workflow["nodes"]:
         node_id = str(node.get("id")) if isinstance(node, Mapping) else None
-        if node_id in cell_values and node.get("type") in PARAMETER_CLASSES and isinstance(node.get("widgets_values"), list):
+        if node_id is not None and node_id in cell_values and node.get("type") in PARAMETER_CLASSES and isinstance(node.get("widgets_values"), list):
             order = _PARAM_WIDGETS_GENERIC if node["type"] == "WIParameter" else _PARAM_WIDGETS_TYPED
             widgets = list(node["widgets_values"])
             position = order.index("values")

@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import enum
 import functools
 import logging
-import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from . import batch_outputs, parameter_parser, prompt_graph
-from .combination_engine import Axis
+from . import batch_outputs, parameter_parser, planner, prompt_graph, saved_cells
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
-from .iteration_state import IterationStateManager, new_batch_id
-from .paths import batch_subfolder, cell_filename, resolve_inside
+from .iteration_state import CELL_STATUS_CHARS, IterationStateManager
+from .paths import batch_subfolder, new_batch_id
+from .ports import Host, QueuedPrompt
+from .states import CellStatus
 
 logger = logging.getLogger(__name__)
 
@@ -49,50 +51,58 @@ YIELD_EVERY = 8
 ACCEPT_TIMEOUT_S = 600.0
 
 
-class Host(Protocol):
-    """What the service needs from ComfyUI (implemented by ``nodes/_comfy.py`` and the test stand-in)."""
-
-    def allocate_number(self, front: bool) -> float: ...
-    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None: ...
-    def create_task(self, coro: Any) -> None: ...
-    async def validate(self, prompt_id: str, prompt: dict, partial_targets: Any) -> tuple: ...
-    def put_clone(self, template_item: tuple, number: float, prompt_id: str, prompt: dict, extra_data: dict, outputs: list) -> None: ...
-    def cancel_prompts(self, prompt_ids: set[str]) -> tuple[list[str], str | None]: ...
-    def send_event(self, event: str, data: dict, sid: str | None = None) -> None: ...
-    def options_for(self, class_type: str, input_name: str) -> Sequence[str] | None: ...
-    def input_default(self, class_type: str, input_name: str) -> Any: ...
-    def node_is_written(self, class_type: str) -> bool: ...
-    def input_dir(self) -> str | None: ...
-    def run_background(self, fn: Callable[..., Any], *args: Any) -> None: ...
-    def item_tail(self) -> tuple: ...
-
-
 GridBuilder = Callable[[str], None]
 
+_CELL_CODES = {status.value: code for code, status in enumerate(CellStatus)}
 
-@dataclass
-class _Expansion:
-    """A submitted sweep between the handler and ComfyUI accepting (or rejecting) its first cell."""
+
+class Phase(enum.Enum):
+    """Where one batch's run stands. Only moves forward."""
+
+    AWAITING_ACCEPTANCE = "awaiting acceptance"  # the hook returned; ComfyUI has not yet queued cell 0
+    FEEDING = "feeding"  # the feeder validates and queues the other cells, a window at a time
+    DRAINING = "draining"  # every cell was queued (or the batch stopped accepting); waiting for ends
+    ENDED = "ended"  # no cell of the batch is open; forgotten by the service
+
+
+@dataclass(eq=False)
+class BatchRun:
+    """Everything the service keeps about one batch while its cells run, in one object it owns.
+
+    Created by the hook (or by resume) with the batch record already in the manager, so a worker event for
+    any of its cells finds the batch; dropped when the batch has no open cell left. Its feed window
+    (``queued``), wake-up and save-node ids live here, not in service-wide dicts.
+    """
 
     batch_id: str
     plan: prompt_graph.SweepPlan
-    prompt_obj: dict
-    prompt_id: str
     number: float
     partial_targets: Any
-    order: list[int] = field(default_factory=lambda: [0])  # run order of cell indices; order[0] is the submitted cell
-    subfolder: str = ""
+    subfolder: str
+    prompt_obj: Any = None  # the submitted cell's prompt dict (matched by identity on put), or None for resume
+    prompt_id: str = ""  # the submitted cell's prompt id
     client_id: str | None = None
-    extra: dict = field(default_factory=dict)
-    settled: asyncio.Event = field(default_factory=asyncio.Event)  # accepted (template_item) or rejected
-    template_item: tuple | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    order: Sequence[int] = field(default_factory=lambda: [0])  # run order of cell indices; order[0] runs first
+    phase: Phase = Phase.AWAITING_ACCEPTANCE
+    settled: asyncio.Event | None = None  # accepted (template set) or rejected (rejection set)
+    template: QueuedPrompt | None = None  # ComfyUI's own item for cell 0: what every clone copies
     rejection: str | None = None
-    early_events: list[Callable[[], None]] = field(default_factory=list)
-    queued: set[str] = field(default_factory=set)
+    queued: set[str] = field(default_factory=set)  # prompt ids put in ComfyUI's queue, not yet started
+    submitted_left_queue: bool = False  # cell 0 started (or was removed) before _start counted it as queued
+    fed_until: int = 1  # positions of ``order`` before this one have been queued (or failed validation)
     wakeup: asyncio.Event | None = None
     # While the feeder waits for room: wake it once ``len(queued)`` drops to this. -1: not waiting (no wake-ups).
     refill_at: int = -1
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def save_node_ids(self) -> tuple[str, ...]:
+        return self.plan.save_node_ids
+
+    def unfed(self) -> bool:
+        """Cells are left that the feeder has not queued yet."""
+        return self.fed_until < len(self.order)
 
 
 class CellExtras:
@@ -113,24 +123,23 @@ class CellExtras:
         self._plan, self._batch_id = plan, batch_id
         self._batch_part = {**plan.batch_info(batch_id), "subfolder": subfolder}
 
-    def for_cell(self, combination: Any) -> dict:
+    def for_cell(self, combination: Any) -> dict[str, Any]:
         info = self._plan.cell_info(self._batch_id, combination, self._batch_part)
+        stamped = {"create_time": int(time.time() * 1000)} if "create_time" in self._extra else {}
         return {
             **self._extra,
+            **stamped,  # 0.38 sorts jobs by it: each cell is created when it is queued, not with cell 0
             "extra_pnginfo": {**self._pnginfo, prompt_graph.CELL_INFO_KEY: info},
             prompt_graph.REENTRY_KEY: {"batch_id": self._batch_id, "index": combination.index},
         }
 
 
-class PromptIds:
-    """Prompt ids for one run of the feeder: UUID-shaped, a random prefix and the cell's index (unique across
-    batches and runs, and a fraction of ``uuid4``'s cost per cell)."""
-
-    def __init__(self) -> None:
-        self._prefix = str(uuid.uuid4())[:24]
-
-    def for_cell(self, index: int) -> str:
-        return f"{self._prefix}{index:012x}"
+def _workflow_id(extra_data: Any) -> str | None:
+    """The UI workflow's id (``extra_pnginfo.workflow.id``), which newer frontends match events against."""
+    pnginfo = extra_data.get("extra_pnginfo") if isinstance(extra_data, Mapping) else None
+    workflow = pnginfo.get("workflow") if isinstance(pnginfo, Mapping) else None
+    found = workflow.get("id") if isinstance(workflow, Mapping) else None
+    return str(found) if isinstance(found, (str, int)) else None
 
 
 def describe_validation_error(valid: Sequence[Any]) -> str:
@@ -195,8 +204,8 @@ class SweepService:
         host: Host,
         *,
         grid_builder: GridBuilder | None = None,
-        max_values: int = 10_000,
-        max_combinations: int = 10_000,
+        max_values: int | None = None,
+        max_combinations: int | None = None,
         window: int = DEFAULT_WINDOW,
         journal: Any = None,
     ) -> None:
@@ -204,24 +213,25 @@ class SweepService:
         self.host = host
         self.journal = journal
         self.grid_builder = grid_builder
-        self.max_values = max_values
-        self.max_combinations = max_combinations
+        limits = planner.Limits.from_env()  # WI_MAX_VALUES / WI_MAX_COMBINATIONS, else the defaults
+        self.max_values = limits.max_values if max_values is None else max_values
+        self.max_combinations = limits.max_combinations if max_combinations is None else max_combinations
         self.window = max(2, window)
-        # Keyed by the submitted prompt's id; also matched by prompt object identity, which survives ComfyUI
-        # versions that ignore a client-chosen prompt_id.
-        self._pending: dict[str, _Expansion] = {}
-        self._feeding: dict[str, _Expansion] = {}
-        # Submitted cells whose batch record is still being created (see _start), by prompt id.
-        self._early: dict[str, _Expansion] = {}
-        # Per batch, our save nodes: their images are the cell's result (read on the worker thread per cell).
-        self._save_nodes: dict[str, tuple[str, ...]] = {}
+        # One run per batch with open cells (dropped when none is left), and the runs whose submitted cell
+        # ComfyUI has not queued yet, by its prompt id (also matched by prompt object identity, which survives
+        # ComfyUI versions that ignore a client-chosen prompt_id).
+        self._runs: dict[str, BatchRun] = {}
+        self._awaiting: dict[str, BatchRun] = {}
+        # Prompt ids whose interrupt a cancel asked for: stopped before their next node even when ComfyUI
+        # cleared the interrupt flag by starting the prompt in between (see should_interrupt).
+        self._stopping: set[str] = set()
         self._lock = threading.Lock()
         manager.add_listener(self._forward_event)
         if journal is not None:
             manager.add_listener(self._journal_event)
 
     # ----------------------------------------------------------------- parsing helpers
-    def parse(self, values_raw: str, value_type: str, *, name: str = "", options: Sequence[str] | None = None) -> list:
+    def parse(self, values_raw: str, value_type: str, *, name: str = "", options: Sequence[str] | None = None) -> list[Any]:
         return parameter_parser.parse(
             values_raw, value_type, name=name, options=options, file_root=self.host.input_dir(), max_values=self.max_values
         )
@@ -271,98 +281,92 @@ class SweepService:
         for node_id in plan.save_node_ids:
             save_prefix = str(prompt_graph.node_inputs(prompt[node_id]).get("filename_prefix") or "WI")
             break
-        # Only what the submitted cell needs happens here; the batch record (O(cells)), the journal entry, the
-        # run order and the pre-flight are built by _start right after the request returns, so the hook costs
-        # the same for 10 cells or 10,000. Cell 0 is the first cell of every run order.
+        # Creating the batch is O(1) whatever N (cells live in the lazy combination set), so the record exists
+        # before the hook returns and every worker event for cell 0 finds it. What is O(N) (the journal entry,
+        # the run order) is done by _start, right after the request returns. Cell 0 runs first in every order.
         batch_id = new_batch_id(plan.batch_name)
         subfolder = batch_subfolder(save_prefix, batch_id)
         first = plan.combinations[0]
         cell_prompt = plan.cell_prompt(first, isolated=True)
         extra = CellExtras(json_data.get("extra_data"), plan, batch_id, subfolder, client_id).for_cell(first)
-        expansion = _Expansion(
-            batch_id=batch_id,
-            plan=plan,
-            prompt_obj=cell_prompt,
-            prompt_id=prompt_id,
-            number=number,
-            partial_targets=json_data.get("partial_execution_targets"),
-            subfolder=subfolder,
-            client_id=client_id,
-            extra=extra,
+        self.manager.create_batch(
+            batch_name=plan.batch_name, mode=plan.mode, combinations=plan.combinations, axes=plan.axes,
+            client_id=client_id, batch_id=batch_id, snapshot_cells=False,
+            meta={
+                "grid_node_id": plan.grid_node_id,
+                "grid_options": plan.grid_options,
+                "save_node_ids": list(plan.save_node_ids),
+                "param_errors": [e.to_json() for e in plan.errors],
+                "subfolder": subfolder,
+                "workflow_id": _workflow_id(json_data.get("extra_data")),
+            },
+        )
+        self.manager.attach_prompt(batch_id, 0, prompt_id)
+        run = BatchRun(
+            batch_id=batch_id, plan=plan, number=number, partial_targets=json_data.get("partial_execution_targets"),
+            subfolder=subfolder, prompt_obj=cell_prompt, prompt_id=prompt_id, client_id=client_id, extra=extra,
+            settled=asyncio.Event(),
         )
         with self._lock:
-            self._pending[prompt_id] = expansion
-            self._early[prompt_id] = expansion
-        self.host.create_task(self._start(expansion))
+            self._runs[batch_id] = run
+            self._awaiting[prompt_id] = run
+        if self.journal is not None:  # O(axes), queued before any end of its cells can be
+            self._journal_batch(run)
+        self.host.create_task(self._start(run))
         logger.info("WI: batch %s: %d cells (%s)", batch_id, plan.total, plan.mode)
         # A new body rather than edits to the old one: ComfyUI keeps the old one if anything here raised.
         return {**json_data, "prompt": cell_prompt, "prompt_id": prompt_id, "number": number, "extra_data": extra}
 
-    async def _start(self, expansion: _Expansion) -> None:
-        """Create the batch, then wait for ComfyUI to accept (or reject) the submitted cell and feed the rest."""
-        plan, batch_id = expansion.plan, expansion.batch_id
+    async def _start(self, run: BatchRun) -> None:
+        """Journal the batch, then wait for ComfyUI to accept (or reject) the submitted cell and feed the rest."""
+        plan, batch_id = run.plan, run.batch_id
+        if run.settled is None:
+            run.settled = asyncio.Event()
         try:
-            self.manager.create_batch(
-                batch_name=plan.batch_name,
-                mode=plan.mode,
-                combinations=plan.combinations,
-                axes=plan.axes,
-                client_id=expansion.client_id,
-                meta={
-                    "grid_node_id": plan.grid_node_id,
-                    "grid_options": plan.grid_options,
-                    "save_node_ids": list(plan.save_node_ids),
-                    "param_errors": [e.to_json() for e in plan.errors],
-                    "subfolder": expansion.subfolder,
-                },
-                batch_id=batch_id,
-                snapshot_cells=False,
-            )
-            self._save_nodes[batch_id] = plan.save_node_ids
-            if self.journal is not None:
-                self.journal.record_batch(self._journal_record(batch_id, plan, expansion.client_id, expansion.subfolder,
-                                                               expansion.extra, expansion.partial_targets))
             preflight = None
             if plan.grid_node_id is not None:
-                preflight = functools.partial(self.host.run_background, self._preflight, batch_id, plan, expansion.client_id)
-            expansion.order = plan.run_order()
-            if not expansion.settled.is_set():  # usually set already: POST /prompt put the cell while we planned
+                preflight = functools.partial(self.host.run_background, self._preflight, batch_id, plan, run.client_id)
+            if plan.total > 1:
+                run.order = await asyncio.get_running_loop().run_in_executor(None, plan.run_order)
+            if run.template is None and run.rejection is None:  # usually settled already by POST /prompt
                 try:
-                    await asyncio.wait_for(expansion.settled.wait(), timeout=ACCEPT_TIMEOUT_S)
+                    await asyncio.wait_for(run.settled.wait(), timeout=ACCEPT_TIMEOUT_S)
                 except asyncio.TimeoutError:
-                    expansion.rejection = "the submitted prompt never reached ComfyUI's queue"
-            if expansion.rejection is not None or expansion.template_item is None:
-                self._take_pending(expansion.prompt_obj, expansion.prompt_id)
-                self._end_rejected(expansion, expansion.rejection or "not queued")
+                    run.rejection = "the submitted prompt never reached ComfyUI's queue"
+            if run.rejection is not None or run.template is None:
+                self._take_awaiting(run.prompt_obj, run.prompt_id)
+                self._end_rejected(run, run.rejection or "not queued")
                 return
-            with self._lock:
-                self.manager.attach_prompt(batch_id, expansion.order[0], expansion.prompt_id)
-                expansion.queued.add(expansion.prompt_id)
-                self._feeding[batch_id] = expansion
-                self._early.pop(expansion.prompt_id, None)
-                early, expansion.early_events = expansion.early_events, []
-            for replay in early:
-                replay()
+            with run.lock:
+                if not run.submitted_left_queue:  # it may have started already: it then left the queue
+                    run.queued.add(run.prompt_id)
+            run.phase = Phase.FEEDING
             # The pre-flight (a thread competing for the GIL) starts once the queue holds its window of cells.
-            await self._feed(expansion, expansion.template_item, start=1, when_queued=preflight)
+            await self._feed(run, run.template, start=1, when_queued=preflight)
         except Exception:
             logger.exception("WI: starting batch %s failed", batch_id)
-            with self._lock:
-                self._early.pop(expansion.prompt_id, None)
             self._fail_unqueued(batch_id, "internal error while queueing; see the ComfyUI log")
 
-    def _end_rejected(self, expansion: _Expansion, reason: str) -> None:
-        logger.warning("WI: batch %s not started: %s", expansion.batch_id, reason)
-        with self._lock:
-            self._early.pop(expansion.prompt_id, None)
+    def _journal_batch(self, run: BatchRun) -> None:
         try:
-            self.manager.add_warning(expansion.batch_id, f"not started: {reason}")
-            self.manager.register_failure(expansion.batch_id, 0, reason)
-            self.manager.cancel_batch(expansion.batch_id)
+            assert self.journal is not None
+            self.journal.record_batch(self._journal_record(run.batch_id, run.plan, run.client_id, run.subfolder,
+                                                           run.extra, run.partial_targets))
+        except Exception:  # the journal is a safety net; the sweep goes on without its entry
+            logger.exception("WI: journaling batch %s failed", run.batch_id)
+
+    def _end_rejected(self, run: BatchRun, reason: str) -> None:
+        logger.warning("WI: batch %s not started: %s", run.batch_id, reason)
+        try:
+            self.manager.add_warning(run.batch_id, f"not started: {reason}")
+            self.manager.register_failure(run.batch_id, 0, reason)
+            self.manager.cancel_batch(run.batch_id)
         except WIError:
             pass
+        self._end_run(run.batch_id)
 
-    def _reject(self, json_data: dict, prompt: dict, iterator_id: str, message: str, client_id: str | None) -> dict:
+    def _reject(self, json_data: dict[str, Any], prompt: dict[str, Any], iterator_id: str, message: str,
+                client_id: str | None) -> dict[str, Any]:
         logger.warning("WI: sweep not queued: %s", message)
         self.host.send_event("wi.param_error", {"node_id": iterator_id, "param": None, "message": message, "client_id": client_id})
         return {**json_data, "prompt": prompt_graph.plan_error_prompt(prompt, iterator_id, message)}
@@ -406,8 +410,7 @@ class SweepService:
             "client_id": client_id,
             "created_at": status["created_at"],
             "axes": sweep["axes"],
-            "cells": [{"index": c.index, "coords": list(c.coords), "values": [prompt_graph.json_ready(v) for v in c.values]}
-                      for c in plan.combinations],
+            "total": plan.total,  # no per-cell rows: a cell's values are its axes' (the plan), stored once
             "meta": dict(status.get("meta") or {}, subfolder=subfolder),
             "plan": {"sweep": sweep, "extra_data": extra_base, "partial_targets": partial_targets},
         }
@@ -423,7 +426,7 @@ class SweepService:
                                     prompt_id=payload.get("prompt_id"), files=payload.get("files") or [],
                                     ended_at=payload.get("ended_at"))
         elif event == "batch_cancelled":
-            journal.record_cells_cancelled(batch_id, "batch cancelled")
+            journal.record_cells_cancelled(batch_id, "batch cancelled", keep=payload.get("running") or ())
             journal.record_state(batch_id, "cancelled")
         elif event == "batch_finished":
             journal.record_state(batch_id, payload.get("state", "collecting"), grid=payload.get("grid"))
@@ -437,7 +440,7 @@ class SweepService:
         restored = []
         for record in self.journal.load_unfinished():
             try:
-                self.manager.restore_batch(record)
+                self._restore(record)
                 restored.append(str(record["batch_id"]))
             except (ValueError, KeyError, TypeError, WIError):
                 logger.exception("WI: could not restore batch %s from the journal", record.get("batch_id"))
@@ -445,10 +448,25 @@ class SweepService:
             logger.info("WI: %d interrupted batch(es) can be resumed: %s", len(restored), ", ".join(restored))
         return restored
 
+    def _plan_of(self, record: Mapping[str, Any]) -> prompt_graph.SweepPlan | None:
+        plan = record.get("plan")
+        if not isinstance(plan, Mapping) or "sweep" not in plan:
+            return None
+        return prompt_graph.SweepPlan.from_json(plan["sweep"], max_combinations=self.max_combinations)
+
+    def _restore(self, record: Mapping[str, Any]) -> None:
+        """Put a journaled batch back in the manager; a batch journaled without per-cell rows takes its cells'
+        coordinates and values from its plan."""
+        plan = self._plan_of(record) if record.get("sparse") else None
+        if record.get("sparse") and plan is None:
+            raise ValueError(f"journal record of {record.get('batch_id')!r} has neither cells nor a plan")
+        self.manager.restore_batch(record, combinations=plan.combinations if plan is not None else None)
+
     def resume(self, batch_id: str, *, output_dir: str | None = None) -> dict[str, Any]:
         """Queue exactly the cells of an interrupted batch that did not finish, with the same values and seeds.
 
-        A cell whose image file already exists (its save ran before the crash) is marked done, not re-run.
+        A cell whose images are all on disk, whole and naming this cell (its save ran before the crash, its end
+        never reached the journal), is marked done, not re-run: see :mod:`core.saved_cells`.
 
         Raises:
             UnknownBatchError: no such batch in memory or in the journal (404).
@@ -462,18 +480,25 @@ class SweepService:
                 raise
             if record.get("state") in ("complete", "cancelled", "expired"):
                 raise InvalidBatchState(f'batch "{batch_id}" is {record.get("state")}, not interrupted') from None
-            self.manager.restore_batch(record)
+            self._restore(record)
         if record is None or not isinstance(record.get("plan"), Mapping) or "sweep" not in record["plan"]:
             raise InvalidBatchState(f'batch "{batch_id}" has no stored plan to resume from')
         plan = prompt_graph.SweepPlan.from_json(record["plan"]["sweep"], max_combinations=self.max_combinations)
-        self._save_nodes[batch_id] = plan.save_node_ids
         todo = self.manager.resume_batch(batch_id)
         subfolder = str((record.get("meta") or {}).get("subfolder") or "")
+        saved: dict[int, list[dict[str, str]]] = {}
+        if output_dir and subfolder:
+            saved_cells.remove_leftovers(output_dir, subfolder)
+            created = record.get("created_at")
+            saved = saved_cells.find_saved_cells(
+                output_dir, plan, batch_id=batch_id, subfolder=subfolder, indices=todo,
+                since=float(created) if isinstance(created, (int, float)) else None,
+                partial_targets=record["plan"].get("partial_targets"),
+            )
         remaining = []
         for index in todo:
-            existing = self._existing_output(output_dir, subfolder, plan, index)
-            if existing is not None:
-                if self.manager.register_result(batch_id, index, [existing], {"resumed": "file already saved"}):
+            if index in saved:
+                if self.manager.register_result(batch_id, index, saved[index], {"resumed": "file already saved"}):
                     self._schedule_grid(batch_id)
             else:
                 remaining.append(index)
@@ -483,29 +508,18 @@ class SweepService:
             wanted = set(remaining)
             run_order = [i for i in plan.run_order() if i in wanted]
             extra_base = dict(record["plan"].get("extra_data") or {})
-            expansion = _Expansion(
-                batch_id=batch_id, plan=plan, prompt_obj=None, prompt_id="", number=float(self.host.allocate_number(False)),
+            run = BatchRun(
+                batch_id=batch_id, plan=plan, number=float(self.host.allocate_number(False)),
                 partial_targets=record["plan"].get("partial_targets"), order=run_order, subfolder=subfolder,
+                phase=Phase.FEEDING, fed_until=0,
             )
             with self._lock:
-                self._feeding[batch_id] = expansion
-            template = (0.0, "", None, extra_base, []) + self.host.item_tail()
-            self.host.create_task(self._feed(expansion, template, start=0))
+                self._runs[batch_id] = run
+            template = self.host.blank_item(extra_base)
+            self.host.create_task(self._feed(run, template, start=0))
         logger.info("WI: resuming batch %s: %d cells to run, %d already saved", batch_id, len(remaining), len(todo) - len(remaining))
         return {"batch_id": batch_id, "state": "active" if remaining else "collecting",
                 "queued": len(remaining), "already_saved": len(todo) - len(remaining)}
-
-    @staticmethod
-    def _existing_output(output_dir: str | None, subfolder: str, plan: prompt_graph.SweepPlan, index: int) -> dict[str, str] | None:
-        if not output_dir or not subfolder:
-            return None
-        combination = plan.combinations[index]
-        filename = cell_filename(index, {a.name: v for a, v in zip(plan.axes, combination.values)}, 0)
-        try:
-            path = resolve_inside(output_dir, subfolder, filename)
-        except ValueError:
-            return None
-        return {"filename": filename, "subfolder": subfolder, "type": "output"} if os.path.isfile(path) else None
 
     def history(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         """Past and present batches from the journal (they outlive the in-memory expiry)."""
@@ -514,230 +528,310 @@ class SweepService:
         return {"batches": self.journal.list_batches(limit=limit, offset=offset), "total": self.journal.count_batches(),
                 "limit": limit, "offset": offset}
 
-    def status(self, batch_id: str) -> dict[str, Any]:
-        """A batch's status from memory, else from the journal (after expiry or a restart)."""
+    def status(self, batch_id: str, *, offset: int = 0, limit: int | None = None,
+               with_values: bool = True) -> dict[str, Any]:
+        """A batch's status from memory, else from the journal (after expiry or a restart); with ``limit``,
+        the cells ``offset .. offset + limit`` only (``cells_page`` says which) and every cell's status in
+        ``cell_statuses``. Without values, a cell names its coordinates; the values live once, on the axes."""
         try:
-            return self.manager.get_status(batch_id)
+            return self.manager.get_status(batch_id, offset=offset, limit=limit, with_values=with_values)
         except UnknownBatchError:
             record = self.journal.get_batch(batch_id) if self.journal is not None else None
             if record is None:
                 raise
             record = dict(record)
+            cells = self._journal_cells(record)  # needs the plan, which the answer leaves out
             record.pop("plan", None)
             record["source"] = "journal"
+            start = min(max(0, offset), len(cells))
+            stop = len(cells) if limit is None else min(len(cells), start + max(0, limit))
+            record["cell_statuses"] = "".join(CELL_STATUS_CHARS[_CELL_CODES.get(str(c.get("status")), 0)] for c in cells)
+            record["cells_page"] = {"offset": start, "count": stop - start, "total": len(cells)}
+            record["cells"] = [c if with_values else {k: v for k, v in c.items() if k != "values"}
+                               for c in cells[start:stop]]
+            record.pop("sparse", None)
             return record
 
+    def _journal_cells(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every cell of a journaled batch: its rows, and for a batch journaled without per-cell rows the
+        cells that have none (queued; cancelled when the batch was), coordinates and values from its plan."""
+        rows = list(record.get("cells") or [])
+        plan = self._plan_of(record) if record.get("sparse") else None
+        if plan is None:
+            return rows
+        by_index = {int(r["index"]): r for r in rows}
+        default = "cancelled" if record.get("state") == "cancelled" else "queued"
+        cells = []
+        for combination in plan.combinations:
+            row = by_index.get(combination.index)
+            cells.append({**(row or {"status": default, "error": None, "prompt_id": None, "files": [], "ended_at": None}),
+                          "index": combination.index, "coords": list(combination.coords),
+                          "values": {a.name: prompt_graph.json_ready(v) for a, v in zip(plan.axes, combination.values)}})
+        return cells
+
     # ----------------------------------------------------------------- acceptance of the submitted prompt
-    def _take_pending(self, prompt_obj: Any, prompt_id: Any) -> _Expansion | None:
+    def _take_awaiting(self, prompt_obj: Any, prompt_id: Any) -> BatchRun | None:
         with self._lock:
-            if not self._pending:
+            if not self._awaiting:
                 return None
-            for key, expansion in self._pending.items():
-                if expansion.prompt_obj is prompt_obj or key == prompt_id:
-                    return self._pending.pop(key)
+            run = self._awaiting.pop(str(prompt_id), None) if prompt_id is not None else None
+            if run is not None:
+                return run
+            for key, candidate in self._awaiting.items():
+                if candidate.prompt_obj is prompt_obj:
+                    return self._awaiting.pop(key)
         return None
 
     def on_validated(self, prompt_obj: Any, valid: Any) -> None:
         """After ComfyUI validated a prompt: if it was a sweep's first cell and was rejected, end the batch."""
-        if not self._pending or (isinstance(valid, (tuple, list)) and valid and valid[0]):
+        if not self._awaiting or (isinstance(valid, (tuple, list)) and valid and valid[0]):
             return
-        expansion = self._take_pending(prompt_obj, None)
-        if expansion is None:
+        run = self._take_awaiting(prompt_obj, None)
+        if run is None:
             return
-        expansion.rejection = f"ComfyUI rejected the submitted prompt: {describe_validation_error(valid)}"
-        self.host.call_soon_threadsafe(expansion.settled.set)
+        run.rejection = f"ComfyUI rejected the submitted prompt: {describe_validation_error(valid)}"
+        if run.settled is not None:
+            self.host.call_soon_threadsafe(run.settled.set)
 
-    def on_item_put(self, item: Sequence[Any]) -> None:
+    def on_item_put(self, item: QueuedPrompt) -> None:
         """Every queue put: when it is a sweep's first cell, the batch is accepted and its feeder may start."""
-        if not self._pending:
+        if not self._awaiting:
             return
-        expansion = self._take_pending(item[2], item[1])
-        if expansion is None:
+        run = self._take_awaiting(item.prompt, item.prompt_id)
+        if run is None:
             return
-        expansion.prompt_id = str(item[1])
+        if item.prompt_id != run.prompt_id:  # a ComfyUI that chose its own id for the submitted prompt
+            run.prompt_id = item.prompt_id
+            self.manager.attach_prompt(run.batch_id, 0, run.prompt_id)
         # A snapshot: when an item ends ComfyUI strips the API keys from its extra_data (0.3.64 from its running
         # copy; the item itself is also handed to nodes, which may edit it), and clones queued later still need
         # them. The worker cannot have finished the item yet: this runs right after the put, holding the GIL.
-        extra = item[3]
-        expansion.template_item = (*item[:3], dict(extra) if isinstance(extra, dict) else extra, *item[4:5],
-                                   *copy.deepcopy(tuple(item[5:])))
-        self.host.call_soon_threadsafe(expansion.settled.set)
-
-    def _stash_early(self, prompt_id: str, replay: Callable[[], None]) -> bool:
-        """Worker events for a submitted cell whose batch is still being created are replayed once it exists."""
-        with self._lock:
-            expansion = self._early.get(prompt_id)
-            if expansion is None:
-                return False
-            expansion.early_events.append(replay)
-            return True
+        extra = item.extra_data
+        run.template = QueuedPrompt(item.number, item.prompt_id, item.prompt,
+                                    dict(extra) if isinstance(extra, dict) else extra, item.outputs,
+                                    copy.deepcopy(item.private))
+        if run.settled is not None:
+            self.host.call_soon_threadsafe(run.settled.set)
 
     # ----------------------------------------------------------------- feeding the queue
     def _accepting(self, batch_id: str) -> bool:
         return self.manager.state_of(batch_id) in ("pending", "active")
 
-    async def _feed(self, expansion: _Expansion, template_item: tuple, *, start: int,
+    async def _feed(self, run: BatchRun, template: QueuedPrompt, *, start: int,
                     when_queued: Callable[[], None] | None = None) -> None:
-        """Validate and queue the cells of ``expansion.order[start:]`` in that order, keeping at most ``window``
+        """Validate and queue the cells of ``run.order[start:]`` in that order, keeping at most ``window``
         queued ahead of the worker. Each gets a priority just above the previous one, below ``number + 1``, so
         the batch runs contiguously and prompts posted later run after it. ``when_queued`` is called once, when
         the window is first full or the feeder stops, whichever comes first."""
-        expansion.wakeup = asyncio.Event()
-        plan, batch_id, total = expansion.plan, expansion.batch_id, expansion.plan.total
-        extras = CellExtras(template_item[3], plan, batch_id, expansion.subfolder)
-        ids = PromptIds()
+        run.wakeup = asyncio.Event()
+        plan, batch_id, total = run.plan, run.batch_id, run.plan.total
+        extras = CellExtras(template.extra_data, plan, batch_id, run.subfolder)
+        ids = self.manager.prompt_ids(batch_id)
         try:
-            for position in range(start, len(expansion.order)):
-                index = expansion.order[position]
-                if len(expansion.queued) >= self.window:
+            for position in range(start, len(run.order)):
+                index = run.order[position]
+                if len(run.queued) >= self.window:
                     if when_queued is not None:
-                        when_queued, announce = None, when_queued
+                        announce, when_queued = when_queued, None
                         announce()
-                    await self._wait_for_room(expansion)
+                    await self._wait_for_room(run)
+                if not self._accepting(batch_id):
+                    return
                 combination = plan.combinations[index]
                 cell_prompt = plan.cell_prompt(combination)
                 prompt_id = ids.for_cell(index)
                 try:
-                    valid = await self.host.validate(prompt_id, cell_prompt, expansion.partial_targets)
+                    valid = await self.host.validate(prompt_id, cell_prompt, run.partial_targets)
                 except Exception as exc:  # a custom node's VALIDATE_INPUTS may raise; that cell fails, not the batch
                     logger.exception("WI: validating cell %d of %s raised", index, batch_id)
                     valid = (False, {"message": f"{type(exc).__name__}: {exc}"}, [], {})
+                run.fed_until = position + 1
                 if not valid[0] or not valid[2]:
                     if self.manager.register_failure(batch_id, index, describe_validation_error(valid)):
-                        self._schedule_grid(batch_id)
+                        self._batch_ended(batch_id)
                     continue
                 # No await between this attach and the put: a cancel (also on this loop) cannot slip in between.
                 if not self.manager.attach_prompt(batch_id, index, prompt_id, only_if_open=True):
                     return  # cancelled (or gone) while this cell was validated
-                with expansion.lock:
-                    expansion.queued.add(prompt_id)
-                number = expansion.number + position / total
-                self.host.put_clone(template_item, number, prompt_id, cell_prompt, extras.for_cell(combination), list(valid[2]))
+                with run.lock:
+                    run.queued.add(prompt_id)
+                number = run.number + position / total
+                self.host.put_clone(template, number, prompt_id, cell_prompt, extras.for_cell(combination), list(valid[2]))
                 if position % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let routes and other requests run between runs of cells
         except Exception:
             logger.exception("WI: feeding batch %s stopped", batch_id)
             self._fail_unqueued(batch_id, "internal error while queueing; see the ComfyUI log")
         finally:
-            with self._lock:
-                self._feeding.pop(batch_id, None)
+            if run.phase is Phase.FEEDING:
+                run.phase = Phase.DRAINING
             if when_queued is not None:
                 when_queued()
 
-    async def _wait_for_room(self, expansion: _Expansion) -> None:
+    async def _wait_for_room(self, run: BatchRun) -> None:
         """Wait until ``refill_at`` of the window's cells are left (or the batch stops accepting).
 
-        ``refill_at`` is published under the expansion's lock, where the worker thread's :meth:`_wake` reads it
+        ``refill_at`` is published under the run's lock, where the worker thread's :meth:`_wake` reads it
         after removing a started cell, so exactly the removal that reaches it wakes us (no lost wake-up: the
         ``set`` it schedules runs on this loop after the ``clear`` below)."""
-        assert expansion.wakeup is not None
+        assert run.wakeup is not None
         refill_at = min(self.window - 1, int(self.window * (1 - REFILL_FRACTION)))
         try:
-            while self._accepting(expansion.batch_id):
-                with expansion.lock:
-                    if len(expansion.queued) <= refill_at:
+            while self._accepting(run.batch_id):
+                with run.lock:
+                    if len(run.queued) <= refill_at:
                         return
-                    expansion.refill_at = refill_at
-                    expansion.wakeup.clear()
-                await expansion.wakeup.wait()
+                    run.refill_at = refill_at
+                    run.wakeup.clear()
+                await run.wakeup.wait()
         finally:
-            with expansion.lock:
-                expansion.refill_at = -1
+            with run.lock:
+                run.refill_at = -1
 
     def _fail_unqueued(self, batch_id: str, reason: str) -> None:
-        try:
-            status = self.manager.get_status(batch_id)
-        except UnknownBatchError:
-            return
-        for cell in status["cells"]:
-            if cell["status"] == "queued" and not cell.get("prompt_id"):
-                if self.manager.register_failure(batch_id, cell["index"], reason):
-                    self._schedule_grid(batch_id)
+        if self.manager.fail_unqueued(batch_id, reason):
+            self._batch_ended(batch_id)
 
-    def _wake(self, batch_id: str, prompt_id: str | None) -> None:
+    def _wake(self, batch_id: str, prompt_id: str | None, *, refill: bool = True) -> BatchRun | None:
+        """A cell left ComfyUI's queue (started, or removed with ``refill=False``): wake the feeder if that
+        made room. Returns the run.
+
+        A removal never wakes the feeder: a queue emptied one deletion at a time (newer frontends' Clear
+        queue) must not be refilled between two deletions; the next cell to start refills as usual."""
         with self._lock:
-            expansion = self._feeding.get(batch_id)
-        if expansion is None:
-            return
-        with expansion.lock:
+            run = self._runs.get(batch_id)
+        if run is None:
+            return None
+        with run.lock:
             if prompt_id is not None:
-                if prompt_id not in expansion.queued:
-                    return  # counted already (a cell ending after it started): nothing changed for the feeder
-                expansion.queued.discard(prompt_id)
-                if len(expansion.queued) > expansion.refill_at:
-                    return  # the feeder is not waiting, or waits for fewer: no cross-thread wake-up
-        if expansion.wakeup is not None:
-            self.host.call_soon_threadsafe(expansion.wakeup.set)
+                if prompt_id == run.prompt_id:
+                    run.submitted_left_queue = True
+                if prompt_id not in run.queued:
+                    return run  # counted already (a cell ending after it started): nothing changed for the feeder
+                run.queued.discard(prompt_id)
+                if not refill or len(run.queued) > run.refill_at:
+                    return run  # the feeder is not waiting, or waits for fewer: no cross-thread wake-up
+        if run.wakeup is not None:
+            self.host.call_soon_threadsafe(run.wakeup.set)
+        return run
 
     # ----------------------------------------------------------------- completion (worker thread)
     def on_item_started(self, prompt_id: Any) -> None:
         found = self.manager.lookup_prompt(str(prompt_id))
         if found is None:
-            self._stash_early(str(prompt_id), lambda: self.on_item_started(prompt_id))
             return
         batch_id, index = found
         self.manager.mark_running(batch_id, index)
         self._wake(batch_id, str(prompt_id))
 
+    def should_interrupt(self, prompt_id: Any) -> bool:
+        """Asked before each node ComfyUI runs: True when a cancel asked to stop this prompt.
+
+        ComfyUI clears its interrupt flag when a prompt starts, so an interrupt set between the worker's
+        ``get`` and that start would be lost and the cell would run to its end; this second check makes the
+        cancel hold: no cell of a cancelled batch starts a node after the cancel route has returned."""
+        return bool(self._stopping) and str(prompt_id) in self._stopping
+
     def on_item_done(self, prompt_id: Any, history_result: Any, status: Any) -> None:
-        """ComfyUI finished a queue item (success, error or interrupt); ends the matching cell."""
+        """ComfyUI finished a queue item (success, error or interrupt); ends the matching cell with the outcome
+        ComfyUI reports, also when its batch was cancelled while it ran."""
+        self._stopping.discard(str(prompt_id))
         found = self.manager.lookup_prompt(str(prompt_id))
         if found is None:
-            self._stash_early(str(prompt_id), lambda: self.on_item_done(prompt_id, history_result, status))
             return
         batch_id, index = found
-        self._wake(batch_id, str(prompt_id))
+        run = self._wake(batch_id, str(prompt_id))
         outcome, reason = classify_outcome(status)
         if outcome == "done":
-            save_ids = self._save_nodes.get(batch_id, ())
+            save_ids = run.save_node_ids if run is not None else ()
             outputs = history_result.get("outputs") if isinstance(history_result, Mapping) else None
-            ended = self.manager.register_result(batch_id, index, images_from_outputs(outputs, save_ids), {"prompt_id": str(prompt_id)})
+            ended = self.manager.register_result(batch_id, index, images_from_outputs(outputs, save_ids))
         elif outcome == "cancelled":
             ended = self.manager.register_cancelled(batch_id, index, reason or "interrupted")
         else:
             ended = self.manager.register_failure(batch_id, index, reason or "failed")
         if ended:
-            self._schedule_grid(batch_id)
+            self._batch_ended(batch_id)
 
     def on_items_removed(self, prompt_ids: Sequence[str], *, whole_queue: bool) -> None:
         """Items deleted from ComfyUI's queue by someone else: those cells are cancelled.
 
-        ``whole_queue`` (Clear queue) also cancels the batches' cells not yet queued: the user asked for an
-        empty queue, not for the sweep to refill it.
+        A Clear queue (``whole_queue``), or single deletions that leave a batch with none of its cells in the
+        queue while it still has cells to feed (what newer frontends' "Clear queue" / "Cancel all" and the
+        ``/api/jobs`` cancel routes do, one item at a time), ends the batch: the user asked for an empty
+        queue, not for the sweep to refill it. Deleting one cell among others cancels only that cell. The
+        cell ComfyUI is running is not stopped by either (ComfyUI's own interrupt does that) and ends with
+        the outcome ComfyUI reports.
         """
-        touched: set[str] = set()
+        emptied: set[str] = set()
         for prompt_id in prompt_ids:
             found = self.manager.lookup_prompt(str(prompt_id))
             if found is None:
                 continue
             batch_id, index = found
-            touched.add(batch_id)
-            self._wake(batch_id, str(prompt_id))
+            run = self._wake(batch_id, str(prompt_id), refill=False)
             if self.manager.register_cancelled(batch_id, index, "removed from the queue"):
-                self._schedule_grid(batch_id)
-        if whole_queue:
-            for batch_id in touched:
-                try:
-                    self.manager.cancel_batch(batch_id)
-                except WIError:
-                    continue
-                self._wake(batch_id, None)
-                self._schedule_grid(batch_id)
+                self._batch_ended(batch_id)
+            if run is not None and (whole_queue or (not run.queued and run.unfed())):
+                emptied.add(batch_id)
+        for batch_id in emptied:
+            try:
+                # Every cell still open after those removals is one ComfyUI runs: it reports its own end.
+                outcome = self.manager.cancel(batch_id, still_running=lambda open_ids: open_ids)
+            except WIError:
+                continue
+            self._wake(batch_id, None)
+            if outcome.ended:
+                self._batch_ended(batch_id)
 
     # ----------------------------------------------------------------- cancel and finish
     def cancel(self, batch_id: str) -> dict[str, Any]:
         """Cancel one batch: drop its queued cells, interrupt its running cell only, keep everyone else's work.
 
+        The answer names the removed prompts and the running one asked to stop (``interrupting``); that
+        cell's record follows from what ComfyUI reports for it (``cancelled`` when the interrupt stopped it,
+        ``done`` when it finished first), delivered as ``wi.cell_ended``.
+
         Raises:
             UnknownBatchError: no such batch (404).
             InvalidBatchState: it already finished (409).
         """
-        prompt_ids = self.manager.cancel_batch(batch_id)
-        removed, interrupted = self.host.cancel_prompts(set(prompt_ids))
+        result: dict[str, Any] = {"removed": [], "interrupting": None}
+
+        def remove_and_interrupt(open_ids: Sequence[str]) -> list[str]:
+            removed, running = self.host.cancel_prompts(set(open_ids))
+            result["removed"], result["interrupting"] = removed, running
+            if running is not None:
+                self._stopping.add(str(running))
+                return [str(running)]
+            return []
+
+        outcome = self.manager.cancel(batch_id, still_running=remove_and_interrupt)
         self._wake(batch_id, None)
+        if outcome.ended:
+            self._batch_ended(batch_id)
+        logger.info("WI: batch %s cancelled: %d removed, interrupting %s", batch_id, len(result["removed"]),
+                    result["interrupting"])
+        return {"batch_id": batch_id, "state": "cancelled", **result}
+
+    def _batch_ended(self, batch_id: str) -> None:
+        """The batch has no open cell left: forget its run and build its grid (once: the manager returned True
+        to exactly one caller)."""
+        self._end_run(batch_id)
         self._schedule_grid(batch_id)
-        logger.info("WI: batch %s cancelled: %d removed, interrupted %s", batch_id, len(removed), interrupted)
-        return {"batch_id": batch_id, "state": "cancelled", "removed": removed, "interrupted": interrupted}
+
+    def _end_run(self, batch_id: str) -> None:
+        with self._lock:
+            run = self._runs.pop(batch_id, None)
+            if run is not None:
+                run.phase = Phase.ENDED
+                if self._awaiting.get(run.prompt_id) is run:
+                    del self._awaiting[run.prompt_id]
+
+    def run_of(self, batch_id: str) -> BatchRun | None:
+        """The batch's run while it has open cells (None once it ended)."""
+        with self._lock:
+            return self._runs.get(batch_id)
 
     def _schedule_grid(self, batch_id: str) -> None:
         if self.grid_builder is None:
@@ -758,54 +852,8 @@ class SweepService:
 
     # ----------------------------------------------------------------- pre-flight (the iterator badge)
     def preview(self, body: Any) -> dict[str, Any]:
-        """Count the prompts a sweep will queue and check its values, by the same rules as the hook.
-
-        Body: ``{"parameters": [{"name", "type", "values", "options"?}], "mode", "unequal_lengths"?,
-        "image_size"?: [w, h], "grid"?: {grid options}}``.
-
-        Raises:
-            ValueError: the body is not of that shape (HTTP 400).
-        """
-        if not isinstance(body, Mapping) or not isinstance(body.get("parameters"), list):
-            raise ValueError('body must be a JSON object with a "parameters" list')
-        mode = str(body.get("mode", "matrix"))
-        if mode not in ("matrix", "linear"):
-            raise ValueError(f"mode must be 'matrix' or 'linear', not {mode!r}")
-        axes_out: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-        counts: list[int] = []
-        valid_axes = []
-        for position, param in enumerate(body["parameters"][:64]):
-            if not isinstance(param, Mapping):
-                raise ValueError(f"parameters[{position}] must be an object")
-            name = str(param.get("name") or f"param {position + 1}")
-            options = param.get("options") if isinstance(param.get("options"), list) else None
-            try:
-                values = self.parse(str(param.get("values", "")), str(param.get("type", "STRING")), name=name, options=options)
-            except (ParamSyntaxError, ValueError) as exc:
-                axes_out.append({"name": name, "count": 0, "error": str(exc)})
-                errors.append({"param": name, "node_id": param.get("node_id"), "message": str(exc)})
-                continue
-            axes_out.append({"name": name, "count": len(values)})
-            counts.append(len(values))
-            valid_axes.append(Axis(name=name, values=tuple(values), type=str(param.get("type", "STRING")).upper()))
-        if not counts:
-            count = 0
-        elif mode == "matrix":
-            count = 1
-            for c in counts:
-                count *= c
-        else:
-            count = max(counts)
-        result: dict[str, Any] = {"count": count, "axes": axes_out, "errors": errors, "limit": self.max_combinations}
-        if count > self.max_combinations:
-            errors.append({"param": None, "message": f"{count} combinations exceed the limit of {self.max_combinations}"})
-        elif valid_axes:
-            try:
-                result["grid"] = batch_outputs.preview_grid(valid_axes, mode, count, body.get("image_size"), body.get("grid"))
-            except Exception:  # the badge still shows the count without a grid estimate
-                logger.exception("WI: grid preview failed")
-        return result
+        """The iterator badge (POST /wi/preview): :func:`planner.preview`, with this service's parser and limit."""
+        return planner.preview(body, parse=self.parse, max_combinations=self.max_combinations, grid_estimate=batch_outputs.preview_grid)
 
     # ----------------------------------------------------------------- events
     def _forward_event(self, event: str, payload: dict[str, Any]) -> None:

@@ -34,34 +34,14 @@ def register() -> Any:
 
         host = _comfy.ComfyHost(server_instance)
         manager = IterationStateManager.instance()
-        service = SweepService(manager, host, journal=_open_journal(_comfy.user_directory()))
-        service.grid_builder = GridService(manager, host).build
-        manager.set_interceptor(service)
-        # The onprompt hook feeds the original design's entry point, which delegates to the service.
-        host.install(_HandlerShim(manager, service))
+        service = SweepService(manager, host, journal=_open_journal(_comfy.user_directory()),
+                               grid_builder=GridService(manager, host).build)
+        host.install(service)  # service.handle_prompt is the hook's one catch-all boundary
         routes.add_routes(server_instance.routes, service)
         service.restore_interrupted()
         _service = service
         logger.info("WI: Workflow Iterator installed")
         return service
-
-
-class _HandlerShim:
-    """Routes ComfyUI's onprompt through ``IterationStateManager.handle_prompt``; everything else to the service."""
-
-    def __init__(self, manager: Any, service: Any) -> None:
-        self._manager = manager
-        self._service = service
-
-    def handle_prompt(self, json_data: Any) -> Any:
-        try:
-            return self._manager.handle_prompt(json_data)
-        except Exception:  # the hook boundary: never raise into ComfyUI's POST /prompt
-            logger.exception("WI: onprompt failed; prompt queued unchanged")
-            return json_data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._service, name)
 
 
 def _open_journal(user_dir: str | None) -> Any:

@@ -24,6 +24,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
+from ..core.ports import QueuedPrompt
+
+from ..core import input_spec
+
 logger = logging.getLogger(__name__)
 
 _INSTALLED_FLAG = "_wi_installed"
@@ -71,51 +75,28 @@ def metadata_disabled() -> bool:
     return bool(getattr(args, "disable_metadata", False))
 
 
-def combo_options(class_type: str, input_name: str) -> list[str] | None:
-    """Allowed values of a COMBO input (V1 list form or ``("COMBO", {"options": [...]})``), else None."""
+def _input_types(class_type: str) -> Any:
+    """``INPUT_TYPES()`` of a registered class, or None (unknown class, or its INPUT_TYPES raised)."""
     try:
         import nodes as comfy_nodes  # type: ignore[import-not-found]
 
         node_class = comfy_nodes.NODE_CLASS_MAPPINGS.get(class_type)
-        if node_class is None:
-            return None
-        spec = node_class.INPUT_TYPES()
+        return node_class.INPUT_TYPES() if node_class is not None else None
     except Exception:  # a custom node's INPUT_TYPES may raise; then the options are simply unknown
         logger.debug("WI: INPUT_TYPES of %s failed", class_type, exc_info=True)
         return None
-    for section in ("required", "optional"):
-        entry = (spec.get(section) or {}).get(input_name)
-        if not entry:
-            continue
-        kind = entry[0]
-        if isinstance(kind, (list, tuple)):
-            return [str(o) for o in kind]
-        if kind == "COMBO" and len(entry) > 1 and isinstance(entry[1], dict) and isinstance(entry[1].get("options"), list):
-            return [str(o) for o in entry[1]["options"]]
-    return None
+
+
+def combo_options(class_type: str, input_name: str) -> list[str] | None:
+    """Allowed values of a COMBO input (V1 list form, ``("COMBO", {"options": [...]})``, a V3 dynamic combo's
+    keys, or a nested input such as ``resize_type.scale_method``), else None."""
+    return input_spec.input_options(_input_types(class_type), input_name)
 
 
 def input_default(class_type: str, input_name: str) -> Any:
-    """The default an input shows in a new node (a combo's first option), or None when unknown."""
-    try:
-        import nodes as comfy_nodes  # type: ignore[import-not-found]
-
-        node_class = comfy_nodes.NODE_CLASS_MAPPINGS.get(class_type)
-        spec = node_class.INPUT_TYPES() if node_class is not None else {}
-    except Exception:  # a custom node's INPUT_TYPES may raise; then the default is unknown
-        return None
-    for section in ("required", "optional"):
-        entry = (spec.get(section) or {}).get(input_name)
-        if not entry:
-            continue
-        options = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
-        if "default" in options:
-            return options["default"]
-        if isinstance(entry[0], (list, tuple)) and entry[0]:
-            return entry[0][0]
-        if entry[0] == "COMBO" and options.get("options"):
-            return options["options"][0]
-    return None
+    """The default an input shows in a new node (a combo's first option; nested V3 inputs by their dotted
+    name), or None when unknown."""
+    return input_spec.input_default(_input_types(class_type), input_name)
 
 
 #: node_is_written's answers by node class object (a class re-registered under the same name is asked anew).
@@ -229,6 +210,11 @@ class ComfyHost:
         return float(-number if front else number)
 
     async def validate(self, prompt_id: str, prompt: dict, partial_targets: Any) -> tuple:
+        # 0.38+: POST /prompt swaps replaced node types (node_replace_manager) after the onprompt hooks, so only
+        # the submitted cell gets them; every other cell is replaced here the same way before validation.
+        replacer = getattr(getattr(self.server, "node_replace_manager", None), "apply_replacements", None)
+        if callable(replacer):
+            replacer(prompt)
         fn, params = self._validate_original, self._validate_arity
         if params >= 3:
             result = fn(prompt_id, prompt, partial_targets)
@@ -240,12 +226,21 @@ class ComfyHost:
             result = await result
         return tuple(result)
 
-    def item_tail(self) -> tuple:
-        return tuple(copy.deepcopy(field) for field in self._tail)
+    # The queue item's shape is this adapter's alone: core reads and writes QueuedPrompt records.
+    @staticmethod
+    def to_record(item: Sequence[Any]) -> QueuedPrompt:
+        return QueuedPrompt(number=float(item[0]), prompt_id=str(item[1]), prompt=item[2], extra_data=item[3],
+                            outputs=tuple(item[4]) if len(item) > 4 and item[4] is not None else (),
+                            private=tuple(item[5:]))
 
-    def put_clone(self, template_item: tuple, number: float, prompt_id: str, prompt: dict, extra_data: dict, outputs: list) -> None:
+    def blank_item(self, extra_data: dict) -> QueuedPrompt:
+        """A template for cells queued without a submitted item (resume): the running version's shape."""
+        return QueuedPrompt(0.0, "", {}, extra_data, (), tuple(copy.deepcopy(field) for field in self._tail))
+
+    def put_clone(self, template: QueuedPrompt, number: float, prompt_id: str, prompt: dict, extra_data: dict,
+                  outputs: list) -> None:
         # Fields past the fifth (0.3.67+: the sensitive dict) are copied from ComfyUI's own item for the batch.
-        tail = tuple(copy.deepcopy(field) for field in template_item[5:])
+        tail = tuple(copy.deepcopy(field) for field in template.private)
         self.queue.put((number, prompt_id, prompt, extra_data, outputs) + tail)
 
     def cancel_prompts(self, prompt_ids: set[str]) -> tuple[list[str], str | None]:
@@ -256,6 +251,7 @@ class ComfyHost:
         prompt starts).
         """
         queue = self.queue
+        interrupt_if_running = getattr(queue, "interrupt_if_running", None)  # newer ComfyUI: its own atomic check
         with queue.mutex:
             kept, removed = [], []
             for item in queue.queue:
@@ -267,7 +263,10 @@ class ComfyHost:
             for item in list(queue.currently_running.values()):
                 if item[1] in prompt_ids:
                     interrupted = item[1]
-                    interrupt_processing()
+                    if callable(interrupt_if_running):
+                        interrupt_if_running(item[1])
+                    else:
+                        interrupt_processing()
                     break
         if removed:
             self.server.queue_updated()
@@ -295,6 +294,35 @@ class ComfyHost:
     def output_dir(self) -> str | None:
         return output_directory()
 
+    def _guard_node_starts(self, service: Any) -> None:
+        """Ask the service before every node ComfyUI starts whether its prompt must stop.
+
+        ComfyUI checks its interrupt flag before each node (``nodes.before_node_execution``, looked up on the
+        module at call time in every version) but clears it when a prompt starts, so an interrupt landing
+        between the worker's ``get`` and that start is lost. Re-raising it here, for the prompt a cancel asked
+        to stop, makes a cancel hold. Costs one set lookup per node when no cancel is pending.
+        """
+        try:
+            import nodes as comfy_nodes  # type: ignore[import-not-found]
+        except ImportError:
+            return
+        original = getattr(comfy_nodes, "before_node_execution", None)
+        if original is None or getattr(original, "_wi_guard", False):
+            return
+        server = self.server
+
+        def before_node_execution(*args: Any, **kwargs: Any) -> Any:
+            try:
+                if service.should_interrupt(getattr(server, "last_prompt_id", None)):
+                    comfy_nodes.interrupt_processing(True)
+            except Exception:
+                logger.exception("WI: interrupt check failed")
+            return original(*args, **kwargs)
+
+        before_node_execution._wi_guard = True  # type: ignore[attr-defined]
+        before_node_execution.__wrapped__ = original  # type: ignore[attr-defined]
+        comfy_nodes.before_node_execution = before_node_execution
+
     # ------------------------------------------------------------------ installing the hooks
     def install(self, service: Any) -> bool:
         """Register the onprompt handler and wrap the queue; idempotent (a second call does nothing)."""
@@ -311,7 +339,7 @@ class ComfyHost:
             if len(item) >= 5:
                 self._tail = tuple({} if isinstance(field, dict) else field for field in item[5:])
             try:
-                service.on_item_put(item)
+                service.on_item_put(self.to_record(item))
             except Exception:
                 logger.exception("WI: put hook failed")
             return result
@@ -376,6 +404,7 @@ class ComfyHost:
 
         queue.put, queue.get, queue.task_done = put, get, task_done
         queue.wipe_queue, queue.delete_queue_item = wipe_queue, delete_queue_item
+        self._guard_node_starts(service)
 
         execution = self.execution
         original_validate = execution.validate_prompt

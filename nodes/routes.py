@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from aiohttp import web
@@ -21,6 +22,9 @@ from . import _comfy
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+#: Cells per page of ``GET /wi/status/{id}`` unless ``limit`` says otherwise, and the most one page may hold.
+STATUS_PAGE_DEFAULT = 200
+STATUS_PAGE_MAX = 1000
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
@@ -130,8 +134,14 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
     @routes.get("/wi/status/{batch_id}")
     @_guarded
     async def wi_batch_status(request: web.Request) -> web.Response:
+        # Paged: a 100,000-cell batch answers with one page of cells, the values once on the axes, and every
+        # cell's status as one character (cell_statuses), never with every cell's record.
         batch_id = _batch_id(request)
-        return await status_cache.respond(batch_id, lambda: service.status(batch_id), off_loop=True)
+        offset = _int_query(request, "offset", 0, 0, 10**9)
+        limit = _int_query(request, "limit", STATUS_PAGE_DEFAULT, 1, STATUS_PAGE_MAX)
+        return await status_cache.respond(
+            f"{batch_id}?{offset}:{limit}",
+            lambda: service.status(batch_id, offset=offset, limit=limit, with_values=False), off_loop=True)
 
     @routes.get("/wi/batches")
     @_guarded
@@ -164,12 +174,24 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
         root = _comfy.output_directory()
         if not subfolder or root is None:
             return _error(404, "unknown file", filename)
-        path = resolve_inside(root, subfolder, filename)
+        # Checked against the batch folder, not the output root: a link in the folder pointing elsewhere in
+        # output/ (another batch, the user's own files) is not this batch's file.
+        try:
+            path = resolve_inside(resolve_inside(root, subfolder), filename)
+        except ValueError:
+            return _error(404, "unknown file", filename)
         if not os.path.isfile(path):
             return _error(404, "unknown file", filename)
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
+    # The badge's preview parses and estimates the grid (seconds for a 10,000-value axis): on its own thread,
+    # so the loop keeps answering /queue meanwhile. One thread: previews from several tabs wait for each other
+    # rather than multiply the GIL contention the loop sees. The thread starts on the first preview.
+    preview_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wi-preview")
+
     @routes.post("/wi/preview")
     @_guarded
     async def wi_preview(request: web.Request) -> web.Response:
-        return web.json_response(service.preview(await _json_body(request)))
+        body = await _json_body(request)
+        answer = await asyncio.get_running_loop().run_in_executor(preview_executor, service.preview, body)
+        return web.json_response(answer)

@@ -179,6 +179,9 @@ class PromptServer:
             return 400, {"error": {"type": "no_prompt"}, "node_errors": {}}
         prompt = json_data["prompt"]
         prompt_id = str(json_data.get("prompt_id", uuid.uuid4()))
+        replacer = getattr(self, "node_replace_manager", None)
+        if replacer is not None:  # as 0.38's post_prompt does, after the onprompt hooks
+            replacer.apply_replacements(prompt)
         valid = await sys_modules()["execution"].validate_prompt(prompt_id, prompt, json_data.get("partial_execution_targets"))
         extra_data = json_data.get("extra_data", {})
         if "client_id" in json_data:

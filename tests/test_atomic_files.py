@@ -46,3 +46,12 @@ def test_only_write_modes_are_accepted(tmp_path):
     with pytest.raises(ValueError, match="mode 'a'"):
         with atomic_files.open_atomic(tmp_path / "x", "a"):
             pass
+
+
+def test_write_text_stores_a_lone_surrogate_as_a_replacement_character_and_says_so(tmp_path, caplog):
+    target = tmp_path / "batch.json"
+    with caplog.at_level("WARNING", logger="comfyui_workflow_iterator.core.atomic_files"):
+        atomic_files.write_text(target, '{"text": "broken emoji \ud83d end", "ok": "\U0001F600"}')
+    assert target.read_text(encoding="utf-8") == '{"text": "broken emoji \ufffd end", "ok": "\U0001F600"}'
+    assert "surrogate" in caplog.text
+    assert os.listdir(tmp_path) == ["batch.json"]

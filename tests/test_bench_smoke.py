@@ -61,13 +61,14 @@ def test_manager_quick_rows():
     rows = manager_bench.run(quick=True, cells=1000, batches=5, requests=5)
     memory = [r for r in rows if r["kind"] == "memory"]
     latency = [r for r in rows if r["kind"] == "latency"]
-    assert len(memory) == 2 and len(latency) == 5
+    assert len(memory) == 2 and len(latency) == 7
     for row in memory:
         assert set(manager_bench.MEMORY_COLUMNS) <= set(row)
-        assert _finite(row["overhead_b_per_cell"]) and row["values_only_b"] > 0 and row["batch_b"] > 0
+        assert _finite(row["batch_b_per_cell"]) and row["values_only_b"] > 0 and row["batch_b"] > 0
     for row in latency:
         assert set(manager_bench.LATENCY_COLUMNS) <= set(row)
-        assert row["requests"] == 5 and row["active_batches"] == 5
+        # 5 small batches and the 100,000-cell ones: one polled, five cancelled once each
+        assert row["requests"] == 5 and row["active_batches"] == 5 + 6
         assert _finite(row["p50_ms"]) and _finite(row["p99_ms"]) and _finite(row["p50_vs_baseline"])
     assert "p50_ms" in manager_bench.table(rows)
 
@@ -82,6 +83,6 @@ def test_grid_quick_rows(monkeypatch):
 
 
 def test_every_benchmark_is_registered_and_only_rejects_unknown_names():
-    assert set(bench_main.BENCHMARKS) == {"interception", "e2e", "cache_order", "manager", "status_load", "grid"}
+    assert set(bench_main.BENCHMARKS) == {"interception", "e2e", "cache_order", "manager", "status_load", "loop_stall", "big_batch", "grid"}
     with pytest.raises(SystemExit):
         bench_main.main(["--only", "no_such_benchmark"])

@@ -84,7 +84,7 @@ def test_limit_is_checked_on_the_count_before_any_cell() -> None:
     axes = [Axis(f"a{i}", tuple(range(1000))) for i in range(8)]
     with pytest.raises(LimitExceededError, match="too many combinations") as info:
         cartesian(axes)
-    assert "limit is 10,000" in str(info.value)
+    assert "limit is 100,000" in str(info.value)
 
 
 def test_limit_is_configurable_and_inclusive() -> None:

@@ -548,9 +548,10 @@ def test_batch_subfolder_is_safe(prefix, batch_id):
     index=st.integers(0, 10**6),
     values=st.dictionaries(_HOSTILE.map(str), _HOSTILE, max_size=6),
     image_number=st.integers(0, 9999),
+    node_id=_HOSTILE,
 )
-def test_cell_filename_is_one_safe_png_name(index, values, image_number):
-    name = paths.cell_filename(index, values, image_number)
+def test_cell_filename_is_one_safe_png_name(index, values, image_number, node_id):
+    name = paths.cell_filename(index, values, image_number, node_id=node_id)
     assert len(name) <= 120, name
     assert name.endswith(f"_{image_number}.png") and name.startswith(f"c{index:05d}")
     assert "/" not in name and "\\" not in name and "\x00" not in name and name not in (".", "..")

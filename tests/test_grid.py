@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from comfyui_workflow_iterator.core import grid
+from comfyui_workflow_iterator.core.grid import compose, inputs, labels
+from comfyui_workflow_iterator.core.grid import text as grid_text
 from comfyui_workflow_iterator.core.grid import GridAxis, GridCell, GridOptions
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -32,14 +34,13 @@ def _matrix_cells(tmp_path: Path, axes: list[GridAxis], size: tuple[int, int] = 
     cells = []
     for k, coords in enumerate(itertools.product(*(range(len(a.values)) for a in axes))):
         f = _solid(tmp_path / f"c{k}.png", size, _colour(k))
-        values = tuple(a.values[c] for a, c in zip(axes, coords))
-        cells.append(GridCell(index=k, coords=coords, values=values, files=(f,)))
+        cells.append(GridCell(index=k, coords=coords, files=(f,)))
     return cells
 
 
 def _text_fits(t: grid.TextBlock) -> bool:
     limit = t.h if t.rotate else t.w
-    return all(grid._text_width(line, t.font_size) <= limit + 0.5 for line in t.lines)
+    return all(grid_text.text_width(line, t.font_size) <= limit + 0.5 for line in t.lines)
 
 
 def _overlap(a: grid.CellSlot, b: grid.CellSlot) -> bool:
@@ -100,9 +101,32 @@ def test_x_and_y_axis_options_choose_the_axes() -> None:
     assert slots[(0, 1)].y > slots[(0, 0)].y  # b varies down
 
 
-def test_unknown_axis_option_names_the_option() -> None:
-    with pytest.raises(ValueError, match="x_axis"):
-        grid.plan_grid([GridAxis("a", (1, 2))], 2, (10, 10), GridOptions(x_axis="nope"))
+def test_axis_option_naming_no_axis_falls_back_to_automatic_placement_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 11.5: a parameter skipped for a bad value is not an axis; naming it as y_axis used to raise
+    # "y_axis: no axis named 'broken'" at the end of the sweep instead of drawing the grid.
+    axes = [GridAxis("cfg", (3, 5, 7), "INT"), GridAxis("steps", (10, 20), "INT")]
+    with caplog.at_level("WARNING"):
+        plan = grid.plan_grid(axes, 6, (40, 40), GridOptions(y_axis="broken"))
+    auto = grid.plan_grid(axes, 6, (40, 40), GridOptions())
+    assert [(s.x, s.y, s.coords) for s in plan.pages[0].slots] == [(s.x, s.y, s.coords) for s in auto.pages[0].slots]
+    (warning,) = plan.warnings
+    assert "y_axis" in warning and "'broken'" in warning and "placed automatically" in warning
+    assert warning in caplog.text
+
+
+def test_valid_axis_choice_is_kept_when_the_other_names_no_axis() -> None:
+    axes = [GridAxis("a", (1, 2, 3), "INT"), GridAxis("b", (1, 2), "INT"), GridAxis("c", (1, 2), "INT")]
+    plan = grid.plan_grid(axes, 12, (20, 20), GridOptions(x_axis="a", y_axis="gone"))
+    slots = {s.coords: s for s in plan.pages[0].slots}
+    assert slots[(1, 0, 0)].x > slots[(0, 0, 0)].x  # a still runs across, as asked
+    assert any("'gone'" in w for w in plan.warnings)
+
+
+def test_queue_time_check_reports_an_axis_option_naming_no_axis() -> None:
+    report = grid.check_grid_size([GridAxis("a", (1, 2))], image_size=(64, 64), options=GridOptions(x_axis="nope"))
+    assert report.pages == 1 and any("x_axis 'nope'" in w for w in report.warnings)
 
 
 def test_single_axis_wraps_into_rows() -> None:
@@ -192,12 +216,12 @@ def test_paths_show_as_base_names_without_extension(value: str, shown: str) -> N
 
 def test_long_common_prefix_is_elided() -> None:
     axis = GridAxis("lora", ("my_style_collection_v2_epoch_10", "my_style_collection_v2_epoch_20"), "COMBO")
-    assert grid._axis_labels(axis, GridOptions()) == ["…10", "…20"]
+    assert labels.axis_labels(axis, GridOptions()) == ["…10", "…20"]
 
 
 def test_label_shrinks_before_wrapping() -> None:
     text = "sampler: dpmpp_2m_sde"
-    width = grid._text_width(text, 28) * 0.8
+    width = grid_text.text_width(text, 28) * 0.8
     lines, size = grid.fit_label([text], width, max_lines=3, max_size=28, min_size=12)
     assert lines == (text,) and 12 <= size < 28
 
@@ -207,13 +231,13 @@ def test_label_wraps_when_smallest_font_is_still_too_wide() -> None:
     lines, size = grid.fit_label([text], 120, max_lines=4, max_size=20, min_size=12)
     assert len(lines) > 1
     assert " ".join(lines) == text
-    assert all(grid._text_width(line, size) <= 120 for line in lines)
+    assert all(grid_text.text_width(line, size) <= 120 for line in lines)
 
 
 def test_very_long_word_is_broken_between_characters() -> None:
     lines = grid.wrap_text("x" * 300, 100, 14)
     assert "".join(lines) == "x" * 300
-    assert all(grid._text_width(line, 14) <= 100 for line in lines)
+    assert all(grid_text.text_width(line, 14) <= 100 for line in lines)
 
 
 @pytest.mark.parametrize("value", ["Ελληνικά κείμενα", "Привет, мир", "emoji 🎨🚀 ok", "日本語のテキスト"])
@@ -487,8 +511,8 @@ def test_cells_are_decoded_with_a_bounded_read_ahead(monkeypatch: pytest.MonkeyP
     axes = _big_axes(5)
     cells = _matrix_cells(tmp_path, axes, (16, 16))
     plan = grid.plan_grid(axes, 25, (16, 16))
-    by_key = {c.coords: grid._as_cell(c, plan.axes) for c in cells}
-    for _slot, tile in grid._tiles(plan.pages[0].slots, by_key, "matrix", plan.options, CountingPool(), 2):  # type: ignore[arg-type]
+    by_key = {c.coords: inputs.as_cell(c) for c in cells}
+    for _slot, tile in compose._tiles(plan.pages[0].slots, by_key, "matrix", plan.options, CountingPool(), 2):  # type: ignore[arg-type]
         in_flight["now"] -= 1
         tile.close()
     assert in_flight["max"] <= 3
@@ -506,7 +530,7 @@ def test_status_dict_is_converted() -> None:
     axes, cells, mode = grid.axes_and_cells_from_status(status)
     assert axes == (GridAxis("cfg", (3.0, 5.0), "FLOAT"),)
     assert [c.index for c in cells] == [0, 1]
-    assert cells[0] == GridCell(index=0, coords=(0,), values=(3.0,), status="done", files=("/a/b.png",))
+    assert cells[0] == GridCell(index=0, coords=(0,), status="done", files=("/a/b.png",))
     assert cells[1].status == "failed" and cells[1].error == "x" and mode == "matrix"
 
 

@@ -950,3 +950,78 @@ def test_batch_level_writes_are_committed_without_the_burst_wait(journal, monkey
             break
         time.sleep(0.01)
     assert journal.get_batch("b1")["state"] == "collecting"  # not after the 60 s burst wait
+
+
+# ------------------------------------------------------------------------------- text a user can send (12.3)
+
+BROKEN = "broken emoji \ud83d end"  # what a JavaScript client sends when it cuts an emoji in half
+
+
+def test_a_lone_surrogate_in_a_value_is_stored_escaped_and_reads_back_unchanged(journal: BatchJournal, caplog) -> None:
+    batch = make_batch("b1", cells=2)
+    batch["cells"][1]["values"] = [0, BROKEN]
+    batch["axes"][1]["values"] = ["euler", BROKEN]
+    batch["plan"]["sweep"] = {"axes": [{"name": "text", "values": [BROKEN, "ok \U0001F600"]}]}
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        journal.record_batch(batch)
+        assert journal.flush()
+    got = journal.get_batch("b1")
+    assert got is not None, "the batch was not journaled"
+    assert got["cells"][1]["values"] == [0, BROKEN]
+    assert got["axes"][1]["values"] == ["euler", BROKEN]
+    assert got["plan"]["sweep"]["axes"][0]["values"] == [BROKEN, "ok \U0001F600"]  # whole emoji untouched
+    assert "surrogate" in caplog.text and "lost" not in caplog.text
+
+
+def test_a_lone_surrogate_in_a_plain_text_field_is_replaced_and_said_so(journal: BatchJournal, caplog) -> None:
+    journal.record_batch(make_batch("b1", batch_name=BROKEN))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        end(journal, "b1", 0, status="failed", error=f"node 5: {BROKEN}", files=[])
+        assert journal.flush()
+    got = journal.get_batch("b1")
+    assert got is not None and got["batch_name"] == "broken emoji \ufffd end"
+    assert got["cells"][0]["status"] == "failed" and got["cells"][0]["error"] == "node 5: broken emoji \ufffd end"
+    assert "U+FFFD" in caplog.text
+
+
+def test_a_bad_batch_does_not_take_an_unrelated_batchs_cell_end_with_it(journal: BatchJournal) -> None:
+    journal.record_batch(make_batch("b1"))
+    assert journal.flush()
+    # One drain: the cell end makes the writer linger, the new batch (urgent) joins it.
+    end(journal, "b1", 0)
+    bad = make_batch("b2", cells=2)
+    bad["cells"][0]["values"] = [0, BROKEN]
+    journal.record_batch(bad)
+    assert journal.flush()
+    first = journal.get_batch("b1")
+    assert first is not None and first["cells"][0]["status"] == "done"
+    second = journal.get_batch("b2")
+    assert second is not None and second["cells"][0]["values"] == [0, BROKEN]
+
+
+def test_any_failing_write_costs_only_itself_not_the_rest_of_its_drain(journal: BatchJournal, monkeypatch, caplog) -> None:
+    """Not only sqlite3.Error: whatever one op raises (here a bind error no encoding rule foresaw), the other
+    writes of the same transaction are retried alone and committed."""
+    journal.record_batch(make_batch("b1"))
+    journal.record_batch(make_batch("b2"))
+    assert journal.flush()
+    original = BatchJournal._op_state
+
+    def failing_state(self, conn, batch_id, *args):
+        if batch_id == "b2":
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return original(self, conn, batch_id, *args)
+
+    monkeypatch.setattr(BatchJournal, "_op_state", failing_state)
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        end(journal, "b1", 0)
+        end(journal, "b1", 1)
+        journal.record_state("b2", "cancelled")
+        journal.record_state("b1", "collecting")
+        assert journal.flush()
+    first = journal.get_batch("b1")
+    assert first is not None and first["state"] == "collecting"
+    assert [c["status"] for c in first["cells"][:2]] == ["done", "done"]
+    second = journal.get_batch("b2")
+    assert second is not None and second["state"] == "active"
+    assert "_op_state" in caplog.text or "failing_state" in caplog.text

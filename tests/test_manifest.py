@@ -57,8 +57,11 @@ def test_batch_json_lists_every_cell_with_relative_paths(tmp_path: Path) -> None
     assert [a["name"] for a in doc["axes"]] == ["prompt", "cfg", "seed"]
     assert len(doc["cells"]) == 4
     c0 = doc["cells"][0]
-    assert c0 == {"index": 0, "coords": [0, 0, 0], "values": {"prompt": EVIL, "cfg": 3.0, "seed": 42},
-                  "seed": 42, "status": "done", "error": None, "files": ["images/cell 000.png"]}
+    assert c0 == {"index": 0, "coords": [0, 0, 0], "seed": 42, "status": "done", "error": None,
+                  "files": ["images/cell 000.png"]}
+    # values live once, on the axis: the cell's coords point at them
+    assert {a["name"]: a["values"][k] for a, k in zip(doc["axes"], doc["cells"][1]["coords"])} == {
+        "prompt": EVIL, "cfg": 0.1 + 0.2, "seed": 42}
     assert doc["cells"][3]["status"] == "failed" and doc["cells"][3]["error"] == "CUDA <oom>"
     assert doc["cells"][3]["files"] == []
 

@@ -160,13 +160,13 @@ def test_run_order_keeps_the_user_order_when_the_first_axis_is_already_the_expen
     prompt["1"]["class_type"], prompt["2"]["class_type"] = "WIParameterCombo", "WIParameterFloat"
     prompt["1"]["inputs"]["values"], prompt["2"]["inputs"]["values"] = "a, b", "4, 6, 8"
     result = plan(prompt)
-    assert result.run_order() == list(range(6))
+    assert list(result.run_order()) == list(range(6))
 
 
 def test_linear_sweeps_run_in_user_order():
     prompt = loader_prompt()
     prompt["3"]["inputs"]["mode"] = "linear"
-    assert plan(prompt).run_order() == [0, 1, 2]
+    assert list(plan(prompt).run_order()) == [0, 1, 2]
 
 
 def test_plan_round_trips_through_json_for_resume():
@@ -174,15 +174,15 @@ def test_plan_round_trips_through_json_for_resume():
     again = prompt_graph.SweepPlan.from_json(json.loads(json.dumps(result.to_json())))
     assert [c.values for c in again.combinations] == [c.values for c in result.combinations]
     assert again.cell_prompt(again.combinations[3]) == result.cell_prompt(result.combinations[3])
-    assert again.run_order() == result.run_order()
+    assert list(again.run_order()) == list(result.run_order())
 
 
 def test_run_order_as_entered_keeps_the_user_order():
     prompt = loader_prompt()
     prompt["3"]["inputs"]["run_order"] = "as entered"
     result = plan(prompt)
-    assert result.run_order() == list(range(6))
-    assert prompt_graph.SweepPlan.from_json(result.to_json()).run_order() == list(range(6))
+    assert list(result.run_order()) == list(range(6))
+    assert list(prompt_graph.SweepPlan.from_json(result.to_json()).run_order()) == list(range(6))
 
 
 def test_a_skipped_wired_parameter_gives_its_inputs_their_default():
@@ -270,3 +270,40 @@ def test_a_malformed_node_makes_every_cell_a_deep_copy():
     assert result.private_nodes is None
     a, b = result.cell_prompt(result.combinations[0]), result.cell_prompt(result.combinations[0])
     assert a == b and a["13"] is not b["13"] and a["11"]["inputs"]["image"] is not b["11"]["inputs"]["image"]
+
+
+def test_run_order_of_a_big_sweep_is_lazy_and_a_permutation():
+    """At 100,000 cells the order is computed per position (no list on the server loop), and it is still
+    every cell exactly once with the expensive axis slowest."""
+    prompt = loader_prompt()
+    prompt["1"]["inputs"]["values"] = "1-1000"   # cfg, cheap: 1,000 values
+    prompt["2"]["inputs"]["values"] = ", ".join(f"m{i}" for i in range(100))  # checkpoints, expensive
+    prompt["1"]["class_type"] = "WIParameterInt"
+    result = prompt_graph.plan_sweep(prompt, "3", parse=parameter_parser.parse,
+                                     input_default=lambda c, i: "default", max_combinations=100_000)
+    order = result.run_order()
+    assert isinstance(order, prompt_graph.NestedOrder) and len(order) == 100_000
+    assert sorted(order) == list(range(100_000))
+    first = [result.combinations[i].values for i in order[:3]]
+    assert first == [(1, "m0"), (2, "m0"), (3, "m0")]
+    assert result.combinations[order[-1]].values == (1000, "m99") and order[-1] == order[99_999]
+
+
+def test_a_skipped_parameter_does_not_copy_the_prompts_text_in_the_hook():
+    """The template used to be a JSON round trip of the whole prompt when a parameter was skipped: every
+    string copied (a skipped parameter's values text may be megabytes) inside the onprompt hook."""
+    big = "1," * 200_000 + "x"
+    result = plan(base_prompt(target_a="7.steps", values_b=big))  # "text" is skipped (invalid), wired into 9.text
+    assert [a.name for a in result.axes] == ["steps"]
+    assert result.template["2"]["inputs"]["values"] is big  # shared, not copied
+    assert result.template["9"]["inputs"]["text"] == "default"
+
+
+def test_a_skipped_parameter_next_to_a_non_json_literal_still_plans():
+    """Another pack's onprompt handler may leave a literal JSON cannot encode; the JSON round trip raised
+    TypeError there, and the hook's boundary then queued the sweep unexpanded."""
+    prompt = base_prompt(target_a="7.steps", values_b='a, "b')  # "text" is skipped: unterminated quote
+    marker = {1, 2}  # a set: not JSON
+    prompt["8"]["inputs"]["extra"] = marker
+    result = plan(prompt)
+    assert [a.name for a in result.axes] == ["steps"] and result.template["8"]["inputs"]["extra"] is marker

@@ -175,11 +175,47 @@ def test_status_detail_has_counts_cells_and_timings(rh):
     assert counts["done"] + counts["failed"] + counts["cancelled"] + counts["pending"] + counts["running"] == 6
     cells = body["cells"]
     assert [c["index"] for c in cells] == list(range(6))
-    assert cells[0]["status"] == "done" and cells[0]["files"] and cells[0]["values"] == {"width": 1, "height": 10}
-    assert cells[5]["coords"] == [1, 2] and cells[5]["values"] == {"width": 2, "height": 30}
+    # A cell names its coordinates; its values live once, on the axes.
+    assert [a["values"] for a in body["axes"]] == [[1, 2], [10, 20, 30]]
+    assert [a["labels"] for a in body["axes"]] == [["1", "2"], ["10", "20", "30"]]
+    assert cells[0]["status"] == "done" and cells[0]["files"] and cells[0]["coords"] == [0, 0]
+    assert cells[5]["coords"] == [1, 2] and "values" not in cells[5]
+    assert body["cell_statuses"] == "dqqqqq"[:1] + body["cell_statuses"][1:] and len(body["cell_statuses"]) == 6
+    assert body["cell_statuses"][0] == "d" and set(body["cell_statuses"][1:]) <= {"q", "r"}
+    assert body["cells_page"] == {"offset": 0, "count": 6, "total": 6}
     for key in ("elapsed_s", "seconds_per_cell", "eta_s"):
         assert key in body["timings"]
     assert body["grid"] is None and isinstance(body["warnings"], list)
+
+
+def test_status_detail_is_paged_and_every_cells_status_is_one_character(rh):
+    rh.post_prompt({"prompt": sweep_prompt("1-5", "1-4")})
+    batch_id = rh.only_batch_id()
+    rh.run_all()
+    status, body, _ = rh.get(f"/wi/status/{batch_id}?offset=15&limit=3")
+    assert status == 200
+    assert [c["index"] for c in body["cells"]] == [15, 16, 17]
+    assert body["cells"][0]["coords"] == [3, 3]
+    assert body["cells_page"] == {"offset": 15, "count": 3, "total": 20}
+    assert body["cell_statuses"] == "d" * 20
+    status, body, _ = rh.get(f"/wi/status/{batch_id}?limit=0")
+    assert status == 400 and "limit" in body["detail"]
+
+
+def test_status_detail_of_a_huge_value_holds_it_once_not_once_per_cell(rh):
+    """Issue 11, defect 7: a 100,000-character STRING value swept over 300 cells made a 30 MB status body."""
+    huge = "x" * 100_000
+    prompt = sweep_prompt("1-300", "10")
+    prompt["6"] = {"class_type": "WIParameter", "inputs": {"name": "text", "type": "STRING", "values": huge,
+                                                               "target": "5.filename_prefix", "previous": ["2", 0]}}
+    prompt["3"]["inputs"]["parameters"] = ["6", 0]
+    code, answer = rh.post_prompt({"prompt": prompt})
+    assert code == 200, answer
+    batch_id = rh.only_batch_id()
+    status, body, raw = rh.get(f"/wi/status/{batch_id}?limit=1000")
+    assert status == 200 and body["total"] == 300 and len(body["cells"]) == 300
+    assert [a["name"] for a in body["axes"]] == ["width", "height", "text"]
+    assert len(raw) < 400_000, f"status body is {len(raw)} bytes"
 
 
 def test_status_detail_of_a_finished_batch(rh):
@@ -236,7 +272,7 @@ def test_cancel_batch_removes_queued_cells_and_interrupts_the_running_one(rh):
     status, body, _ = rh.post(f"/wi/cancel_batch/{batch_id}")
     assert status == 200
     assert body["batch_id"] == batch_id and body["state"] == "cancelled"
-    assert body["interrupted"] == running[1]
+    assert body["interrupting"] == running[1]
     assert set(body["removed"]) == queued_ids
     assert comfy_standin.INTERRUPTS == [True]
     rh.settle()
@@ -249,7 +285,7 @@ def test_cancel_batch_removes_queued_cells_and_interrupts_the_running_one(rh):
 def test_cancel_batch_without_a_running_cell_interrupts_nothing(rh):
     rh.post_prompt({"prompt": sweep_prompt("1, 2", "10")})
     status, body, _ = rh.post(f"/wi/cancel_batch/{rh.only_batch_id()}")
-    assert status == 200 and body["interrupted"] is None and len(body["removed"]) == 2
+    assert status == 200 and body["interrupting"] is None and len(body["removed"]) == 2
     assert comfy_standin.INTERRUPTS == []
 
 
@@ -279,6 +315,42 @@ def test_cancel_is_post_only(rh):
     rh.post_prompt({"prompt": sweep_prompt("1", "10")})
     status, _, _ = rh.get(f"/wi/cancel_batch/{rh.only_batch_id()}")
     assert status == 405
+
+
+# ------------------------------------------------------------------------------------------ GET /wi/batch/{id}/{file}
+
+
+def _batch_folder(rh: RouteHarness, tmp_path: Any) -> tuple[str, Any]:
+    rh.post_prompt({"prompt": sweep_prompt("1", "10")})
+    batch_id = rh.only_batch_id()
+    folder = tmp_path / "output" / rh.manager.get_status(batch_id, include_cells=False)["meta"]["subfolder"]
+    folder.mkdir(parents=True)
+    return batch_id, folder
+
+
+def test_a_batch_file_is_served(rh, tmp_path):
+    batch_id, folder = _batch_folder(rh, tmp_path)
+    (folder / "c00000_a-1_n5_0.png").write_bytes(b"cell image")
+    status, _, text = rh.get(f"/wi/batch/{batch_id}/c00000_a-1_n5_0.png")
+    assert status == 200 and text == "cell image"
+
+
+def test_a_link_in_the_batch_folder_to_another_file_of_the_output_folder_is_not_served(rh, tmp_path):
+    batch_id, folder = _batch_folder(rh, tmp_path)
+    (tmp_path / "output" / "other").mkdir()
+    (tmp_path / "output" / "other" / "secret.png").write_bytes(b"not this batch's")
+    (folder / "sibling.png").symlink_to("../../other/secret.png")
+    status, body, text = rh.get(f"/wi/batch/{batch_id}/sibling.png")
+    assert_error(status, body, 404)
+    assert "not this batch" not in text
+
+
+def test_a_link_that_stays_inside_the_batch_folder_is_served(rh, tmp_path):
+    batch_id, folder = _batch_folder(rh, tmp_path)
+    (folder / "grid_1.png").write_bytes(b"grid")
+    (folder / "grid.png").symlink_to("grid_1.png")
+    status, _, text = rh.get(f"/wi/batch/{batch_id}/grid.png")
+    assert status == 200 and text == "grid"
 
 
 # ------------------------------------------------------------------------------------------ GET /wi/batches, POST /wi/resume
@@ -382,8 +454,9 @@ def test_preview_linear_mode_counts_the_longest_axis(rh):
 def test_preview_over_the_combination_limit_reports_it(rh):
     body = {"parameters": [{"name": "a", "type": "INT", "values": "1-1000"}, {"name": "b", "type": "INT", "values": "1-1000"}]}
     status, answer, _ = rh.post("/wi/preview", json=body)
-    assert status == 200 and answer["count"] == 1_000_000
-    assert any(e["param"] is None and "exceed" in e["message"] for e in answer["errors"])
+    # The hook refuses such a sweep, so the badge says 0 prompts and how many cells it would have made.
+    assert status == 200 and answer["count"] == 0 and answer["combinations"] == 1_000_000
+    assert any(e["param"] is None and "too many combinations: 1,000,000" in e["message"] for e in answer["errors"])
 
 
 def test_preview_empty_body_is_400(rh):
@@ -543,7 +616,7 @@ def test_status_bodies_are_reused_until_a_batch_changes(rh):
     batch_id = rh.only_batch_id()
     calls = []
     original = rh.service.status
-    rh.service.status = lambda b: calls.append(b) or original(b)  # count how often the body is rebuilt
+    rh.service.status = lambda b, **kw: calls.append(b) or original(b, **kw)  # count how often the body is rebuilt
     bodies = [rh.get(f"/wi/status/{batch_id}")[1] for _ in range(6)]
     first = bodies[0]
     # Six answers, at most two builds (a one-second bucket may roll over once); without the cache: six.

@@ -234,7 +234,7 @@ def test_cancel_removes_only_this_batch_and_interrupts_only_its_running_cell(har
     harness.settle()
     batch_id = only_batch(harness)["batch_id"]
     answer = harness.service.cancel(batch_id)
-    assert answer["interrupted"] == got[0][1]
+    assert answer["interrupting"] == got[0][1]
     assert comfy_standin.INTERRUPTS == [True]
     remaining = [item for item in harness.server.prompt_queue.queue]
     assert len(remaining) == 1 and "wi" not in remaining[0][3]  # the unrelated prompt survives
@@ -248,7 +248,7 @@ def test_cancel_does_not_interrupt_an_unrelated_running_prompt(harness):
     harness.post({"prompt": sweep_prompt("1, 2", "10")})
     harness.server.prompt_queue.get(timeout=0)  # the unrelated prompt is running
     answer = harness.service.cancel(only_batch(harness)["batch_id"])
-    assert answer["interrupted"] is None and comfy_standin.INTERRUPTS == []
+    assert answer["interrupting"] is None and comfy_standin.INTERRUPTS == []
 
 
 def test_cancel_unknown_and_finished_batches(harness):
@@ -360,3 +360,165 @@ def test_the_adapter_names_the_classes_comfyui_memoises_into(harness):
     assert _comfy.node_is_written("WISaveImage") is True  # has IS_CHANGED, like the real node
     assert _comfy.node_is_written("EmptyImage") is False
     assert _comfy.node_is_written("NoSuchNode") is True
+
+
+# ----------------------------------------------------------------- one run per batch, cancel races (issues 11, 12, 13)
+def _finish(harness, got, status_str="success", messages=None, outputs=None):
+    item, item_id = got
+    harness.server.prompt_queue.task_done(
+        item_id, {"outputs": outputs if outputs is not None else comfy_standin.default_execute(item[2], item)[2], "meta": {}},
+        status=comfy_standin.ExecutionStatus(status_str, status_str == "success", messages or []))
+    harness.settle()
+
+
+def test_a_finished_batch_leaves_no_per_batch_state_in_the_service(harness):
+    """Issue 11, defect 8: the per-batch save-node table grew with every batch and was never emptied."""
+    batch_ids = []
+    for _ in range(5):
+        harness.post({"prompt": sweep_prompt("1, 2", "10")})
+        harness.run_all()
+        batch_ids.append(harness.manager.list_batches()[0]["batch_id"])
+    assert len(set(batch_ids)) == 5
+    assert [harness.service.run_of(b) for b in batch_ids] == [None] * 5
+    assert harness.service._runs == {} and harness.service._awaiting == {}
+
+
+def test_a_cancelled_batch_leaves_no_run_once_its_running_cell_ended(harness):
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10")})
+    got = harness.server.prompt_queue.get(timeout=0)
+    harness.settle()
+    batch_id = only_batch(harness)["batch_id"]
+    harness.service.cancel(batch_id)
+    assert harness.service.run_of(batch_id) is not None  # still waiting for ComfyUI's word on the running cell
+    _finish(harness, got, "error", [("execution_interrupted", {"prompt_id": got[0][1]})])
+    assert harness.service.run_of(batch_id) is None
+    assert harness.grids == [batch_id]
+
+
+def test_a_cell_that_finishes_after_the_cancel_is_recorded_as_comfyui_ran_it(harness):
+    """Issue 12.4: cancelling around a cell's save recorded a cell that ran to success as cancelled, and the
+    cancel answer claimed it was interrupted."""
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10")})
+    got = harness.server.prompt_queue.get(timeout=0)  # cell 0 runs
+    harness.settle()
+    batch_id = only_batch(harness)["batch_id"]
+    answer = harness.service.cancel(batch_id)
+    assert answer["interrupting"] == got[0][1] and "interrupted" not in answer
+    assert only_batch(harness)["cells"][0]["status"] == "running"  # not decided by the cancel
+    assert harness.grids == []  # the partial grid waits for the running cell
+    _finish(harness, got)  # the interrupt came too late: ComfyUI reports success
+    batch = only_batch(harness)
+    assert [c["status"] for c in batch["cells"]] == ["done", "cancelled", "cancelled"]
+    assert batch["cells"][0]["files"] and batch["state"] == "cancelled"
+    assert harness.grids == [batch_id]  # built once, with the finished cell
+
+
+def test_an_interrupt_lost_when_comfyui_starts_the_prompt_is_raised_again_before_its_next_node(harness):
+    """Issue 12.4: ComfyUI clears the interrupt flag when a prompt starts, so a cancel landing between the
+    worker's get and that start let the cell run."""
+    harness.post({"prompt": sweep_prompt("1, 2", "10")})
+    harness.post({"prompt": plain_prompt(), "client_id": "other"})
+    got = harness.server.prompt_queue.get(timeout=0)
+    harness.settle()
+    batch_id = only_batch(harness)["batch_id"]
+    harness.service.cancel(batch_id)
+    assert harness.service.should_interrupt(got[0][1])
+    assert not harness.service.should_interrupt("someone-elses-prompt")
+    _finish(harness, got, "error", [("execution_interrupted", {"prompt_id": got[0][1]})])
+    assert not harness.service.should_interrupt(got[0][1])  # forgotten once it ended
+    assert only_batch(harness)["cells"][0]["status"] == "cancelled"
+
+
+def test_clear_queue_does_not_record_the_running_cell_as_cancelled(harness):
+    """Issue 12.4: Clear queue never interrupts the running cell, which completed and was recorded cancelled."""
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10")})
+    got = harness.server.prompt_queue.get(timeout=0)
+    harness.settle()
+    harness.server.prompt_queue.wipe_queue()
+    harness.settle()
+    batch = only_batch(harness)
+    assert batch["state"] == "cancelled" and batch["cells"][0]["status"] == "running"
+    assert comfy_standin.INTERRUPTS == []
+    _finish(harness, got)
+    batch = only_batch(harness)
+    assert [c["status"] for c in batch["cells"]] == ["done", "cancelled", "cancelled"]
+    assert harness.grids == [batch["batch_id"]]
+
+
+def test_deleting_every_queued_cell_one_by_one_ends_the_batch(monkeypatch, tmp_path):
+    """Issue 13.1: newer frontends' Clear queue / Cancel all and the /api/jobs cancel routes delete items one
+    at a time; the feeder refilled its window, so the sweep kept running."""
+    h = Harness(monkeypatch, tmp_path, window=4)
+    try:
+        h.post({"prompt": sweep_prompt("1-4", "1-4")})  # 16 cells, 4 queued at a time
+        got = h.server.prompt_queue.get(timeout=0)
+        h.settle()
+        batch_id = only_batch(h)["batch_id"]
+        for item in list(h.server.prompt_queue.queue):
+            assert h.server.prompt_queue.delete_queue_item(lambda queued, pid=item[1]: queued[1] == pid)
+            h.settle()
+        assert h.server.prompt_queue.queue == []  # nothing refilled
+        batch = only_batch(h)
+        assert batch["state"] == "cancelled" and batch["cells"][0]["status"] == "running"
+        assert comfy_standin.INTERRUPTS == []  # ComfyUI's own cancel interrupts the running job, not us
+        _finish(h, got)
+        batch = only_batch(h)
+        assert batch["counts"] == {"total": 16, "done": 1, "failed": 0, "cancelled": 15, "pending": 0, "running": 0}
+        assert h.grids == [batch_id] and h.run_all() == []
+    finally:
+        h.close()
+
+
+def test_deleting_the_last_queued_cell_of_a_fully_fed_batch_cancels_only_that_cell(harness):
+    harness.post({"prompt": sweep_prompt("1, 2, 3", "10")})
+    got = harness.server.prompt_queue.get(timeout=0)
+    harness.settle()
+    last = max(harness.server.prompt_queue.queue)[1]
+    assert harness.server.prompt_queue.delete_queue_item(lambda item: item[1] == last)
+    harness.settle()
+    assert only_batch(harness)["state"] == "active"
+    _finish(harness, got)
+    harness.run_all()
+    assert [c["status"] for c in only_batch(harness)["cells"]] == ["done", "done", "cancelled"]
+
+
+def test_every_cell_gets_its_own_create_time_when_comfyui_stamps_one(harness):
+    """Issue 13.7: 0.38 sorts jobs by extra_data.create_time; every cell copied cell 0's."""
+    body = {"prompt": sweep_prompt("1, 2, 3", "10"), "extra_data": {"create_time": 1}}
+    harness.post(body)
+    ran = harness.run_all()
+    stamps = [item[3]["create_time"] for item in ran]
+    assert len(ran) == 3 and all(isinstance(s, int) and s > 1_600_000_000_000 for s in stamps[1:])
+
+
+class _Replacements:
+    """0.38's node_replace_manager in miniature: a retired class becomes its successor, in place."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def apply_replacements(self, prompt):
+        self.calls += 1
+        for node in prompt.values():
+            if node.get("class_type") == "RetiredEmptyImage":
+                node["class_type"] = "EmptyImage"
+
+
+def test_every_cell_gets_comfyuis_node_replacements_not_only_the_submitted_one(harness):
+    """Issue 13.5: 0.38 applies node replacements to the submitted prompt after the onprompt hooks; cells
+    1..N were validated without them and failed with missing_node_type."""
+    harness.server.node_replace_manager = _Replacements()
+    prompt = sweep_prompt("1, 2, 3", "10")
+    prompt["4"]["class_type"] = "RetiredEmptyImage"
+    status, answer = harness.post({"prompt": prompt})
+    assert status == 200, answer
+    ran = harness.run_all()
+    batch = only_batch(harness)
+    assert [c["status"] for c in batch["cells"]] == ["done", "done", "done"], batch["cells"]
+    assert all(item[2]["4"]["class_type"] == "EmptyImage" for item in ran)
+    assert harness.server.node_replace_manager.calls >= 3
+
+
+def test_the_batch_remembers_the_ui_workflow_id_for_the_grid_message(harness):
+    harness.post({"prompt": sweep_prompt("1, 2", "10"), "extra_data": {"extra_pnginfo": {"workflow": {"id": "wf-9", "nodes": []}}}})
+    assert only_batch(harness)["meta"]["workflow_id"] == "wf-9"

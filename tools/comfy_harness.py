@@ -258,3 +258,9 @@ class ComfyServer:
                 return
             time.sleep(0.1)
         raise TimeoutError("queue did not drain")
+
+
+def cell_values(status: dict[str, Any], cell: dict[str, Any]) -> dict[str, Any]:
+    """A status cell's values by axis name: ``GET /wi/status/{id}`` gives a cell's coordinates and each value
+    once, on its axis."""
+    return {axis["name"]: axis["values"][coord] for axis, coord in zip(status["axes"], cell["coords"])}

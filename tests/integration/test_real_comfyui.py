@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tools.comfy_harness import cell_values
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,7 +115,7 @@ def test_linear_mode_runs_zipped_cells(comfy):
     code, answer = comfy.queue_prompt(sweep("10, 20, 30", "1, 2, 3", mode="linear", grid=False))
     assert code == 200, answer
     status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"])
-    assert [c["values"] for c in status["cells"]] == [{"color": 10, "radius": 1}, {"color": 20, "radius": 2}, {"color": 30, "radius": 3}]
+    assert [cell_values(status, c) for c in status["cells"]] == [{"color": 10, "radius": 1}, {"color": 20, "radius": 2}, {"color": 30, "radius": 3}]
     assert status["counts"]["done"] == 3
 
 
@@ -129,7 +131,7 @@ def test_combo_input_is_swept(comfy):
     code, answer = comfy.queue_prompt(prompt)
     assert code == 200, answer
     status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"])
-    assert [c["values"]["method"] for c in status["cells"]] == ["bilinear", "bicubic"]
+    assert [cell_values(status, c)["method"] for c in status["cells"]] == ["bilinear", "bicubic"]
     assert status["counts"]["done"] == 2
 
 
@@ -145,7 +147,7 @@ def test_cancel_mid_batch_stops_it_and_spares_other_prompts(comfy):
     assert code == 200
     code, cancelled = comfy.post(f"/wi/cancel_batch/{batch_id}", {})
     assert code == 200, cancelled
-    assert cancelled["state"] == "cancelled" and cancelled["interrupted"] is not None
+    assert cancelled["state"] == "cancelled" and cancelled["interrupting"] is not None
     assert other["prompt_id"] not in cancelled["removed"]
     history = comfy.wait_history(other["prompt_id"])
     assert history["status"]["status_str"] == "success"  # the unrelated prompt ran
