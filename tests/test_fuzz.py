@@ -640,12 +640,13 @@ def test_safe_component_named_examples(text, expected):
     assert paths.safe_component(text) == expected
 
 
-def test_cell_filename_is_cut_to_its_length_but_keeps_index_and_image_number():
-    name = paths.cell_filename(7, {"prompt": "p" * 300}, 2)
-    assert name == "c00007_prompt-" + "p" * 24 + "_2.png"  # a key keeps 16 characters, a value 24
-    long = paths.cell_filename(7, {f"k{i}" * 9: "v" * 23 for i in range(5)}, 2)
-    assert long.startswith("c00007_k0k0k0k0k0k0k0k0-vvvv") and long.endswith("_2.png")
-    # The stem stops at the length limit less room for the suffix (108), then loses a dangling separator.
-    full = "c00007_" + "_".join(f"{f'k{i}' * 8}-{'v' * 23}" for i in range(5))
-    assert long == full[:108] + "_2.png" and full[107] == "v"
-    assert paths.cell_filename(3, {}, 0) == "c00003_0.png"
+def test_cell_filename_is_cut_to_its_length_but_keeps_index_node_and_image_number():
+    name = paths.cell_filename(7, {"prompt": "p" * 300}, 2, node_id="20")
+    assert name == "c00007_prompt-" + "p" * 24 + "_n20_2.png"  # a key keeps 16 characters, a value 24
+    long = paths.cell_filename(7, {f"k{i}" * 9: "v" * 22 for i in range(5)}, 2, node_id="20")
+    # The label stops at the length limit less room for the node and image parts (120 - 3 - 12 = 105); the
+    # cut lands inside a value, so a budget one off either way shows.
+    full = "c00007_" + "_".join(f"{f'k{i}' * 8}-{'v' * 22}" for i in range(5))
+    assert full[104] == "v" and full[103] == "-"
+    assert long == full[:105] + "_n20_2.png" and len(long) <= paths.MAX_CELL_FILENAME
+    assert paths.cell_filename(3, {}, 0, node_id="20") == "c00003_n20_0.png"

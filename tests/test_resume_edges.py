@@ -3,6 +3,7 @@ showed no other test pinned. Each test fails under the one-line bug named in its
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from comfyui_workflow_iterator.core import paths
 from comfyui_workflow_iterator.core.journal import BatchJournal
@@ -14,6 +15,11 @@ def journal(tmp_path):
     j = BatchJournal(tmp_path / "journal.sqlite")
     yield j
     j.close()
+
+
+def save_whole_png(folder, cell) -> None:
+    """The image WISaveImage (node "5" of sweep_prompt) saves for ``cell``, whole, without metadata."""
+    Image.new("RGB", (4, 4)).save(folder / paths.cell_filename(cell["index"], cell["values"], 0, node_id="5"))
 
 
 def interrupted_batch(monkeypatch, tmp_path, journal, *, cancel: bool = False) -> tuple[str, dict]:
@@ -82,7 +88,7 @@ def test_a_cell_whose_image_is_on_disk_is_not_run_again_and_the_grid_follows(mon
     for cell in status["cells"][1:]:  # both unfinished cells saved their image before the "crash"
         folder = tmp_path / "output" / subfolder
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / paths.cell_filename(cell["index"], cell["values"], 0)).write_bytes(b"png")
+        save_whole_png(folder, cell)
     second = RouteHarness(monkeypatch, tmp_path, journal=journal)
     try:
         second.service.restore_interrupted()
@@ -103,7 +109,7 @@ def test_resume_counts_saved_and_queued_cells_apart(monkeypatch, tmp_path, journ
     cell = status["cells"][2]
     folder = tmp_path / "output" / status["meta"]["subfolder"]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / paths.cell_filename(cell["index"], cell["values"], 0)).write_bytes(b"png")
+    save_whole_png(folder, cell)
     second = RouteHarness(monkeypatch, tmp_path, journal=journal)
     try:
         # No restore_interrupted first: resume restores an unknown batch from its journal record itself.
