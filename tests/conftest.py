@@ -73,8 +73,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
     needs_real = any(item.get_closest_marker(name) for name in _REAL_MARKERS)
     if report.skipped and needs_real and ran_registry.strict() and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        report.outcome = "failed"
-        report.longrepr = f"{ran_registry.STRICT_ENV}=1 turns this skip into a failure: {reason}"
+        if ran_registry.NOT_APPLICABLE not in reason:  # a version lacking a feature is no hole in the run
+            report.outcome = "failed"
+            report.longrepr = f"{ran_registry.STRICT_ENV}=1 turns this skip into a failure: {reason}"
     # One outcome per test: the first phase that did not pass, else the call.
     decisive = report.when == "call" or (report.when == "setup" and not report.passed)
     if decisive:

@@ -9,6 +9,8 @@ One tiny API shared by every test family that needs a real ComfyUI, a frontend, 
 * ``record_skip(kind, name, reason)``: ``name`` was not run, and why (a backend that is not installed).
 * ``skip(kind, name, reason)``: ``record_skip`` then ``pytest.skip`` — or ``pytest.fail`` under the strict
   switch ``WI_REQUIRE_INTEGRATION=1``, so a machine that is meant to have everything cannot pass with holes.
+* ``not_applicable(reason)``: skip a test that does not apply to this backend or frontend (a node that arrived
+  in a later version); such skips stay skips under the strict switch.
 
 Entries are appended as JSON lines to the file named by ``WI_RAN_FILE`` (default ``test-artifacts/ran.jsonl``).
 A pytest session without ``WI_RAN_FILE`` uses a file of its own, ``test-artifacts/ran-<pid>.jsonl``, removed at
@@ -83,6 +85,16 @@ def skip(kind: str, name: str, reason: str) -> NoReturn:
     if strict():
         pytest.fail(f"{STRICT_ENV}=1 and {kind} {name} is not available: {reason}", pytrace=False)
     pytest.skip(f"{kind} {name}: {reason}")
+
+
+NOT_APPLICABLE = "not applicable:"
+
+
+def not_applicable(reason: str) -> NoReturn:
+    """Skip a test that does not apply here (a feature this ComfyUI version lacks): never a strict failure."""
+    import pytest
+
+    pytest.skip(f"{NOT_APPLICABLE} {reason}")
 
 
 def read_entries(path: Path | None = None) -> list[dict[str, Any]]:

@@ -54,3 +54,9 @@ def test_command_line_skip_exits_nonzero_only_when_strict(ran_file, monkeypatch)
     monkeypatch.setenv(ran_registry.STRICT_ENV, "1")
     assert ran_registry._main(["skip", "tools", "node --test", "node is not installed"]) == 1
     assert ran_registry._main(["bogus"]) == 2
+
+
+def test_not_applicable_skips_carry_the_prefix_the_strict_hook_exempts(monkeypatch):
+    monkeypatch.setenv(ran_registry.STRICT_ENV, "1")
+    with pytest.raises(pytest.skip.Exception, match="^not applicable: no V3 node here$"):
+        ran_registry.not_applicable("no V3 node here")

@@ -181,7 +181,7 @@ def test_failing_cell_ends_failed_and_the_grid_gets_a_placeholder(comfy):
     assert code == 200, answer
     status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"], need_grid=True)
     # Exactly the cells whose ``fail`` value is true fail, each with WITestFail's own message; the others are saved.
-    assert [(c["values"]["fail"], c["status"]) for c in status["cells"]] == [(False, "done"), (True, "failed")] * 2
+    assert [(cell_values(status, c)["fail"], c["status"]) for c in status["cells"]] == [(False, "done"), (True, "failed")] * 2
     for cell in status["cells"]:
         if cell["status"] == "failed":
             assert cell["error"] == "WITestFail 15: WITestFail was asked to fail" and cell["files"] == []

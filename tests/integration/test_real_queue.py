@@ -126,7 +126,7 @@ def test_cancel_while_an_unrelated_prompt_runs_leaves_that_prompt_alone(comfy):
     assert all(c["status"] == "queued" for c in status["cells"])
     code, cancelled = comfy.post(f"/wi/cancel_batch/{batch_id}", {})
     assert code == 200, cancelled
-    assert cancelled["interrupted"] is None
+    assert cancelled["interrupting"] is None
     assert sorted(cancelled["removed"]) == sorted(c["prompt_id"] for c in status["cells"] if c["prompt_id"])
     history = comfy.wait_history(other["prompt_id"])
     assert history["status"]["status_str"] == "success"  # not interrupted by the batch's cancel
