@@ -232,12 +232,18 @@ class ComfyServer:
 
     def wait_batch(self, batch_id: str, states: tuple[str, ...] = ("complete", "cancelled"), timeout: float = 120.0,
                    need_grid: bool = False) -> dict:
+        """The batch's status once it is in one of ``states``; for a terminal state (complete, cancelled) also
+        once every cell has ended, because a cancelled batch's interrupted cell ends when ComfyUI reports it,
+        after the batch already reads "cancelled"."""
         deadline = time.monotonic() + timeout
         status: dict = {}
         while time.monotonic() < deadline:
             code, status = self.get(f"/wi/status/{batch_id}")
             if code == 200 and status["state"] in states and (not need_grid or status.get("grid")):
-                return status
+                counts = status.get("counts") or {}
+                ended = counts.get("done", 0) + counts.get("failed", 0) + counts.get("cancelled", 0)
+                if status["state"] not in ("complete", "cancelled") or ended >= counts.get("total", 0):
+                    return status
             time.sleep(0.1)
         raise TimeoutError(f"batch {batch_id} did not reach {states}: {status.get('state')} {status.get('counts')}")
 
