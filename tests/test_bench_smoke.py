@@ -1,5 +1,9 @@
 """Smoke tests of the benchmarks that need no ComfyUI: each runs in-process with a tiny N and returns rows
-with the expected keys and finite ratios. No timing assertions (the numbers are the benchmark's business)."""
+with the expected keys and finite ratios, and each verdict column agrees with the numbers beside it.
+
+These tests are about shape only. They run a tiny N once on whatever machine runs the tests, so they prove
+nothing about speed: a README or doc claim that a target is met must come from a full ``python -m bench`` run
+(its printed verdicts), never from this file passing."""
 from __future__ import annotations
 
 import math
@@ -29,7 +33,13 @@ def test_interception_quick_rows():
                     "ours_us_per_clone", "baseline_us_per_clone", "ratio"):
             assert _finite(row[key]) and row[key] >= 0, (key, row[key])
         assert row["ratio"] > 0
-        assert row["handler_lt_5ms"] in ("met", "MISSED") and row["ratio_ge_5x"] in ("met", "MISSED")
+        # The verdict is derived from the row's own numbers (whatever they are on this machine), never stuck on one word.
+        # (The columns are rounded to 3 decimals: a value that rounds onto the target itself cannot be judged here.)
+        if abs(row["handler_ms"] - interception_bench.HANDLER_TARGET_MS) > 0.001:
+            handler_met = row["handler_ms"] < interception_bench.HANDLER_TARGET_MS
+            assert row["handler_lt_5ms"] == ("met" if handler_met else "MISSED"), row
+        if abs(row["ratio"] - interception_bench.RATIO_TARGET) > 0.001:
+            assert row["ratio_ge_5x"] == ("met" if row["ratio"] >= interception_bench.RATIO_TARGET else "MISSED"), row
     assert "ratio" in interception_bench.table(rows)
 
 

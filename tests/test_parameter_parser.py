@@ -43,6 +43,7 @@ VALID = [
     ("5-5", "INT", [5]),
     ("1-2 (+5)", "INT", [1]),
     ("1-10 [5]", "INT", [1, 3, 6, 8, 10]),  # 1, 3.25, 5.5, 7.75, 10 rounded half up
+    ("1-4 [3]", "INT", [1, 3, 4]),  # 1, 2.5, 4: half up gives 3 where round-half-even would give 2
     ("1-10 [1]", "INT", [1]),
     ("0-4 [5]", "INT", [0, 1, 2, 3, 4]),
     ("1, 5-7, 10", "INT", [1, 5, 6, 7, 10]),
@@ -68,6 +69,9 @@ VALID = [
     ("-1.5..1.5 (+1.5)", "FLOAT", [-1.5, 0.0, 1.5]),
     ("1e-3-3e-3 (+1e-3)", "FLOAT", [0.001, 0.002, 0.003]),
     ("0-1 (+0.3333333333)", "FLOAT", [0.0, 0.3333333333, 0.6666666666, 1.0]),  # end within 1e-9 of a step
+    # A step a hair over 1/3: (end - start) / step is 2.9999999999994, within the tolerance of 3, so the end is
+    # included, and snapped to exactly 1.0 rather than start + 3 * step = 1.0000000000002.
+    ("0-1 (+0.3333333333334)", "FLOAT", [0.0, 0.3333333333334, 0.6666666666668, 1.0]),
     ("a, b", "STRING", ["a", "b"]),
     ('"a, b", c', "STRING", ["a, b", "c"]),
     ('"say ""hi""", x', "STRING", ['say "hi"', "x"]),

@@ -385,7 +385,7 @@ def test_resume_a_batch_that_is_not_interrupted_is_409(rh):
 
 
 def test_journal_history_restart_and_resume_through_the_routes(monkeypatch, tmp_path):
-    journal_module = pytest.importorskip("comfyui_workflow_iterator.core.journal")
+    from comfyui_workflow_iterator.core import journal as journal_module  # an import error must fail, not skip
     journal = journal_module.BatchJournal(tmp_path / "journal.sqlite")
     try:
         first = RouteHarness(monkeypatch, tmp_path, journal=journal)

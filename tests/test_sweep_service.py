@@ -174,7 +174,8 @@ def test_bad_parameter_is_reported_and_skipped(harness):
 
 def test_a_skipped_parameter_wired_into_an_input_without_default_rejects_the_press(harness):
     prompt = sweep_prompt("1, 2", "10, oops")
-    prompt["4"]["inputs"]["color"], prompt["4"]["inputs"]["height"] = ["2", 1], 8  # EmptyImage.color has no default
+    prompt["4"]["inputs"]["height"] = 8
+    prompt["7"] = {"class_type": "WITestNoDefault", "inputs": {"image": ["4", 0], "amount": ["2", 1]}}  # no default
     status, answer = harness.post({"prompt": prompt})
     assert status == 400 and "no default" in json.dumps(answer["node_errors"])
 

@@ -1,15 +1,22 @@
 """Start and drive a real ComfyUI with this pack installed: for integration tests, the example and benchmarks.
 
-It only *uses* an existing ComfyUI install, found through ``COMFYUI_DIR`` / ``COMFYUI_PYTHON`` or at
-``/opt/ComfyUI`` with ``/opt/ComfyUI/.venv/bin/python``. Each server gets its own ``--base-directory`` in a
-temporary folder whose ``custom_nodes`` holds links to this repository (and to any extra test packs), so the
-install itself is never modified. The server listens on a free loopback port only.
+It only *uses* existing ComfyUI installs. Which ones (:func:`locate_backends`):
+
+* ``COMFYUI_DIR`` and/or ``COMFYUI_PYTHON`` (defaults ``/opt/ComfyUI`` and ``<dir>/.venv/bin/python``):
+  exactly that one;
+* else ``WI_COMFYUI_DIRS``, space-separated checkouts, default ``/opt/ComfyUI /opt/ComfyUI-0.8`` (0.3.64 and
+  0.8.0), each run with its own ``.venv/bin/python``.
+
+Each server gets its own ``--base-directory`` in a temporary folder whose ``custom_nodes`` holds links to this
+repository (and to any extra test packs), so the install itself is never modified. The server listens on a free
+loopback port only.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +34,68 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACK_LINK_NAME = "comfyui-workflow-iterator"
 DEFAULT_DIR = "/opt/ComfyUI"
+DEFAULT_DIRS = "/opt/ComfyUI /opt/ComfyUI-0.8"
+_VERSION_RE = re.compile(r"""^__version__\s*=\s*['"]([^'"]+)['"]""", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One usable ComfyUI install: its checkout, its interpreter and the version it declares."""
+
+    comfy_dir: Path
+    python: Path
+    version: str
+
+    @property
+    def label(self) -> str:
+        """The test id of this backend, e.g. ``comfyui-0.8.0``."""
+        return f"comfyui-{self.version}"
+
+    def describe(self) -> str:
+        return f"ComfyUI {self.version} at {self.comfy_dir}"
+
+
+def comfyui_version(comfy_dir: Path) -> str:
+    """The version in ``comfyui_version.py`` (0.3.x and later), else ``unknown``."""
+    try:
+        match = _VERSION_RE.search((comfy_dir / "comfyui_version.py").read_text(errors="replace"))
+    except OSError:
+        return "unknown"
+    return match.group(1) if match else "unknown"
+
+
+def _check(comfy_dir: Path, python: Path) -> Backend | str:
+    if not (comfy_dir / "main.py").is_file():
+        return f"no ComfyUI at {comfy_dir} (set COMFYUI_DIR or WI_COMFYUI_DIRS to ComfyUI checkouts)"
+    if not os.access(python, os.X_OK):
+        return f"no Python interpreter at {python} (set COMFYUI_PYTHON to ComfyUI's interpreter)"
+    return Backend(comfy_dir, python, comfyui_version(comfy_dir))
+
+
+def locate_backends() -> list[tuple[str, Backend | str]]:
+    """Every configured ComfyUI as ``(directory, Backend or the reason it is unusable)``, in the order given."""
+    if os.environ.get("COMFYUI_DIR") or os.environ.get("COMFYUI_PYTHON"):  # the single override
+        comfy_dir = Path(os.environ.get("COMFYUI_DIR") or DEFAULT_DIR)
+        python = Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / ".venv" / "bin" / "python")
+        return [(str(comfy_dir), _check(comfy_dir, python))]
+    dirs = os.environ.get("WI_COMFYUI_DIRS", DEFAULT_DIRS).split()
+    return [(entry, _check(Path(entry), Path(entry) / ".venv" / "bin" / "python")) for entry in dirs]
+
+
+def locate_backend() -> Backend | str:
+    """The first usable backend, or a sentence saying why none is."""
+    reasons = []
+    for _, result in locate_backends():
+        if isinstance(result, Backend):
+            return result
+        reasons.append(result)
+    return "; ".join(reasons) or "no ComfyUI configured (WI_COMFYUI_DIRS is empty)"
 
 
 def locate_comfyui() -> tuple[Path, Path] | str:
-    """``(comfy_dir, python)`` or a sentence saying why no usable ComfyUI was found."""
-    comfy_dir = Path(os.environ.get("COMFYUI_DIR") or DEFAULT_DIR)
-    python = Path(os.environ.get("COMFYUI_PYTHON") or comfy_dir / ".venv" / "bin" / "python")
-    if not (comfy_dir / "main.py").is_file():
-        return f"no ComfyUI at {comfy_dir} (set COMFYUI_DIR to a ComfyUI checkout)"
-    if not os.access(python, os.X_OK):
-        return f"no Python interpreter at {python} (set COMFYUI_PYTHON to ComfyUI's interpreter)"
-    return comfy_dir, python
+    """``(comfy_dir, python)`` of the first usable backend, or a sentence saying why none was found."""
+    found = locate_backend()
+    return found if isinstance(found, str) else (found.comfy_dir, found.python)
 
 
 def free_port() -> int:
@@ -49,11 +108,12 @@ class ComfyServer:
     """A ComfyUI process on 127.0.0.1 with this pack (and optional extra node packs) linked in."""
 
     def __init__(self, *, extra_packs: dict[str, Path] | None = None, extra_args: list[str] | None = None,
-                 base_dir: Path | None = None) -> None:
-        found = locate_comfyui()
+                 base_dir: Path | None = None, backend: Backend | None = None) -> None:
+        found = backend or locate_backend()
         if isinstance(found, str):
             raise RuntimeError(found)
-        self.comfy_dir, self.python = found
+        self.backend = found
+        self.comfy_dir, self.python = found.comfy_dir, found.python
         self.port = free_port()
         self._owns_base = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="wi-comfy-"))
@@ -172,12 +232,18 @@ class ComfyServer:
 
     def wait_batch(self, batch_id: str, states: tuple[str, ...] = ("complete", "cancelled"), timeout: float = 120.0,
                    need_grid: bool = False) -> dict:
+        """The batch's status once it is in one of ``states``; for a terminal state (complete, cancelled) also
+        once every cell has ended, because a cancelled batch's interrupted cell ends when ComfyUI reports it,
+        after the batch already reads "cancelled"."""
         deadline = time.monotonic() + timeout
         status: dict = {}
         while time.monotonic() < deadline:
             code, status = self.get(f"/wi/status/{batch_id}")
             if code == 200 and status["state"] in states and (not need_grid or status.get("grid")):
-                return status
+                counts = status.get("counts") or {}
+                ended = counts.get("done", 0) + counts.get("failed", 0) + counts.get("cancelled", 0)
+                if status["state"] not in ("complete", "cancelled") or ended >= counts.get("total", 0):
+                    return status
             time.sleep(0.1)
         raise TimeoutError(f"batch {batch_id} did not reach {states}: {status.get('state')} {status.get('counts')}")
 

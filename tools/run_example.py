@@ -25,7 +25,7 @@ logger = logging.getLogger("wi.example")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workflow", default=str(REPO_ROOT / "example_workflows" / "model_free_sweep_api.json"))
+    parser.add_argument("--workflow", default=str(REPO_ROOT / "example_workflows" / "api" / "model_free_sweep_api.json"))
     parser.add_argument("--out", default="wi-example-output", help="where to copy the batch folder")
     parser.add_argument("--keep-running", action="store_true", help="leave ComfyUI running (Ctrl+C stops it)")
     args = parser.parse_args(argv)

@@ -83,7 +83,7 @@ function check(condition, message) {
 // Prompts (API format, model-free core nodes plus the test-only WITestSleep)
 
 function examplePrompt() {
-  return JSON.parse(fs.readFileSync(path.join(REPO, "example_workflows", "model_free_sweep_api.json"), "utf8"));
+  return JSON.parse(fs.readFileSync(path.join(REPO, "example_workflows", "api", "model_free_sweep_api.json"), "utf8"));
 }
 
 function sweepPrompt({ colors, radii, name, seconds = 0 }) {

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tools.comfy_harness import ComfyServer, locate_comfyui
+from tools.comfy_harness import ComfyServer
 
 from .test_crash_files import forget_cell_end, whole_png_info
-from .test_real_comfyui import sweep
+from .test_real_comfyui import plain_prompt, sweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -21,17 +21,14 @@ FIXTURE_NODES = Path(__file__).resolve().parent / "fixture_nodes"
 
 
 @pytest.fixture
-def base_dir():
-    found = locate_comfyui()
-    if isinstance(found, str):
-        pytest.skip(f"integration test skipped: {found}")
+def base_dir(backend):
     path = Path(tempfile.mkdtemp(prefix="wi-crash-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_killed_batch_is_listed_interrupted_and_resume_runs_only_the_unfinished_cells(base_dir):
-    first = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, base_dir=base_dir).start()
+def test_killed_batch_is_listed_interrupted_and_resume_runs_only_the_unfinished_cells(backend, base_dir):
+    first = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, base_dir=base_dir, backend=backend).start()
     try:
         code, answer = first.queue_prompt(sweep("1, 2, 3, 4, 5, 6", "1", seconds=0.8, name="crashy"))
         assert code == 200, answer
@@ -46,7 +43,7 @@ def test_killed_batch_is_listed_interrupted_and_resume_runs_only_the_unfinished_
     # cell from its file alone (and a recognition that always answers "not saved" fails here).
     forgotten = forget_cell_end(base_dir, batch_id)
 
-    second = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, base_dir=base_dir).start()
+    second = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, base_dir=base_dir, backend=backend).start()
     try:
         code, listing = second.get("/wi/status")
         assert code == 200
@@ -75,6 +72,15 @@ def test_killed_batch_is_listed_interrupted_and_resume_runs_only_the_unfinished_
         for name, mtime in files_before.items():
             assert (second.output_dir / "WI" / batch_id / name).stat().st_mtime_ns == mtime  # not re-run
         assert len(list((second.output_dir / "WI" / batch_id).glob("c*.png"))) == 6
+        # Resumed cells are queued before this server put any item of its own, so their shape comes from the
+        # adapter's guess for this version (5 fields on 0.3.64; 6 from 0.3.67, whose worker reads item[5]):
+        # they must look exactly like ComfyUI's own items, down to what history keeps of them.
+        code, plain = second.queue_prompt(plain_prompt())
+        assert code == 200
+        plain_shape = len(second.wait_history(plain["prompt_id"])["prompt"])
+        resumed_ids = [c["prompt_id"] for c in final["cells"] if c["files"][0]["filename"] not in files_before]
+        assert len(resumed_ids) == resumed["queued"]
+        assert [len(second.wait_history(pid)["prompt"]) for pid in resumed_ids] == [plain_shape] * len(resumed_ids)
         code, again = second.post(f"/wi/resume/{batch_id}", {})
         assert code == 409
         code, history = second.get("/wi/batches?limit=5")

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def example_prompt() -> dict:
-    return json.loads((REPO / "example_workflows" / "model_free_sweep_api.json").read_text())
+    return json.loads((REPO / "example_workflows" / "api" / "model_free_sweep_api.json").read_text())
 
 
 def sweep(values_a: str, values_b: str, *, mode: str = "matrix", name: str = "t", seconds: float = 0.0, fail: str | None = None,
@@ -75,7 +75,11 @@ def test_three_by_three_matrix_gives_nine_distinct_images_and_one_grid(comfy):
     grid_path = comfy.output_dir / grid["subfolder"] / grid["filename"]
     assert grid_path.is_file()
     batch_folder = paths[0].parent
-    assert [p for p in batch_folder.iterdir() if p.name.startswith("grid")]  # exactly the grid(s) of this batch
+    assert grid_path.parent == batch_folder
+    # Exactly this batch's files: its nine cells, one grid and its manifests, nothing else (no second grid).
+    cell_names = sorted(p.name for p in paths)
+    assert sorted(p.name for p in batch_folder.iterdir()) == sorted(cell_names + ["grid.png", "viewer.html", "batch.json", "batch.csv"])
+    assert [page["filename"] for page in grid["pages"]] == ["grid.png"]
     assert (batch_folder / "batch.json").is_file()
     viewer = grid["viewer"]["route"]
     with urllib.request.urlopen(comfy.url + "/api" + viewer) as resp:  # a page, not a download
@@ -176,11 +180,18 @@ def test_failing_cell_ends_failed_and_the_grid_gets_a_placeholder(comfy):
     code, answer = comfy.queue_prompt(sweep("1, 2", "1", fail="false, true"))
     assert code == 200, answer
     status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"], need_grid=True)
-    assert [c["status"] for c in status["cells"]] == ["done", "done", "done", "failed"] or \
-        sorted(c["status"] for c in status["cells"]) == ["done", "done", "failed", "failed"]
-    failed = [c for c in status["cells"] if c["status"] == "failed"]
-    assert failed and all("WITestFail" in c["error"] for c in failed)
+    # Exactly the cells whose ``fail`` value is true fail, each with WITestFail's own message; the others are saved.
+    assert [(cell_values(status, c)["fail"], c["status"]) for c in status["cells"]] == [(False, "done"), (True, "failed")] * 2
+    for cell in status["cells"]:
+        if cell["status"] == "failed":
+            assert cell["error"] == "WITestFail 15: WITestFail was asked to fail" and cell["files"] == []
+        else:
+            assert len(cell["files"]) == 1
     grid = status["grid"]
+    # One page per colour, each with its fail=true tile as a placeholder, plus the overview of the pages.
+    assert [page["kind"] for page in grid["pages"]] == ["grid", "grid", "overview"]
+    for page in grid["pages"]:
+        assert (comfy.output_dir / page["subfolder"] / page["filename"]).is_file()
     assert (comfy.output_dir / grid["subfolder"] / grid["filename"]).is_file()
 
 

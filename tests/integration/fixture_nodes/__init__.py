@@ -6,6 +6,9 @@ WITestExpensive (benchmarks) stands for a costly upstream node: it passes an ima
 pause, and ComfyUI's cache decides whether it runs again (bench/cache_order_bench.py counts how often).
 WITestFresh passes an image through and reports a new IS_CHANGED value on every call, so ComfyUI must run it
 in every prompt: a cell that reused another cell's memoised ``is_changed`` would serve it from the cache.
+WITestNoDefault passes an image through and has an INT widget that declares no default (every model-free core
+node declares one), so a skipped parameter wired into it has nothing to fall back to; tests/comfy_standin.py
+declares the same spec.
 """
 import time
 
@@ -75,5 +78,18 @@ class WITestFresh:
         return (image,)
 
 
+class WITestNoDefault:
+    CATEGORY = "WI/test"
+    FUNCTION = "run"
+    RETURN_TYPES = ("IMAGE",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "amount": ("INT", {"min": 0, "max": 100})}}
+
+    def run(self, image, amount):
+        return (image,)
+
+
 NODE_CLASS_MAPPINGS = {"WITestSleep": WITestSleep, "WITestFail": WITestFail, "WITestExpensive": WITestExpensive,
-                       "WITestFresh": WITestFresh}
+                       "WITestFresh": WITestFresh, "WITestNoDefault": WITestNoDefault}
