@@ -66,14 +66,20 @@ if str(REPO) not in sys.path:
 
 from tools.comfy_harness import ComfyServer, locate_comfyui  # noqa: E402
 
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+import ran_registry  # noqa: E402
+
 
 def _say(message: str) -> None:
     print(f"\n[WI e2e] {message}", file=sys.stderr)
 
 
-def _skip(reason: str):
+def _skip(reason: str, name: str = "browser tests"):
+    """A missing prerequisite (Chromium, Node, a frontend, ComfyUI): recorded for the end-of-run summary, and a
+    failure under WI_REQUIRE_INTEGRATION=1."""
     _say(f"skipped: {reason}")
-    pytest.skip(reason)
+    ran_registry.skip("frontend", name, reason)
 
 
 def _version_key(path: Path) -> tuple:
@@ -238,7 +244,8 @@ def e2e(request):
     """Runs every browser scenario once for one frontend; yields the run (report and server)."""
     frontend = request.param
     if frontend != BUNDLED and not (Path(frontend) / "index.html").is_file():
-        _skip(f"frontend {frontend} not found (no index.html): install comfyui-frontend-package there or fix WI_FRONTENDS")
+        _skip(f"frontend {frontend} not found (no index.html): install comfyui-frontend-package there or fix WI_FRONTENDS",
+              frontend_label(frontend))
     chromium, node = _prerequisites()
     run = _Run(frontend)
     run.artifacts.mkdir(parents=True, exist_ok=True)
@@ -278,6 +285,8 @@ def _summarise(run: _Run) -> None:
         if skipped:
             verdict += f", skipped: {', '.join(skipped)}"
         _say(f"compatibility: frontend {run.label} x renderer {renderer}: {verdict} ({len(rows)} scenarios)")
+        if rows:
+            ran_registry.record_ran("frontend", f"{run.label} x renderer {renderer}", f"{verdict} ({len(rows)} scenarios)")
 
 
 def _scenario(run: _Run, name: str, renderer: str = "off") -> dict:
@@ -289,8 +298,9 @@ def _scenario(run: _Run, name: str, renderer: str = "off") -> dict:
     assert result is not None, f"scenario {name} (renderer {renderer}) did not run: {sorted({r['name'] for r in results})}"
     assert result["ok"], (f"{run.label}/{renderer}/{name}: {result['error']}\n(see {run.artifacts}/FAILED_{renderer}_{name}.png;"
                           f" toasts: {result.get('toasts')})")
-    if result.get("skipped"):
-        _skip(f"{run.label}/{renderer}/{name}: {result['skipped']}")
+    if result.get("skipped"):  # the frontend lacks what the scenario checks (a feature of later versions)
+        _say(f"not applicable: {run.label}/{renderer}/{name}: {result['skipped']}")
+        ran_registry.not_applicable(f"{run.label}/{renderer}/{name}: {result['skipped']}")
     return result["data"]
 
 

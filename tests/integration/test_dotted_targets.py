@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+import ran_registry
+
 pytestmark = pytest.mark.integration
 
 
@@ -26,7 +28,7 @@ def resize_sweep(target: str, values: str) -> dict:
 def resize_node(comfy):
     code, info = comfy.get("/object_info/ResizeImageMaskNode")
     if code != 200 or "ResizeImageMaskNode" not in (info or {}):
-        pytest.skip("this ComfyUI has no V3 ResizeImageMaskNode (it arrived after 0.3.64)")
+        ran_registry.not_applicable("this ComfyUI has no V3 ResizeImageMaskNode (it arrived after 0.3.64)")
     return info["ResizeImageMaskNode"]
 
 
