@@ -1073,14 +1073,18 @@ class IterationStateManager:
                 raise InvalidBatchState(
                     f'batch "{batch_id}" is {batch.state.value}; cannot attach prompt {prompt_id}'
                 )
-            owner = self._owner_locked(prompt_id)
-            if owner is not None and (owner[0] is not batch or owner[1] != index):
-                raise ValueError(f"prompt {prompt_id} is already attached to {owner[0].batch_id} cell {owner[1]}")
-            previous = batch.explicit_ids.pop(index, None)
-            if previous is not None and self._prompts.get(previous) == (batch_id, index):
-                del self._prompts[previous]
             split = PromptIds.split(prompt_id)
-            if split is not None and split[1] == index and self._prefixes.get(split[0]) is batch:
+            own_run = split is not None and split[1] == index and self._prefixes.get(split[0]) is batch
+            if not own_run:  # an id of this batch's own run names this cell by construction: no owner to ask
+                owner = self._owner_locked(prompt_id)
+                if owner is not None and (owner[0] is not batch or owner[1] != index):
+                    raise ValueError(f"prompt {prompt_id} is already attached to {owner[0].batch_id} cell {owner[1]}")
+            if batch.explicit_ids:
+                previous = batch.explicit_ids.pop(index, None)
+                if previous is not None and self._prompts.get(previous) == (batch_id, index):
+                    del self._prompts[previous]
+            if own_run:
+                assert split is not None
                 if batch.runs is None:
                     batch.runs = bytearray(batch.total)
                 batch.runs[index] = batch.prefixes.index(split[0]) + 1

@@ -601,6 +601,10 @@ class SweepService:
         if run.settled is not None:
             self.host.call_soon_threadsafe(run.settled.set)
 
+    def expects_put(self) -> bool:
+        """Whether a submitted sweep waits for ComfyUI to queue its first cell (the put hook is a no-op otherwise)."""
+        return bool(self._awaiting)
+
     def on_item_put(self, item: QueuedPrompt) -> None:
         """Every queue put: when it is a sweep's first cell, the batch is accepted and its feeder may start."""
         if not self._awaiting:
@@ -646,8 +650,6 @@ class SweepService:
                         announce, when_queued = when_queued, None
                         announce()
                     await self._wait_for_room(run)
-                if not self._accepting(batch_id):
-                    return
                 combination = plan.combinations[index]
                 cell_prompt = plan.cell_prompt(combination)
                 prompt_id = ids.for_cell(index)

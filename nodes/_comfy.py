@@ -339,7 +339,8 @@ class ComfyHost:
             if len(item) >= 5:
                 self._tail = tuple({} if isinstance(field, dict) else field for field in item[5:])
             try:
-                service.on_item_put(self.to_record(item))
+                if service.expects_put():  # every clone is put too: only a sweep's first cell is awaited
+                    service.on_item_put(self.to_record(item))
             except Exception:
                 logger.exception("WI: put hook failed")
             return result

@@ -64,7 +64,7 @@ RESTART_REQUEST = "WI-E2E-RESTART"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tools.comfy_harness import ComfyServer, locate_comfyui  # noqa: E402
+from tools.comfy_harness import Backend, ComfyServer, locate_backends, locate_comfyui  # noqa: E402
 
 if str(REPO / "tests") not in sys.path:
     sys.path.insert(0, str(REPO / "tests"))
@@ -103,6 +103,16 @@ def frontend_label(frontend: str) -> str:
 
 
 FRONTENDS = configured_frontends()
+#: Every usable ComfyUI (WI_COMFYUI_DIRS, as for the integration tests): the scenarios run on each backend with each
+#: frontend. Without any, one run per frontend skips with the reason.
+BACKENDS: list[Backend | None] = [found for _, found in locate_backends() if isinstance(found, Backend)] or [None]
+RUNS = [(backend, frontend) for backend in BACKENDS for frontend in FRONTENDS]
+
+
+def run_label(backend: Backend | None, frontend: str) -> str:
+    return f"{backend.label}-{frontend_label(frontend)}" if backend is not None else frontend_label(frontend)
+
+
 NEWEST = max((f for f in FRONTENDS if f != BUNDLED and (Path(f) / "index.html").is_file()), key=lambda f: _version_key(Path(f)),
              default=None)
 
@@ -182,12 +192,13 @@ def _prerequisites() -> tuple[str, str]:
 class _Run:
     """One frontend: the server (replaced on restart) and the driver's report."""
 
-    def __init__(self, frontend: str) -> None:
+    def __init__(self, frontend: str, backend: Backend | None = None) -> None:
         self.frontend = frontend
-        self.label = frontend_label(frontend)
+        self.backend = backend
+        self.label = run_label(backend, frontend)
         self.artifacts = ARTIFACTS / self.label
         self.extra_args = [] if frontend == BUNDLED else ["--front-end-root", frontend]
-        self.first = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, extra_args=self.extra_args)
+        self.first = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, extra_args=self.extra_args, backend=backend)
         self.server = self.first
         self.restarts = 0
         self.report: dict = {}
@@ -198,7 +209,7 @@ class _Run:
         port = self.server.port
         self.server.stop(kill=True)
         again = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, extra_args=self.extra_args,
-                            base_dir=self.first.base_dir)
+                            base_dir=self.first.base_dir, backend=self.backend)
         again.port = port
         again.start()
         self.server = again
@@ -239,15 +250,15 @@ class _Run:
         self.first.cleanup()
 
 
-@pytest.fixture(scope="module", params=FRONTENDS, ids=[frontend_label(f) for f in FRONTENDS])
+@pytest.fixture(scope="module", params=RUNS, ids=[run_label(b, f) for b, f in RUNS])
 def e2e(request):
-    """Runs every browser scenario once for one frontend; yields the run (report and server)."""
-    frontend = request.param
+    """Runs every browser scenario once for one backend and frontend; yields the run (report and server)."""
+    backend, frontend = request.param
     if frontend != BUNDLED and not (Path(frontend) / "index.html").is_file():
         _skip(f"frontend {frontend} not found (no index.html): install comfyui-frontend-package there or fix WI_FRONTENDS",
               frontend_label(frontend))
     chromium, node = _prerequisites()
-    run = _Run(frontend)
+    run = _Run(frontend, backend)
     run.artifacts.mkdir(parents=True, exist_ok=True)
     for old in list(run.artifacts.glob("*.png")) + list(run.artifacts.glob("results.json")):
         old.unlink()
@@ -265,7 +276,7 @@ def e2e(request):
             pytest.fail(f"the browser driver wrote no results; output:\n{output}\nComfyUI log:\n{run.server.log_tail()}")
         run.report = json.loads(results_path.read_text())
         _summarise(run)
-        if os.environ.get("WI_E2E_UPDATE_DOCS") == "1" and frontend == NEWEST:
+        if os.environ.get("WI_E2E_UPDATE_DOCS") == "1" and frontend == NEWEST and backend is BACKENDS[0]:
             DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             for source, target in DOC_SHOTS.items():
                 if (run.artifacts / source).is_file():
