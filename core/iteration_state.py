@@ -653,6 +653,7 @@ class IterationStateManager:
         self._outbox: list[tuple[str, dict[str, Any]]] = []
         self._delivering = False
         self._seq = 0
+        self._oldest_update = float("inf")  # a lower bound of the oldest batch's last update (see _expire_locked)
         self._changes = 0  # bumped by every mutation: lets readers cache what they derived from a state
 
     # ---------------------------------------------------------------------------------------------- singleton
@@ -744,10 +745,15 @@ class IterationStateManager:
         return True
 
     def _expire_locked(self, now: float) -> None:
+        # Every public call comes here, several per cell: skip the scan until the oldest batch can be due. Its
+        # last update only moves forward (or it leaves), so a due time noted here is never later than the real.
+        if now - self._max_age_s <= self._oldest_update:
+            return
         # _batches is ordered by last update, so only the stale prefix is visited.
         while self._batches:
             batch = next(iter(self._batches.values()))
             if now - batch.updated_mono <= self._max_age_s:
+                self._oldest_update = batch.updated_mono
                 return
             previous = batch.state
             self._transition(batch, BatchStatus.EXPIRED, now)
@@ -761,6 +767,7 @@ class IterationStateManager:
                     "client_id": batch.client_id,
                 },
             )
+        self._oldest_update = float("inf")  # every batch expired
 
     def _touch_locked(self, batch: _Batch, now: float) -> None:
         batch.updated_mono = now
@@ -911,6 +918,7 @@ class IterationStateManager:
             status=bytearray(total), counts=counts,
         )
         self._batches[batch_id] = batch
+        self._oldest_update = min(self._oldest_update, now)
         self._changes += 1
         return batch
 
