@@ -28,14 +28,16 @@ ROUNDS = 40
 CELL_SECONDS = 0.12
 
 
-def _wait_running(comfy, batch_id: str, timeout: float = 30.0) -> float:
+def _wait_running(comfy, batch_id: str, timeout: float = 30.0) -> float | None:
+    """When cell 0 was seen running, or None when it had ended before the first look (a slow poll on a loaded
+    machine: that round cannot aim at its end)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        code, status = comfy.get(f"/wi/status/{batch_id}")
+        code, status = comfy.get(f"/wi/status/{batch_id}?limit=1")
         if code == 200 and status["cells"][0]["status"] == "running":
             return time.monotonic()
         if code == 200 and status["cells"][0]["status"] != "queued":
-            raise AssertionError(f"cell 0 ended before it was seen running: {status['cells'][0]}")
+            return None
         time.sleep(0.003)
     raise TimeoutError("cell 0 never ran")
 
@@ -69,6 +71,9 @@ def test_cancel_around_a_cells_end_records_what_comfyui_ran(comfy):
         assert code == 200, answer
         batch_id = comfy.batch_for_prompt(answer["prompt_id"])["batch_id"]
         started = _wait_running(comfy, batch_id)
+        if started is None:
+            seen["missed the start"] += 1
+            started = time.monotonic() - CELL_SECONDS  # cancel at once: the race is then around cell 1's start
         # The cell ends about CELL_SECONDS after it started, plus the blur and the save: aim at 0-10 ms around it.
         offset = rng.uniform(-0.005, 0.015)
         time.sleep(max(0.0, started + CELL_SECONDS + offset - time.monotonic()))
@@ -109,3 +114,4 @@ def test_cancel_around_a_cells_end_records_what_comfyui_ran(comfy):
             assert stopped["status"] in ("done", "cancelled"), stopped
     # The rounds must have hit both sides of the cell's end, or they tested only one race.
     assert seen["done"] >= 1 and seen["interrupted"] + seen["never ran"] >= 1, seen
+    assert seen["missed the start"] <= ROUNDS // 4, seen
