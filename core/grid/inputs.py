@@ -26,16 +26,22 @@ GridAxis = AxisRecord
 GridCell = CellRecord
 
 
+def _reader(obj: Any) -> Callable[[str, Any], Any]:
+    """``get(key, default)`` over a mapping's keys or an object's attributes: the inputs come in both shapes."""
+    if isinstance(obj, Mapping):
+        return obj.get
+
+    def get(key: str, default: Any = None) -> Any:
+        return getattr(obj, key, default)
+
+    return get
+
+
 def as_axis(obj: Any) -> AxisRecord:
     """An :class:`AxisRecord` from a record, a mapping or an object with ``name``, ``values``, ``type``."""
     if isinstance(obj, AxisRecord):
         return obj
-    get: Callable[[str, Any], Any]
-    if isinstance(obj, Mapping):
-        get = obj.get
-    else:
-        def get(key: str, default: Any = None) -> Any:
-            return getattr(obj, key, default)
+    get = _reader(obj)
     labels = get("labels", None)
     return AxisRecord(
         name=str(get("name", "")),
@@ -66,12 +72,7 @@ def as_cell(obj: Any) -> CellRecord:
         if all(isinstance(f, str) for f in obj.files):
             return obj
         return CellRecord(obj.index, obj.coords, obj.status, obj.error, _paths(obj.files), obj.seed)
-    get: Callable[[str, Any], Any]
-    if isinstance(obj, Mapping):
-        get = obj.get
-    else:
-        def get(key: str, default: Any = None) -> Any:
-            return getattr(obj, key, default)
+    get = _reader(obj)
     status = get("status", "done")
     return CellRecord(
         index=int(get("index", 0)),
