@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType, SimpleNamespace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .errors import InvalidBatchState, UnknownBatchError
 from .paths import new_batch_id, sanitize_batch_name  # the naming rule lives in paths; re-exported here
@@ -307,6 +307,16 @@ CELL_STATUS_CHARS = "qrdfc"
 _STATUS_CHAR_TABLE = bytes.maketrans(bytes(range(len(CELL_STATUS_CHARS))), CELL_STATUS_CHARS.encode("ascii"))
 
 
+_V = TypeVar("_V")
+
+
+def _page_of(entries: dict[int, _V], start: int, stop: int) -> dict[int, _V]:
+    """The entries of cells ``start .. stop``: a page of a big batch copies its own, not every done cell's."""
+    if stop - start >= len(entries):
+        return dict(entries)
+    return {index: entries[index] for index in range(start, stop) if index in entries}
+
+
 @dataclass(frozen=True, slots=True)
 class _CellPage:
     """Cells ``start .. stop`` of a batch, copied under the lock with C-speed copies only (arrays, dicts,
@@ -342,9 +352,9 @@ class _CellPage:
             ended=array("d", batch.ended) if batch.ended is not None else None,
             runs=bytes(batch.runs) if batch.runs is not None else None,
             prefixes=tuple(batch.prefixes),
-            explicit_ids=dict(batch.explicit_ids),
-            errors=dict(batch.errors),
-            files=dict(batch.files),
+            explicit_ids=_page_of(batch.explicit_ids, start, stop),
+            errors=_page_of(batch.errors, start, stop),
+            files=_page_of(batch.files, start, stop),
             metadata={i: _freeze(m) for i, m in batch.metadata.items() if start <= i < stop},
             cancelled_mono=batch.cancelled_mono,
         )
@@ -470,9 +480,6 @@ class _Batch:
     def wall(self, mono: float | None) -> float | None:
         """Map a manager-clock reading to wall-clock seconds, anchored at creation."""
         return None if mono is None or mono != mono else self.created_at + (mono - self.created_mono)
-
-    def cell_status(self, index: int) -> CellStatus:
-        return _STATUS_BY_CODE[self.status[index]]
 
     def prompt_id(self, index: int) -> str | None:
         explicit = self.explicit_ids.get(index)
@@ -1283,6 +1290,7 @@ class IterationStateManager:
                 batch.live.intersection_update(kept)
                 self._touch_locked(batch, now)
                 counts = self._counts(batch)
+                running_ids = [batch.prompt_id(i) or "" for i in kept]
                 self._emit_locked(
                     "batch_cancelled",
                     {
@@ -1294,7 +1302,7 @@ class IterationStateManager:
                     },
                 )
         logger.info("cancelled batch %s (%d cells cancelled, %d left to end)", batch_id, counts.cancelled, len(kept))
-        return CancelResult(cancelled_ids=cancelled_ids, running=[batch.prompt_id(i) or "" for i in kept],
+        return CancelResult(cancelled_ids=cancelled_ids, running=running_ids,
                             ended=counts.ended == counts.total)
 
     @staticmethod
