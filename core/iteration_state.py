@@ -693,6 +693,10 @@ class IterationStateManager:
 
     def _flush(self) -> None:
         """Deliver queued notifications in order, outside the lock, from one thread at a time."""
+        # Most calls emit nothing: skip the second lock acquisition then. Reading the list unlocked is safe
+        # because whoever appends to it calls _flush itself after releasing the lock.
+        if not self._outbox:
+            return
         while True:
             with self._lock:
                 if self._delivering or not self._outbox:
@@ -1074,6 +1078,10 @@ class IterationStateManager:
             IndexError: No such cell.
             ValueError: ``prompt_id`` is empty or already attached to another cell.
         """
+        if only_if_open:
+            attached = self._attach_own_run(batch_id, index, prompt_id)
+            if attached is not None:
+                return attached
         index = _check_index(index)
         if not isinstance(prompt_id, str) or not prompt_id:
             raise ValueError("prompt_id must be a non-empty string")
@@ -1094,25 +1102,48 @@ class IterationStateManager:
                 owner = self._owner_locked(prompt_id)
                 if owner is not None and (owner[0] is not batch or owner[1] != index):
                     raise ValueError(f"prompt {prompt_id} is already attached to {owner[0].batch_id} cell {owner[1]}")
-            if batch.explicit_ids:
-                previous = batch.explicit_ids.pop(index, None)
-                if previous is not None and self._prompts.get(previous) == (batch_id, index):
-                    del self._prompts[previous]
-            if own_run:
-                assert split is not None
-                if batch.runs is None:
-                    batch.runs = bytearray(batch.total)
-                batch.runs[index] = batch.prefixes.index(split[0]) + 1
-            else:
-                if batch.runs is not None:
-                    batch.runs[index] = 0
-                batch.explicit_ids[index] = prompt_id
-                self._prompts[prompt_id] = (batch_id, index)
-            if batch.status[index] in _OPEN_CODES:
-                batch.live.add(index)
-            if batch.state is BatchStatus.PENDING:
-                self._transition(batch, BatchStatus.ACTIVE, now)
-            self._touch_locked(batch, now)
+            self._attach_locked(batch, index, prompt_id, split[0] if own_run and split is not None else None, now)
+        return True
+
+    def _attach_locked(self, batch: _Batch, index: int, prompt_id: str, run_prefix: str | None, now: float) -> None:
+        """Record ``prompt_id`` as the cell's id (``run_prefix``: it is that run's id of this cell, stored as the
+        run's number instead of a string). The one place a cell's prompt id is written."""
+        if batch.explicit_ids:
+            previous = batch.explicit_ids.pop(index, None)
+            if previous is not None and self._prompts.get(previous) == (batch.batch_id, index):
+                del self._prompts[previous]
+        if run_prefix is not None:
+            if batch.runs is None:
+                batch.runs = bytearray(batch.total)
+            batch.runs[index] = batch.prefixes.index(run_prefix) + 1
+        else:
+            if batch.runs is not None:
+                batch.runs[index] = 0
+            batch.explicit_ids[index] = prompt_id
+            self._prompts[prompt_id] = (batch.batch_id, index)
+        if batch.status[index] in _OPEN_CODES:
+            batch.live.add(index)
+        if batch.state is BatchStatus.PENDING:
+            self._transition(batch, BatchStatus.ACTIVE, now)
+        self._touch_locked(batch, now)
+
+    def _attach_own_run(self, batch_id: str, index: Any, prompt_id: Any) -> bool | None:
+        """The feeder's case of :meth:`attach_prompt` (``only_if_open``, an id of the batch's own run naming
+        this very cell), once per queued cell: no owner lookup is needed, so it is decided in one short lock
+        hold. None when it is not that case (the general path then decides, and raises what it raises)."""
+        split = PromptIds.split(prompt_id) if type(prompt_id) is str else None
+        if split is None or type(index) is not int or split[1] != index:
+            return None
+        with self._lock:
+            now = self._clock()
+            self._expire_locked(now)
+            batch = self._batches.get(batch_id)
+            if batch is None or batch.state not in (BatchStatus.PENDING, BatchStatus.ACTIVE):
+                return False
+            if not 0 <= index < batch.total or self._prefixes.get(split[0]) is not batch:
+                return None
+            self._attach_locked(batch, index, prompt_id, split[0], now)
+        self._flush()
         return True
 
     def lookup_prompt(self, prompt_id: str) -> tuple[str, int] | None:

@@ -187,12 +187,21 @@ class SweepPlan:
         """
         if batch_part is None:
             batch_part = self.batch_info(batch_id)
+        json_values = self._json_axis_values()
         return {
             **batch_part,
             "index": combination.index,
             "coords": list(combination.coords),
-            "values": {axis.name: json_ready(v) for axis, v in zip(self.axes, combination.values)},
+            "values": {name: values[c] for (name, values), c in zip(json_values, combination.coords)},
         }
+
+    def _json_axis_values(self) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+        # Each axis value's JSON form, converted once per plan instead of once per queued cell.
+        cached = self.__dict__.get("_json_axis_values_cache")
+        if cached is None:
+            cached = tuple((axis.name, tuple(json_ready(v) for v in axis.values)) for axis in self.axes)
+            self.__dict__["_json_axis_values_cache"] = cached
+        return cached
 
     def batch_info(self, batch_id: str) -> dict[str, Any]:
         """The part of every cell's :meth:`cell_info` that is the same for the whole batch."""

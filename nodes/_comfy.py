@@ -240,8 +240,10 @@ class ComfyHost:
     def put_clone(self, template: QueuedPrompt, number: float, prompt_id: str, prompt: dict, extra_data: dict,
                   outputs: list) -> None:
         # Fields past the fifth (0.3.67+: the sensitive dict) are copied from ComfyUI's own item for the batch.
-        tail = tuple(copy.deepcopy(field) for field in template.private)
-        self.queue.put((number, prompt_id, prompt, extra_data, outputs) + tail)
+        item = (number, prompt_id, prompt, extra_data, outputs)
+        if template.private:
+            item += tuple(copy.deepcopy(field) for field in template.private)
+        self.queue.put(item)
 
     def cancel_prompts(self, prompt_ids: set[str]) -> tuple[list[str], str | None]:
         """Remove these pending items and interrupt the running one if it is among them, atomically.
@@ -336,8 +338,10 @@ class ComfyHost:
 
         def put(item: Any) -> Any:
             result = original_put(item)
-            if len(item) >= 5:
+            if len(item) > 5:
                 self._tail = tuple({} if isinstance(field, dict) else field for field in item[5:])
+            elif len(item) == 5:
+                self._tail = ()
             try:
                 if service.expects_put():  # every clone is put too: only a sweep's first cell is awaited
                     service.on_item_put(self.to_record(item))
