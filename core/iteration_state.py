@@ -31,7 +31,6 @@ comfy_execution or aiohttp.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import operator
 import re
@@ -41,7 +40,7 @@ import time
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType, SimpleNamespace
@@ -437,6 +436,33 @@ class PromptIds:
             return None
 
 
+class _Held:
+    """``with manager._locked() as now``: the manager's lock, held after lazy expiry; queued notifications
+    delivered once it is released (also when the body raises). A class rather than a generator context
+    manager: it is entered several times per cell, some of them on ComfyUI's worker between two prompts."""
+
+    __slots__ = ("_manager",)
+
+    def __init__(self, manager: "IterationStateManager") -> None:
+        self._manager = manager
+
+    def __enter__(self) -> float:
+        manager = self._manager
+        manager._lock.acquire()
+        try:
+            now = manager._clock()
+            manager._expire_locked(now)
+        except BaseException:
+            manager._lock.release()
+            manager._flush()
+            raise
+        return now
+
+    def __exit__(self, *exc: object) -> None:
+        self._manager._lock.release()
+        self._manager._flush()
+
+
 @dataclass(slots=True, eq=False)
 class _Batch:
     """One batch, stored by column: what every cell has (a status byte, and once cells run their times) in
@@ -680,16 +706,9 @@ class IterationStateManager:
 
     # ----------------------------------------------------------------------------------------------- plumbing
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[float]:
+    def _locked(self) -> "_Held":
         """Hold the lock (after lazy expiry) for the body; deliver queued notifications after release."""
-        try:
-            with self._lock:
-                now = self._clock()
-                self._expire_locked(now)
-                yield now
-        finally:
-            self._flush()
+        return _Held(self)
 
     def _flush(self) -> None:
         """Deliver queued notifications in order, outside the lock, from one thread at a time."""

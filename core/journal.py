@@ -272,13 +272,15 @@ def _require_index(value: Any, what: str = "index") -> int:
     return value
 
 
-def _files_json(files: Sequence[Mapping[str, str]]) -> str:
+def _checked_files(files: Sequence[Mapping[str, str]]) -> tuple[dict[str, str], ...]:
+    """Copies of the file entries, checked here; the writer thread encodes them (the caller may be ComfyUI's
+    worker between two prompts: it pays for the check, not for the JSON text)."""
     out = []
     for f in files:
         if not isinstance(f, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in f.items()):
             raise TypeError(f"journal: each file must be a mapping of str to str, got {f!r}")
         out.append(dict(f))
-    return _dumps(out, "files")
+    return tuple(out)
 
 
 def _page_arg(value: Any, name: str) -> int:
@@ -434,7 +436,7 @@ class BatchJournal:
             status,
             _require_str(error, "error", optional=True),
             _require_str(prompt_id, "prompt_id", optional=True),
-            _files_json(files),
+            _checked_files(files),
             _require_time(ended_at, "ended_at", optional=True),
             self._wall_clock(),
         )
@@ -899,10 +901,11 @@ class BatchJournal:
         status: str,
         error: str | None,
         prompt_id: str | None,
-        files: str,
+        files: tuple[dict[str, str], ...],
         ended_at: float | None,
         now: float,
     ) -> None:
+        files_json = _dumps(list(files), "files")
         rowid = self._batch_rowid(conn, batch_id, f"end of cell {index}")
         if rowid is None:
             return
@@ -913,7 +916,7 @@ class BatchJournal:
         cur = conn.execute(
             "UPDATE wi_cell SET status = ?, error = ?, prompt_id = coalesce(?, prompt_id), files = ?, ended_at = ? "
             "WHERE batch = ? AND idx = ? AND status IN ('queued', 'running')",
-            (status, error, prompt_id, files, ended_at, rowid, index),
+            (status, error, prompt_id, files_json, ended_at, rowid, index),
         )
         if cur.rowcount != 1:
             logger.debug("journal: cell %s/%d unknown or already ended; end %s ignored", batch_id, index, status)

@@ -83,6 +83,17 @@ def test_grid_quick_rows(monkeypatch):
 
 
 def test_every_benchmark_is_registered_and_only_rejects_unknown_names():
-    assert set(bench_main.BENCHMARKS) == {"interception", "e2e", "cache_order", "manager", "status_load", "loop_stall", "big_batch", "grid"}
+    assert set(bench_main.BENCHMARKS) == {"interception", "e2e", "cache_order", "manager", "status_load", "loop_stall", "big_batch", "grid", "worker_hooks"}
     with pytest.raises(SystemExit):
         bench_main.main(["--only", "no_such_benchmark"])
+
+
+def test_worker_hooks_quick_row_counts_every_cell_and_judges_its_own_number():
+    from bench import worker_hooks_bench
+
+    # measure() raises unless the manager recorded every simulated cell as done through the real hooks.
+    row = worker_hooks_bench.run(quick=True)[0]
+    assert row["cells"] == 200 and row["ours_us_per_cell"] > 0 and row["comfy_queue_us_per_cell"] > 0
+    expected = "met" if row["ours_us_per_cell"] <= worker_hooks_bench.TARGET_US else "MISSED"
+    assert row["target_le_100us"] == expected
+    assert "ours_us_per_cell" in worker_hooks_bench.table([row])
