@@ -42,6 +42,9 @@ CELL_TIMEOUT_S = 600.0
 REMOTE_SAVE_CLASS = "PreviewImage"
 #: Node classes whose file inputs (under ComfyUI's input folder) a worker may lack: class -> input name.
 UPLOAD_INPUTS: Mapping[str, str] = {"LoadImage": "image", "LoadImageMask": "image"}
+#: This pack's node classes, which a stock worker does not have (their work is done here).
+_PACK_CLASSES = frozenset({*prompt_graph.PARAMETER_CLASSES, prompt_graph.ITERATOR_CLASS, prompt_graph.GRID_CLASS,
+                           prompt_graph.SAVE_CLASS})
 
 
 def window_for(worker: WorkerConfig) -> int:
@@ -87,7 +90,7 @@ def remote_prompt(cell_prompt: Mapping[str, Any], save_node_ids: Sequence[str]) 
         if node_id in saves:
             images = prompt_graph.node_inputs(node).get("images")
             out[node_id] = {"class_type": REMOTE_SAVE_CLASS, "inputs": {"images": images}}
-        elif not class_type.startswith("WI"):
+        elif class_type not in _PACK_CLASSES:
             out[node_id] = node
     changed = True
     while changed:  # drop nodes fed by a removed node (rare: a parameter output used as data, not as a value)

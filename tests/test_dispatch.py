@@ -83,9 +83,11 @@ def test_remote_prompt_drops_pack_nodes_and_turns_save_nodes_into_previews() -> 
         "5": {"class_type": "WISaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "WI"}},
         "6": {"class_type": "WIGridCompositor", "inputs": {}},
         "7": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},  # fed by a pack node: dropped
+        "8": {"class_type": "WIDEFilter", "inputs": {"image": ["4", 0]}},  # another pack's "WI..." node: kept
     }
     out = remote_prompt(prompt, ["5"])
-    assert out == {"4": prompt["4"], "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}}}
+    assert out == {"4": prompt["4"], "5": {"class_type": "PreviewImage", "inputs": {"images": ["4", 0]}},
+                   "8": prompt["8"]}
 
 
 # ------------------------------------------------------------------------------------------ a batch over servers
