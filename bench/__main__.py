@@ -16,7 +16,7 @@ import traceback
 from typing import Any, Callable
 
 from . import (big_batch_bench, cache_order_bench, e2e_bench, grid_bench, interception_bench, loop_stall_bench,
-               manager_bench, status_load_bench)
+               manager_bench, status_load_bench, workers_bench)
 
 
 def _grid_table(rows: list[dict[str, Any]]) -> str:
@@ -40,6 +40,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], list[dict[str, Any]]], Callabl
                    loop_stall_bench.run, loop_stall_bench.table),
     "big_batch": ("8. A 10,000-cell batch running on a real ComfyUI: its status page and ComfyUI's /queue",
                   big_batch_bench.run, big_batch_bench.table),
+    "workers": ("9. One sweep over K real ComfyUI servers: throughput vs one server, remote cell overhead",
+                workers_bench.run, workers_bench.table),
     "grid": ("5. Grid compositor: time and peak memory vs naive compose and the PNG-encode floor",
              grid_bench.run, _grid_table),
 }
