@@ -875,6 +875,9 @@ class SweepService:
             except WIError:
                 continue
             self._wake(batch_id, None)
+            run = self.run_of(batch_id)
+            if run is not None and run.dispatch is not None:  # the batch's cells on other servers stop too
+                self.host.call_soon_threadsafe(run.dispatch.cancel)
             if outcome.ended:
                 self._batch_ended(batch_id)
 

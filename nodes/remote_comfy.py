@@ -170,6 +170,9 @@ class RemoteComfy:
         deadline = time.monotonic() + timeout
         try:
             while True:
+                # Cleared before the read, not after: an end event arriving while /history answers must wake
+                # the next wait at once instead of being lost until the next poll.
+                event.clear()
                 status, history = await link.request("GET", f"/history/{prompt_id}")
                 entry = history.get(prompt_id) if status == 200 and isinstance(history, Mapping) else None
                 if isinstance(entry, Mapping) and isinstance(entry.get("status"), Mapping) and entry["status"].get("completed") is not None:
@@ -179,7 +182,6 @@ class RemoteComfy:
                     raise RemoteUnavailable(f"{worker.name}: prompt {prompt_id} did not end within {timeout:.0f}s")
                 if not link.ws_alive:
                     await link.open()  # reconnect; a dead worker fails the next request
-                event.clear()
                 try:
                     await asyncio.wait_for(event.wait(), POLL_INTERVAL_S)
                 except asyncio.TimeoutError:

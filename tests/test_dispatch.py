@@ -298,3 +298,72 @@ def test_the_remote_workers_list_ignores_disabled_and_local_only_directories() -
     off = WorkerConfig("a", "a", "http://a", enabled=False)
     assert dispatch.remote_workers(Directory([LOCAL, off])) == []
     assert [w.id for w in dispatch.remote_workers(Directory([A, LOCAL]))] == ["local", "a"]
+
+
+# ------------------------------------------------------------------------------------------ resume
+def test_an_interrupted_batch_resumes_over_the_workers_and_a_spread_one_resumes_here(monkeypatch, tmp_path) -> None:
+    from comfyui_workflow_iterator.core.journal import BatchJournal
+    from test_resume_edges import interrupted_batch
+    from test_routes import RouteHarness
+
+    journal = BatchJournal(tmp_path / "journal.sqlite")
+    try:
+        # ran here, resumed over the workers
+        batch_id, _ = interrupted_batch(monkeypatch, tmp_path, journal)
+        second = RouteHarness(monkeypatch, tmp_path, journal=journal)
+        port = FakePort()
+        second.service.workers, second.service.remote = Directory([LOCAL, A]), port
+        try:
+            second.service.restore_interrupted()
+            status, body, _ = second.post(f"/wi/resume/{batch_id}")
+            assert status == 200 and body["queued"] == 2, body
+            second.run_all()
+            second.settle()
+            done = second.manager.get_status(batch_id)
+            assert done["counts"]["done"] == 3, done["counts"]
+            assert any(c["worker"] == "a" for c in done["cells"]) and port.submitted
+            journal.flush()
+        finally:
+            second.close()
+        # spread over a worker that "died" with the master mid-batch, resumed on this server alone
+        first = RouteHarness(monkeypatch, tmp_path, journal=journal)
+        held = FakePort()
+        held.auto = False
+        first.service.workers, first.service.remote = Directory([LOCAL, A]), held
+        try:
+            first.post_prompt({"prompt": sweep_prompt("1, 2, 3", "10")})
+            spread_id = next(b["batch_id"] for b in first.manager.list_batches() if b["batch_id"] != batch_id)
+            first.run_all()
+            assert held.submitted  # cells were out on worker a when everything stopped
+            journal.flush()
+        finally:
+            first.close()
+        third = RouteHarness(monkeypatch, tmp_path, journal=journal)
+        try:
+            third.service.restore_interrupted()
+            status, body, _ = third.post(f"/wi/resume/{spread_id}")
+            assert status == 200 and body["queued"] >= 1, body
+            third.run_all()
+            third.settle()
+            assert third.manager.get_status(spread_id)["counts"]["done"] == 3
+        finally:
+            third.close()
+    finally:
+        journal.close()
+
+
+def test_clearing_this_servers_queue_also_stops_the_batchs_cells_on_the_workers(monkeypatch, tmp_path) -> None:
+    h = Multi(monkeypatch, tmp_path, [LOCAL, A])
+    h.port.auto = False
+    try:
+        code, answer = h.post({"prompt": sweep_prompt(), "client_id": "c"})
+        h.settle()
+        batch_id = h.manager.lookup_prompt(answer["prompt_id"])[0]
+        remote = sorted(pid for w, pid, _ in h.port.submitted if w == "a")
+        assert remote
+        h.server.prompt_queue.wipe_queue()  # the frontend's "Clear queue" on the master
+        h.settle()
+        assert h.manager.get_status(batch_id)["state"] == "cancelled"
+        assert [(w, sorted(ids)) for w, ids in h.port.cancelled] == [("a", remote)]
+    finally:
+        h.close()
