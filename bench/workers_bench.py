@@ -40,6 +40,12 @@ def _sweep(cells: int, seconds: float, name: str) -> dict[str, Any]:
     }
 
 
+def _remote_warmup() -> dict[str, Any]:
+    return {"10": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 3}},
+            "11": {"class_type": "WIBenchWait", "inputs": {"image": ["10", 0], "seconds": 0.0}},
+            "20": {"class_type": "PreviewImage", "inputs": {"images": ["11", 0]}}}
+
+
 def _run_sweep(master: Any, cells: int, seconds: float, name: str, timeout: float = 900.0) -> tuple[float, dict[str, Any]]:
     t0 = time.perf_counter()
     code, answer = master.queue_prompt(_sweep(cells, seconds, name))
@@ -59,6 +65,22 @@ def _run_sweep(master: Any, cells: int, seconds: float, name: str, timeout: floa
     raise TimeoutError(f"sweep {name} did not finish")
 
 
+def _idle_ms(server: Any, prompt_ids: set[str]) -> float | None:
+    """Median gap on one server between the end of one of these prompts and the start of the next (ms), read
+    from its ``/history`` timestamps: how long its GPU would have waited for the dispatcher."""
+    _, history = server.get("/history?max_items=10000")
+    spans = []
+    for prompt_id, entry in (history or {}).items():
+        if prompt_id not in prompt_ids:
+            continue
+        stamps = {m[0]: m[1].get("timestamp") for m in entry.get("status", {}).get("messages", [])}
+        if stamps.get("execution_start") and stamps.get("execution_success"):
+            spans.append((stamps["execution_start"], stamps["execution_success"]))
+    spans.sort()
+    gaps = [b[0] - a[1] for a, b in zip(spans, spans[1:])]
+    return float(sorted(gaps)[len(gaps) // 2]) if gaps else None
+
+
 def _write(path: Path, entries: list[dict[str, Any]]) -> None:
     path.write_text(json.dumps(entries))
 
@@ -71,7 +93,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         return [{"row": "skipped", "reason": backend}]
     k_max = 2 if quick else 4
     seconds = 0.3 if quick else 0.5
-    per_server = 4 if quick else 8
+    per_server = 4 if quick else 20  # 10 s runs: a batch's fixed start-up cost (and ComfyUI's periodic gc) amortised
     overhead_cells = 10 if quick else 40
     workers_file = Path(tempfile.mkdtemp(prefix="wi-bench-workers-")) / "workers.json"
     _write(workers_file, [])
@@ -89,18 +111,27 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         local = {"id": "local", "name": "master", "url": None}
         entries = [{"id": f"w{i}", "name": f"worker {i}", "url": r.url} for i, r in enumerate(remotes, 1)]
         _run_sweep(master, 2, 0.0, "warmup")  # first-prompt costs (imports, caches) out of the figures
+        for remote in remotes:  # every worker's first prompt too
+            code, answer = remote.queue_prompt(_remote_warmup())
+            if code != 200:
+                raise RuntimeError(f"warm-up rejected by {remote.url}: {answer}")
+            remote.wait_history(answer["prompt_id"], timeout=120)
         base = None
         for k in range(1, k_max + 1):
             _write(workers_file, [local, *entries[: k - 1]] if k > 1 else [])
             cells = per_server * k
             wall, status = _run_sweep(master, cells, seconds, f"k{k}")
+            _, page = master.get(f"/wi/status/{status['batch_id']}")
+            ids = {c["prompt_id"] for c in page["cells"] if c.get("prompt_id")}
+            idle = {name: _idle_ms(server, ids) for name, server in [("local", master), *[(f"w{i}", r) for i, r in enumerate(remotes[: k - 1], 1)]]}
             throughput = cells / wall
             base = throughput if base is None else base
             ratio = throughput / base
             rows.append({"row": f"throughput K={k}", "cells": cells, "wall_s": wall, "cells_per_s": throughput,
                          "vs_one": ratio, "target": f">= {0.85 * k:.2f}",
                          "verdict": "ok" if ratio >= 0.85 * k else "MISSED",
-                         "by_worker": {w: info["done"] for w, info in status.get("workers", {}).items()}})
+                         "by_worker": {w: info["done"] for w, info in status.get("workers", {}).items()},
+                         "idle_ms_median": {w: None if v is None else round(v) for w, v in idle.items()}})
         _write(workers_file, [])
         wall_local, _ = _run_sweep(master, overhead_cells, 0.0, "overhead_local")
         _write(workers_file, [{**local, "enabled": False}, entries[0]] if entries else [])
@@ -121,7 +152,8 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         return f"skipped: {rows[0]['reason']}"
     thr = [r for r in rows if r["row"].startswith("throughput")]
     ovh = [r for r in rows if r["row"].startswith("remote")]
-    out = format_table(thr, ["row", "cells", "wall_s", "cells_per_s", "vs_one", "target", "verdict", "by_worker"])
+    out = format_table(thr, ["row", "cells", "wall_s", "cells_per_s", "vs_one", "target", "verdict", "by_worker",
+                             "idle_ms_median"])
     if ovh:
         out += "\n" + format_table(ovh, ["row", "cells", "local_ms_per_cell", "remote_ms_per_cell", "overhead_ms",
                                          "target", "verdict", "by_worker"])

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 30.0
 #: ``/history`` is read at least this often while a cell runs (a dropped or quiet websocket).
 POLL_INTERVAL_S = 2.0
+_REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
 
 
 def _headers(worker: WorkerConfig) -> dict[str, str]:
@@ -66,8 +67,8 @@ class _Link:
 
     async def open(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
-            self.session = aiohttp.ClientSession(headers=_headers(self.worker),
-                                                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))
+            # No session-wide total timeout: it would also bound the websocket's lifetime. Each request has its own.
+            self.session = aiohttp.ClientSession(headers=_headers(self.worker))
         if self.ws_task is None or self.ws_task.done():
             self.ws_task = asyncio.get_running_loop().create_task(self._listen())
         return self.session
@@ -115,7 +116,7 @@ class _Link:
     async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         session = await self.open()
         try:
-            async with session.request(method, self.base + path, **kwargs) as response:
+            async with session.request(method, self.base + path, timeout=_REQUEST_TIMEOUT, **kwargs) as response:
                 body = await response.read()
                 self.last_seen = time.monotonic()
                 if response.status >= 500:

@@ -367,3 +367,27 @@ def test_clearing_this_servers_queue_also_stops_the_batchs_cells_on_the_workers(
         assert [(w, sorted(ids)) for w, ids in h.port.cancelled] == [("a", remote)]
     finally:
         h.close()
+
+
+def test_affinity_follows_the_checkpoint_axis_whatever_the_users_order() -> None:
+    from comfyui_workflow_iterator.core import parameter_parser, prompt_graph
+
+    prompt = {
+        "1": {"class_type": "WIParameterFloat", "inputs": {"name": "cfg", "values": "5, 7", "target": "5.cfg"}},
+        "2": {"class_type": "WIParameterString", "inputs": {"name": "ckpt", "values": "a.safetensors, b.safetensors",
+                                                            "target": "4.ckpt_name", "previous": ["1", 0]}},
+        "3": {"class_type": "WIIterator", "inputs": {"parameters": ["2", 0], "enabled": True, "mode": "matrix"}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}},
+        "5": {"class_type": "KSampler", "inputs": {"model": ["4", 0], "cfg": 7}},
+        "6": {"class_type": "WISaveImage", "inputs": {"images": ["5", 0]}},
+    }
+    plan = prompt_graph.plan_sweep(prompt, "3", parse=parameter_parser.parse)
+    names = [axis.name for axis in plan.axes]
+    assert dispatch.affinity_axis(plan) == names.index("ckpt")
+    # with it, each checkpoint's cells go to one worker of two free ones
+    axis = names.index("ckpt")
+    d = Dispatcher(plan.run_order(), [A, B], key_of=lambda i: plan.combinations[i].coords[axis])
+    given = d.assign()
+    by_worker = {w: {plan.combinations[i].coords[axis] for ww, i in given if ww == w} for w in ("a", "b")}
+    assert by_worker["a"] != by_worker["b"] and all(len(v) == 1 for v in by_worker.values()), (
+        by_worker, [(a.name, a.values) for a in plan.axes], list(plan.run_order()), given)
