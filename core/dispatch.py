@@ -436,7 +436,12 @@ class BatchDispatch:
 
     def _lose(self, worker: WorkerConfig, reason: str, *, unreachable: bool) -> None:
         first = worker.id not in self.dispatcher.excluded()
+        leased = self.dispatcher.leases_of(worker.id)
         exhausted = self.dispatcher.lose(worker.id, reason, unreachable=unreachable)
+        if leased:  # cells it may still hold (queued before it refused one, or before it stopped answering) run
+            # elsewhere now: delete them there, best effort, so they cannot run twice once it answers again
+            ids = [self._prompt_ids.for_cell(i) for i in leased]
+            asyncio.get_running_loop().create_task(self._cancel_on(worker, ids))
         if first:
             logger.warning("WI: batch %s: worker %s %s", self.batch_id, worker.name, reason)
             self.manager.set_worker_info(self.batch_id, worker.id, state="unreachable" if unreachable else "disabled",

@@ -230,6 +230,8 @@ def test_a_dead_worker_loses_its_leases_and_the_cells_run_elsewhere(monkeypatch,
         lost = {int(pid[-12:], 16) for pid in held_by_a}
         assert all(c["worker"] in ("local", "b") for c in status["cells"] if c["index"] in lost)
         assert ("a", False, status["workers"]["a"]["excluded"]) in h.directory.reports
+        # what it held is deleted there (best effort): it cannot run those cells a second time if it comes back
+        assert {pid for w, ids in h.port.cancelled if w == "a" for pid in ids} == set(held_by_a)
     finally:
         h.close()
 
