@@ -11,7 +11,7 @@ import pytest
 
 from tools.comfy_harness import Backend, ComfyServer, _check
 
-from test_workers import HERE, TEST_NODES, _idle, _pixels, _start, _use_workers
+from .test_workers import HERE, TEST_NODES, _idle, _pixels, _start, _use_workers
 
 pytestmark = pytest.mark.integration
 
