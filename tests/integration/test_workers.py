@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import ran_registry
 from tools.comfy_harness import ComfyServer, locate_backend
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,8 @@ TEST_NODES = {"wi_test_nodes": HERE / "fixture_nodes"}
 def cluster(tmp_path_factory):
     backend = locate_backend()
     if isinstance(backend, str):
-        pytest.skip(backend)
+        ran_registry.skip("backend", "three ComfyUI servers", backend)
+    ran_registry.record_ran("backend", f"three servers: {backend.describe()} (master + 2 stock workers)")
     workers_file = tmp_path_factory.mktemp("workers") / "workers.json"
     workers_file.write_text("[]")
     servers = []

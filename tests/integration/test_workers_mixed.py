@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ran_registry
 from tools.comfy_harness import Backend, ComfyServer, _check
 
 from .test_workers import HERE, TEST_NODES, _idle, _pixels, _start, _use_workers
@@ -19,13 +20,14 @@ pytestmark = pytest.mark.integration
 def _backend(directory: str) -> Backend:
     found = _check(Path(directory), Path(directory) / ".venv" / "bin" / "python")
     if isinstance(found, str):
-        pytest.skip(found)
+        ran_registry.skip("backend", f"ComfyUI at {directory} (mixed-version workers)", found)
     return found
 
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
     old, new = _backend("/opt/ComfyUI"), _backend("/opt/ComfyUI-0.8")
+    ran_registry.record_ran("backend", f"mixed: {old.describe()} master + {new.describe()} stock worker")
     workers_file = tmp_path_factory.mktemp("workers") / "workers.json"
     workers_file.write_text("[]")
     servers = []
