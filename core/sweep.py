@@ -730,15 +730,9 @@ class SweepService:
                 combination = plan.combinations[index]
                 cell_prompt = plan.cell_prompt(combination)
                 prompt_id = ids.for_cell(index)
-                try:
-                    valid = await self.host.validate(prompt_id, cell_prompt, run.partial_targets)
-                except Exception as exc:  # a custom node's VALIDATE_INPUTS may raise; that cell fails, not the batch
-                    logger.exception("WI: validating cell %d of %s raised", index, batch_id)
-                    valid = (False, {"message": f"{type(exc).__name__}: {exc}"}, [], {})
+                valid = await self._validate_cell(run, index, prompt_id, cell_prompt)
                 run.fed_until = position + 1
-                if not valid[0] or not valid[2]:
-                    if self.manager.register_failure(batch_id, index, describe_validation_error(valid)):
-                        self._batch_ended(batch_id)
+                if valid is None:
                     continue
                 # No await between this attach and the put: a cancel (also on this loop) cannot slip in between.
                 if not self.manager.attach_prompt(batch_id, index, prompt_id, only_if_open=True):
