@@ -564,8 +564,10 @@ class SweepService:
             stop = len(cells) if limit is None else min(len(cells), start + max(0, limit))
             record["cell_statuses"] = "".join(CELL_STATUS_CHARS[_CELL_CODES.get(str(c.get("status")), 0)] for c in cells)
             record["cells_page"] = {"offset": start, "count": stop - start, "total": len(cells)}
-            record["cells"] = [c if with_values else {k: v for k, v in c.items() if k != "values"}
+            # The live status's shape (issue 14): the journal does not keep which server ran a cell.
+            record["cells"] = [{"worker": None, **(c if with_values else {k: v for k, v in c.items() if k != "values"})}
                                for c in cells[start:stop]]
+            record.setdefault("workers", {})
             record.pop("sparse", None)
             return record
 

@@ -393,3 +393,26 @@ def test_affinity_follows_the_checkpoint_axis_whatever_the_users_order() -> None
     by_worker = {w: {plan.combinations[i].coords[axis] for ww, i in given if ww == w} for w in ("a", "b")}
     assert by_worker["a"] != by_worker["b"] and all(len(v) == 1 for v in by_worker.values()), (
         by_worker, [(a.name, a.values) for a in plan.axes], list(plan.run_order()), given)
+
+
+def test_a_status_served_from_the_journal_keeps_the_worker_fields(monkeypatch, tmp_path) -> None:
+    """After the manager forgot a batch its status comes from the journal: same shape (``worker`` on every cell,
+    ``workers`` on the batch), the worker unknown there."""
+    from comfyui_workflow_iterator.core.journal import BatchJournal
+
+    journal = BatchJournal(str(tmp_path / "j.sqlite3"))
+    h = Harness(monkeypatch, tmp_path)
+    h.service.journal = journal
+    h.manager.add_listener(h.service._journal_event)
+    try:
+        code, answer = h.post({"prompt": sweep_prompt("1, 2", "10"), "client_id": "c"})
+        h.run_all()
+        batch_id = h.manager.lookup_prompt(answer["prompt_id"])[0]
+        assert journal.flush()
+        h.manager.cleanup_batch(batch_id)
+        body = h.service.status(batch_id, with_values=False)
+        assert body["source"] == "journal"
+        assert all("worker" in c and c["worker"] is None for c in body["cells"]) and body["workers"] == {}
+    finally:
+        h.close()
+        journal.close()
