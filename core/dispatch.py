@@ -293,7 +293,7 @@ class Dispatcher:
             return cells
 
 
-ValidateLocal = Callable[[int, int], Awaitable[bool]]
+QueueLocal = Callable[[int, int], Awaitable[bool]]
 
 
 class BatchDispatch:
@@ -307,7 +307,7 @@ class BatchDispatch:
 
     def __init__(self, *, batch_id: str, plan: prompt_graph.SweepPlan, order: Sequence[int],
                  workers: Sequence[WorkerConfig], port: RemoteWorkerPort, manager: Any, extras: Any,
-                 subfolder: str, queue_local: ValidateLocal, on_batch_ended: Callable[[], None],
+                 subfolder: str, queue_local: QueueLocal, on_batch_ended: Callable[[], None],
                  send_event: Callable[[str, dict[str, Any]], None], call_soon_threadsafe: Callable[..., None],
                  directory: WorkerDirectory | None = None, input_dir: str | None = None,
                  cell_timeout: float = CELL_TIMEOUT_S, local_leased: Sequence[int] = ()) -> None:
