@@ -16,7 +16,7 @@ import traceback
 from typing import Any, Callable
 
 from . import (big_batch_bench, cache_order_bench, e2e_bench, grid_bench, interception_bench, loop_stall_bench,
-               manager_bench, status_load_bench, worker_hooks_bench)
+               manager_bench, status_load_bench, worker_hooks_bench, workers_bench)
 
 
 def _grid_table(rows: list[dict[str, Any]]) -> str:
@@ -42,6 +42,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], list[dict[str, Any]]], Callabl
                   big_batch_bench.run, big_batch_bench.table),
     "worker_hooks": ("9. Worker hooks: the pack's work on ComfyUI's worker thread per cell vs ComfyUI's own queue work",
                      worker_hooks_bench.run, worker_hooks_bench.table),
+    "workers": ("10. One sweep over K real ComfyUI servers: throughput vs one server, remote cell overhead",
+                workers_bench.run, workers_bench.table),
     "grid": ("5. Grid compositor: time and peak memory vs naive compose and the PNG-encode floor",
              grid_bench.run, _grid_table),
 }

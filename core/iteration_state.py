@@ -203,6 +203,7 @@ class CellState:
     metadata: Mapping[str, Any]
     started_at: float | None
     ended_at: float | None
+    worker: str | None = None  # id of the worker that ran / runs the cell (issue 14); None: not dispatched
 
     def as_dict(self, axes: Sequence[AxisInfo], *, with_values: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "coords": list(self.coords)}
@@ -217,6 +218,7 @@ class CellState:
             "metadata": _thaw(self.metadata),
             "started_at": self.started_at,
             "ended_at": self.ended_at,
+            "worker": self.worker,
         }
 
 
@@ -254,6 +256,7 @@ class BatchState:
     warnings: tuple[str, ...]
     meta: Mapping[str, Any]
     timings: Timings
+    workers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per worker: name, state, counts, excluded
 
     @property
     def finished(self) -> bool:
@@ -289,6 +292,7 @@ class BatchState:
             "warnings": list(self.warnings),
             "meta": _thaw(self.meta),
             "timings": self.timings.as_dict(),
+            "workers": {worker_id: dict(info) for worker_id, info in self.workers.items()},
         }
         if include_axes:  # a batch list leaves them out: its summaries stay small whatever the axes hold
             out["axes"] = [a.as_dict() for a in self.axes]
@@ -337,6 +341,7 @@ class _CellPage:
     files: dict[int, tuple[ImageRef, ...]]
     metadata: dict[int, Any]
     cancelled_mono: float | None
+    cell_workers: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def copy_of(cls, batch: _Batch, start: int, stop: int) -> _CellPage:
@@ -356,6 +361,7 @@ class _CellPage:
             files=_page_of(batch.files, start, stop),
             metadata={i: _freeze(m) for i, m in batch.metadata.items() if start <= i < stop},
             cancelled_mono=batch.cancelled_mono,
+            cell_workers=_page_of(batch.cell_workers, start, stop),
         )
 
     def status_chars(self) -> str:
@@ -396,6 +402,7 @@ class _CellPage:
                     metadata=self.metadata.get(index, empty),
                     started_at=self._wall(self.started, index),
                     ended_at=ended_at,
+                    worker=self.cell_workers.get(index),
                 )
             )
         return tuple(records)
@@ -502,6 +509,29 @@ class _Batch:
     summary: tuple[tuple[float, int], dict[str, Any]] | None = None  # list_batches' dict, by (update, second)
     done_seconds: float = 0.0  # sum of measured durations of done cells
     done_measured: int = 0
+    # Issue 14: the worker of each dispatched cell (sparse: only cells sent to a worker of a multi-server batch),
+    # and per worker its name, state and why it was excluded for this batch.
+    cell_workers: dict[int, str] = field(default_factory=dict)
+    workers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def worker_summary(self) -> dict[str, dict[str, Any]]:
+        """``{worker_id: {name, state, running, done, failed, excluded}}`` (the status contract of issue 14)."""
+        if not self.workers and not self.cell_workers:
+            return {}
+        tallies: dict[str, dict[str, int]] = {}
+        names = {_CODE[CellStatus.RUNNING]: "running", _CODE[CellStatus.DONE]: "done", _CODE[CellStatus.FAILED]: "failed"}
+        for index, worker_id in self.cell_workers.items():
+            tally = tallies.setdefault(worker_id, {"running": 0, "done": 0, "failed": 0})
+            key = names.get(self.status[index])
+            if key is not None:
+                tally[key] += 1
+        out: dict[str, dict[str, Any]] = {}
+        for worker_id in [*self.workers, *(w for w in tallies if w not in self.workers)]:
+            info = self.workers.get(worker_id, {})
+            out[worker_id] = {"name": str(info.get("name", worker_id)), "state": str(info.get("state", "idle")),
+                              **tallies.get(worker_id, {"running": 0, "done": 0, "failed": 0}),
+                              "excluded": info.get("excluded")}
+        return out
 
     def wall(self, mono: float | None) -> float | None:
         """Map a manager-clock reading to wall-clock seconds, anchored at creation."""
@@ -857,6 +887,7 @@ class IterationStateManager:
             warnings=tuple(batch.warnings),
             meta=_freeze(batch.meta),
             timings=Timings(elapsed_s=max(0.0, end - batch.created_mono), seconds_per_cell=spc, eta_s=eta),
+            workers=MappingProxyType(batch.worker_summary()),
         )
 
     # ------------------------------------------------------------------------------------------------ creation
@@ -1279,6 +1310,7 @@ class IterationStateManager:
                     "prompt_id": batch.prompt_id(index),
                     "files": [f.as_dict() for f in files],
                     "ended_at": batch.wall(now),
+                    "worker": batch.cell_workers.get(index),
                     "counts": counts.as_dict(),
                     "client_id": batch.client_id,
                 },
@@ -1460,6 +1492,46 @@ class IterationStateManager:
             batch.meta.update(ready)
             if warnings is not None:
                 batch.warnings[:] = warnings
+            self._touch_locked(batch, now)
+
+    def set_cell_worker(self, batch_id: str, index: int, worker_id: str | None) -> bool:
+        """Record which worker runs (and, once it ends, ran) an open cell; None forgets it (the lease was lost).
+
+        Returns False (quietly) for an unknown batch or a cell that already ended: its record names the worker
+        that finished it, never a later one.
+        """
+        index = _check_index(index)
+        with self._locked() as now:
+            batch = self._batches.get(batch_id)
+            if batch is None:
+                return False
+            self._check_cell(batch, index)
+            if batch.status[index] not in _OPEN_CODES:
+                return False
+            if worker_id is None:
+                batch.cell_workers.pop(index, None)
+            else:
+                batch.cell_workers[index] = str(worker_id)
+            self._touch_locked(batch, now)
+            return True
+
+    def set_worker_info(self, batch_id: str, worker_id: str, *, name: str | None = None, state: str | None = None,
+                        excluded: str | None = None) -> None:
+        """Update what the batch status says about one worker (its name, state, why it was excluded).
+
+        Raises:
+            UnknownBatchError: Unknown batch.
+        """
+        with self._locked() as now:
+            batch = self._get_locked(batch_id)
+            info = batch.workers.setdefault(str(worker_id), {"name": str(name or worker_id), "state": "idle",
+                                                             "excluded": None})
+            if name is not None:
+                info["name"] = str(name)
+            if state is not None:
+                info["state"] = str(state)
+            if excluded is not None:
+                info["excluded"] = _short_str(excluded)
             self._touch_locked(batch, now)
 
     def add_warning(self, batch_id: str, text: str) -> None:

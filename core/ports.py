@@ -9,11 +9,14 @@ Plain Python: must not import torch, comfy*, server, nodes, execution, folder_pa
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-__all__ = ["Folders", "Host", "NodeRegistry", "QueuePort", "QueuedPrompt", "Runtime"]
+from .workers import WorkerConfig
+
+__all__ = ["Folders", "Host", "NodeRegistry", "QueuePort", "QueuedPrompt", "RemoteOutcome", "RemoteRejected",
+           "RemoteUnavailable", "RemoteWorkerPort", "Runtime"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +69,58 @@ class Runtime(Protocol):
 
 class Host(QueuePort, NodeRegistry, Folders, Runtime, Protocol):
     """Everything the sweep service needs, as one object (``nodes/_comfy.py`` ``ComfyHost``)."""
+
+
+# ---------------------------------------------------------------------------------------------- remote servers
+class RemoteUnavailable(Exception):
+    """The worker did not answer (refused connection, timeout, dropped socket, a 5xx): its leases go elsewhere."""
+
+
+class RemoteRejected(Exception):
+    """The worker refused the cell's prompt (the 400 of ``POST /prompt``: a missing model or node). The worker
+    is excluded for the batch; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteOutcome:
+    """How a cell ended on a worker: ``done`` with the history ``outputs``, or ``failed`` / ``cancelled``."""
+
+    status: Literal["done", "failed", "cancelled"]
+    error: str | None = None
+    outputs: Any = None
+
+
+class RemoteWorkerPort(Protocol):
+    """Another ComfyUI server, over its own HTTP + websocket API (``nodes/remote_comfy.py``).
+
+    Every method raises :class:`RemoteUnavailable` when the worker does not answer in time.
+    """
+
+    async def submit(self, worker: WorkerConfig, prompt_id: str, prompt: dict[str, Any],
+                     extra_data: dict[str, Any]) -> None:
+        """Queue ``prompt`` under ``prompt_id`` (chosen by the caller). Idempotent: a prompt id the worker
+        already queued, runs or ran is not posted again. Raises :class:`RemoteRejected` on a 400."""
+        ...
+
+    async def wait_done(self, worker: WorkerConfig, prompt_id: str, timeout: float) -> RemoteOutcome:
+        """Until the prompt ended (websocket, ``/history`` as fallback); RemoteUnavailable after ``timeout``
+        seconds without any sign of life from the worker."""
+        ...
+
+    async def fetch(self, worker: WorkerConfig, ref: Mapping[str, str]) -> bytes:
+        """An output file (``{"filename", "subfolder", "type"}``) through ``/view``."""
+        ...
+
+    async def ensure_input(self, worker: WorkerConfig, name: str, local_path: str) -> None:
+        """Upload an input file (``LoadImage``'s) unless the worker has one by that name."""
+        ...
+
+    async def cancel(self, worker: WorkerConfig, prompt_ids: Sequence[str]) -> None:
+        """Delete these queued prompts and interrupt the running one only when it is one of them."""
+        ...
+
+    def store_output(self, data: bytes, subfolder: str, filename: str, prompt: dict[str, Any],
+                     extra_pnginfo: Any, node_id: str, number: int, count: int) -> None:
+        """Write a fetched image as ``output/<subfolder>/<filename>``, as the local save node would (its PNG
+        metadata, an atomic write, the path checked against the output root)."""
+        ...

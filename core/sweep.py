@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from . import batch_outputs, parameter_parser, planner, prompt_graph, saved_cells
+from . import batch_outputs, dispatch, parameter_parser, planner, prompt_graph, saved_cells
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
 from .iteration_state import CELL_STATUS_CHARS, IterationStateManager
 from .paths import batch_subfolder, new_batch_id
-from .ports import Host, QueuedPrompt
+from .ports import Host, QueuedPrompt, RemoteWorkerPort
 from .states import CellStatus
+from .workers import WorkerDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class BatchRun:
     # While the feeder waits for room: wake it once ``len(queued)`` drops to this. -1: not waiting (no wake-ups).
     refill_at: int = -1
     lock: threading.Lock = field(default_factory=threading.Lock)
+    dispatch: dispatch.BatchDispatch | None = None  # set when the batch runs on several servers (issue 14)
 
     @property
     def save_node_ids(self) -> tuple[str, ...]:
@@ -209,6 +211,8 @@ class SweepService:
         window: int = DEFAULT_WINDOW,
         journal: Any = None,
         event_interval: float = 0.0,
+        workers: WorkerDirectory | None = None,
+        remote: RemoteWorkerPort | None = None,
     ) -> None:
         self.manager = manager
         self.host = host
@@ -218,6 +222,9 @@ class SweepService:
         self.max_values = limits.max_values if max_values is None else max_values
         self.max_combinations = limits.max_combinations if max_combinations is None else max_combinations
         self.window = max(2, window)
+        # Issue 14: other ComfyUI servers to spread a batch over. Without a remote worker nothing changes.
+        self.workers = workers
+        self.remote = remote
         # One run per batch with open cells (dropped when none is left), and the runs whose submitted cell
         # ComfyUI has not queued yet, by its prompt id (also matched by prompt object identity, which survives
         # ComfyUI versions that ignore a client-chosen prompt_id).
@@ -347,6 +354,8 @@ class SweepService:
                 if not run.submitted_left_queue:  # it may have started already: it then left the queue
                     run.queued.add(run.prompt_id)
             run.phase = Phase.FEEDING
+            if await self._dispatched(run, run.template, start=1, preflight=preflight):
+                return
             # The pre-flight (a thread competing for the GIL) starts once the queue holds its window of cells.
             await self._feed(run, run.template, start=1, when_queued=preflight)
         except Exception:
@@ -524,7 +533,7 @@ class SweepService:
                 self._runs[batch_id] = run
             self.host.call_soon_threadsafe(self._ensure_flusher)
             template = self.host.blank_item(extra_base)
-            self.host.create_task(self._feed(run, template, start=0))
+            self.host.create_task(self._resume_feed(run, template))
         logger.info("WI: resuming batch %s: %d cells to run, %d already saved", batch_id, len(remaining), len(todo) - len(remaining))
         return {"batch_id": batch_id, "state": "active" if remaining else "collecting",
                 "queued": len(remaining), "already_saved": len(todo) - len(remaining)}
@@ -555,8 +564,10 @@ class SweepService:
             stop = len(cells) if limit is None else min(len(cells), start + max(0, limit))
             record["cell_statuses"] = "".join(CELL_STATUS_CHARS[_CELL_CODES.get(str(c.get("status")), 0)] for c in cells)
             record["cells_page"] = {"offset": start, "count": stop - start, "total": len(cells)}
-            record["cells"] = [c if with_values else {k: v for k, v in c.items() if k != "values"}
+            # The live status's shape (issue 14): the journal does not keep which server ran a cell.
+            record["cells"] = [{"worker": None, **(c if with_values else {k: v for k, v in c.items() if k != "values"})}
                                for c in cells[start:stop]]
+            record.setdefault("workers", {})
             record.pop("sparse", None)
             return record
 
@@ -629,6 +640,74 @@ class SweepService:
     def _accepting(self, batch_id: str) -> bool:
         return self.manager.state_of(batch_id) in ("pending", "active")
 
+    async def _resume_feed(self, run: BatchRun, template: QueuedPrompt) -> None:
+        if not await self._dispatched(run, template, start=0):
+            await self._feed(run, template, start=0)
+
+    async def _dispatched(self, run: BatchRun, template: QueuedPrompt, *, start: int,
+                          preflight: Callable[[], None] | None = None) -> bool:
+        """Run the batch over several servers when remote workers are configured (issue 14); False (nothing
+        done) otherwise, and the single-server feeder runs as before."""
+        workers = dispatch.remote_workers(self.workers) if self.remote is not None else []
+        if not workers:
+            return False
+        assert self.remote is not None
+        if run.number is None:
+            run.number = float(self.host.allocate_number(False))
+        base_number, total = run.number, run.plan.total
+        extras = CellExtras(template.extra_data, run.plan, run.batch_id, run.subfolder)
+        ids = self.manager.prompt_ids(run.batch_id)
+        queued_here = [0]
+
+        async def queue_local(index: int, _attempt: int) -> bool:
+            combination = run.plan.combinations[index]
+            cell_prompt = run.plan.cell_prompt(combination)
+            prompt_id = ids.for_cell(index)
+            valid = await self._validate_cell(run, index, prompt_id, cell_prompt)
+            if valid is None:
+                return False
+            if not self.manager.attach_prompt(run.batch_id, index, prompt_id, only_if_open=True):
+                return False
+            queued_here[0] += 1
+            number = base_number + queued_here[0] / (total + 1)
+            self.host.put_clone(template, number, prompt_id, cell_prompt, extras.for_cell(combination), list(valid[2]))
+            return True
+
+        run.dispatch = dispatch.BatchDispatch(
+            batch_id=run.batch_id, plan=run.plan, order=list(run.order[start:]), workers=workers, port=self.remote,
+            manager=self.manager, extras=extras,
+            subfolder=run.subfolder, queue_local=queue_local,
+            on_batch_ended=functools.partial(self._batch_ended, run.batch_id),
+            send_event=lambda event, data: self.host.send_event(event, data),
+            call_soon_threadsafe=self.host.call_soon_threadsafe, directory=self.workers,
+            input_dir=self.host.input_dir(), local_leased=list(run.order[:start]),
+        )
+        if preflight is not None:
+            preflight()
+        try:
+            await run.dispatch.run()
+        except Exception:
+            logger.exception("WI: dispatching batch %s stopped", run.batch_id)
+            self._fail_unqueued(run.batch_id, "internal error while dispatching; see the ComfyUI log")
+        finally:
+            if run.phase is Phase.FEEDING:
+                run.phase = Phase.DRAINING
+        return True
+
+    async def _validate_cell(self, run: BatchRun, index: int, prompt_id: str,
+                             cell_prompt: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Validate one cell here: ``validate_prompt``'s answer, or None when it failed (the cell then ended)."""
+        try:
+            valid = await self.host.validate(prompt_id, cell_prompt, run.partial_targets)
+        except Exception as exc:  # a custom node's VALIDATE_INPUTS may raise; that cell fails, not the batch
+            logger.exception("WI: validating cell %d of %s raised", index, run.batch_id)
+            valid = (False, {"message": f"{type(exc).__name__}: {exc}"}, [], {})
+        if not valid[0] or not valid[2]:
+            if self.manager.register_failure(run.batch_id, index, describe_validation_error(valid)):
+                self._batch_ended(run.batch_id)
+            return None
+        return tuple(valid)
+
     async def _feed(self, run: BatchRun, template: QueuedPrompt, *, start: int,
                     when_queued: Callable[[], None] | None = None) -> None:
         """Validate and queue the cells of ``run.order[start:]`` in that order, keeping at most ``window``
@@ -653,15 +732,9 @@ class SweepService:
                 combination = plan.combinations[index]
                 cell_prompt = plan.cell_prompt(combination)
                 prompt_id = ids.for_cell(index)
-                try:
-                    valid = await self.host.validate(prompt_id, cell_prompt, run.partial_targets)
-                except Exception as exc:  # a custom node's VALIDATE_INPUTS may raise; that cell fails, not the batch
-                    logger.exception("WI: validating cell %d of %s raised", index, batch_id)
-                    valid = (False, {"message": f"{type(exc).__name__}: {exc}"}, [], {})
+                valid = await self._validate_cell(run, index, prompt_id, cell_prompt)
                 run.fed_until = position + 1
-                if not valid[0] or not valid[2]:
-                    if self.manager.register_failure(batch_id, index, describe_validation_error(valid)):
-                        self._batch_ended(batch_id)
+                if valid is None:
                     continue
                 # No await between this attach and the put: a cancel (also on this loop) cannot slip in between.
                 if not self.manager.attach_prompt(batch_id, index, prompt_id, only_if_open=True):
@@ -763,6 +836,8 @@ class SweepService:
             ended = self.manager.register_cancelled(batch_id, index, reason or "interrupted")
         else:
             ended = self.manager.register_failure(batch_id, index, reason or "failed")
+        if run is not None and run.dispatch is not None:
+            run.dispatch.local_ended(index)  # after the record: the lease frees once the cell is recorded
         if ended:
             self._batch_ended(batch_id)
 
@@ -785,6 +860,8 @@ class SweepService:
             run = self._wake(batch_id, str(prompt_id), refill=False)
             if self.manager.register_cancelled(batch_id, index, "removed from the queue"):
                 self._batch_ended(batch_id)
+            if run is not None and run.dispatch is not None:
+                run.dispatch.local_ended(index)
             if run is not None and (whole_queue or (not run.queued and run.unfed())):
                 emptied.add(batch_id)
         for batch_id in emptied:
@@ -794,6 +871,9 @@ class SweepService:
             except WIError:
                 continue
             self._wake(batch_id, None)
+            run = self.run_of(batch_id)
+            if run is not None and run.dispatch is not None:  # the batch's cells on other servers stop too
+                self.host.call_soon_threadsafe(run.dispatch.cancel)
             if outcome.ended:
                 self._batch_ended(batch_id)
 
@@ -819,7 +899,11 @@ class SweepService:
                 return [str(running)]
             return []
 
+        run = self.run_of(batch_id)
         outcome = self.manager.cancel(batch_id, still_running=remove_and_interrupt)
+        if run is not None and run.dispatch is not None:
+            # The other servers: their queued cells of this batch deleted, the running one interrupted if ours.
+            result["workers"] = [{"worker_id": w, "prompt_ids": ids} for w, ids in run.dispatch.cancel()]
         self._wake(batch_id, None)
         if outcome.ended:
             self._batch_ended(batch_id)

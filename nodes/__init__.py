@@ -36,8 +36,12 @@ def register() -> Any:
 
         host = _comfy.ComfyHost(server_instance)
         manager = IterationStateManager.instance()
+        from .remote_comfy import RemoteComfy
+
+        # remote: idle until a worker directory lists a remote worker (the lead wires workers= at merge).
         service = SweepService(manager, host, journal=_open_journal(_comfy.user_directory()),
-                               grid_builder=GridService(manager, host).build, event_interval=CELL_EVENT_INTERVAL_S)
+                               grid_builder=GridService(manager, host).build, event_interval=CELL_EVENT_INTERVAL_S,
+                               remote=RemoteComfy())
         host.install(service)  # service.handle_prompt is the hook's one catch-all boundary
         routes.add_routes(server_instance.routes, service)
         service.restore_interrupted()

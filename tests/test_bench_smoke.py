@@ -83,7 +83,8 @@ def test_grid_quick_rows(monkeypatch):
 
 
 def test_every_benchmark_is_registered_and_only_rejects_unknown_names():
-    assert set(bench_main.BENCHMARKS) == {"interception", "e2e", "cache_order", "manager", "status_load", "loop_stall", "big_batch", "grid", "worker_hooks"}
+    assert set(bench_main.BENCHMARKS) == {"interception", "e2e", "cache_order", "manager", "status_load", "loop_stall", "big_batch", "grid",
+                                          "worker_hooks", "workers"}
     with pytest.raises(SystemExit):
         bench_main.main(["--only", "no_such_benchmark"])
 

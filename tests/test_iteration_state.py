@@ -556,7 +556,9 @@ def test_get_status_has_the_documented_shape(mgr: IterationStateManager, clock: 
     assert status["cells"][0] == {
         "index": 0, "coords": [0, 0], "values": {"cfg": 7, "sampler": "euler"}, "status": "queued",
         "error": None, "prompt_id": "p0", "files": [], "metadata": {}, "started_at": None, "ended_at": None,
+        "worker": None,  # issue 14: the worker that ran it; None when no worker was involved
     }
+    assert status["workers"] == {}  # no workers configured
     assert status["state"] == "active" and status["client_id"] == "cli"
     json.dumps(status, allow_nan=False)  # JSON-ready throughout
 

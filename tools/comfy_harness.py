@@ -105,10 +105,15 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    """A ComfyUI process on 127.0.0.1 with this pack (and optional extra node packs) linked in."""
+    """A ComfyUI process on 127.0.0.1 with this pack (and optional extra node packs) linked in.
+
+    ``with_pack=False`` starts a stock ComfyUI (only the extra packs): a remote worker of issue 14. ``env``
+    adds environment variables for the server process.
+    """
 
     def __init__(self, *, extra_packs: dict[str, Path] | None = None, extra_args: list[str] | None = None,
-                 base_dir: Path | None = None, backend: Backend | None = None) -> None:
+                 base_dir: Path | None = None, backend: Backend | None = None, with_pack: bool = True,
+                 env: dict[str, str] | None = None) -> None:
         found = backend or locate_backend()
         if isinstance(found, str):
             raise RuntimeError(found)
@@ -119,6 +124,8 @@ class ComfyServer:
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="wi-comfy-"))
         self.extra_packs = dict(extra_packs or {})
         self.extra_args = list(extra_args or [])
+        self.with_pack = with_pack
+        self.env = dict(env or {})
         self.process: subprocess.Popen | None = None
         self.log_path = self.base_dir / "comfyui.log"
 
@@ -137,7 +144,8 @@ class ComfyServer:
     def start(self, timeout: float = 180.0) -> "ComfyServer":
         custom_nodes = self.base_dir / "custom_nodes"
         custom_nodes.mkdir(parents=True, exist_ok=True)
-        for name, target in {PACK_LINK_NAME: REPO_ROOT, **self.extra_packs}.items():
+        packs = {PACK_LINK_NAME: REPO_ROOT} if self.with_pack else {}
+        for name, target in {**packs, **self.extra_packs}.items():
             link = custom_nodes / name
             if not link.exists():
                 link.symlink_to(target, target_is_directory=True)
@@ -148,14 +156,15 @@ class ComfyServer:
                    "--database-url", f"sqlite:///{self.base_dir / 'user' / 'comfyui.db'}", *self.extra_args]
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, cwd=self.comfy_dir, stdout=log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"ComfyUI exited with {self.process.returncode}; log: {self.log_tail()}")
             try:
-                status, info = self.get("/object_info/WIIterator")
-                if status == 200 and "WIIterator" in info:
+                probe = "WIIterator" if self.with_pack else "EmptyImage"
+                status, info = self.get(f"/object_info/{probe}")
+                if status == 200 and probe in info:
                     return self
                 if status == 200:
                     raise RuntimeError(f"ComfyUI started without the WI pack; log: {self.log_tail()}")
