@@ -287,6 +287,8 @@ class _Config:
 
 _DEFAULT_LOCAL = WorkerConfig(id=LOCAL_WORKER_ID, name=LOCAL_NAME, url=None)
 _EMPTY = _Config(local=_DEFAULT_LOCAL, remote=())
+#: A remote worker nobody has asked yet (the probe asks a new one at once).
+_NOT_CHECKED = WorkerHealth(reachable=False, error="not checked yet")
 
 
 def _decode(text: str) -> _Config:
@@ -555,7 +557,7 @@ class WorkerRegistry:
             # The local server answers by definition; its queue depth comes from reports (the probe asks ComfyUI).
             known = self._health.get(worker_id)
             return known if known is not None and known.reachable else WorkerHealth(reachable=True)
-        return self._health.get(worker_id) or WorkerHealth(reachable=False)
+        return self._health.get(worker_id) or _NOT_CHECKED
 
     def _collect_changes(self, config: _Config) -> list[tuple[StateListener, str, WorkerState | None, str | None]]:
         """Under the lock: every worker whose state differs from the last one announced, paired with each listener."""
