@@ -1,0 +1,103 @@
+"""The Workers section and the per-batch worker / choices display, in headless Chromium against a real ComfyUI.
+
+Same parametrisation as test_browser.py (every backend x every frontend, both node renderers); the scenarios
+are in ``workers_driver.mjs``: add a worker through the panel's form (a URL with credentials is refused naming
+the field), see it listed "unreachable" with the probe's reason (nobody listens on its port), its auth header
+never answered back, delete it; and a real sweep whose status reads carry the contract's ``worker`` /
+``workers`` fields and a choices answer, rendered on the card.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from test_browser import BUNDLED, RENDERERS, RUNS, _prerequisites, _say, _skip, frontend_label, run_label
+from tools.comfy_harness import ComfyServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workers_driver.mjs")
+DRIVER_TIMEOUT_S = 600
+
+
+def _dead_port() -> int:
+    """A loopback port with nobody listening (bound, then released: nothing else is told to use it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=RUNS, ids=[run_label(b, f) for b, f in RUNS])
+def workers_run(request):
+    backend, frontend = request.param
+    from pathlib import Path
+
+    if frontend != BUNDLED and not (Path(frontend) / "index.html").is_file():
+        _skip(f"frontend {frontend} not found (no index.html)", frontend_label(frontend))
+    chromium, node = _prerequisites()
+    label = run_label(backend, frontend)
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e-workers" / label
+    artifacts.mkdir(parents=True, exist_ok=True)
+    (artifacts / "workers_results.json").unlink(missing_ok=True)
+    server = ComfyServer(extra_args=[] if frontend == BUNDLED else ["--front-end-root", frontend], backend=backend)
+    try:
+        server.start()
+        env = {**os.environ, "WI_COMFY_URL": server.url, "WI_E2E_ARTIFACTS": str(artifacts), "WI_CHROMIUM": chromium,
+               "WI_E2E_RENDERERS": ",".join(RENDERERS), "WI_DEAD_PORT": str(_dead_port())}
+        started = time.monotonic()
+        done = subprocess.run([node, DRIVER], cwd=os.path.dirname(DRIVER), env=env, capture_output=True, text=True,
+                              timeout=DRIVER_TIMEOUT_S)
+        _say(f"workers UI {label}: driver took {time.monotonic() - started:.0f}s\n{done.stdout}{done.stderr[-3000:]}")
+        results = artifacts / "workers_results.json"
+        if not results.is_file():
+            pytest.fail(f"the workers driver wrote no results:\n{done.stdout}\n{done.stderr}\n{server.log_tail()}")
+        report = json.loads(results.read_text())
+        yield {"report": report, "server": server, "label": label, "artifacts": artifacts}
+    finally:
+        server.cleanup()
+
+
+def _scenario(run: dict, name: str, renderer: str) -> dict:
+    results = run["report"]["results"]
+    setup = [r for r in results if r["name"] == "setup" and r["renderer"] == renderer]
+    if setup:
+        pytest.fail(f"the page did not come up ({run['label']}, renderer {renderer}): {setup[0]['error']}")
+    result = next((r for r in results if r["name"] == name and r["renderer"] == renderer), None)
+    assert result is not None, f"scenario {name} (renderer {renderer}) did not run"
+    assert result["ok"], f"{run['label']}/{renderer}/{name}: {result['error']} (see {run['artifacts']})"
+    return result["data"]
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_worker_added_through_the_panel_is_listed_unreachable_and_deleted(workers_run, renderer):
+    data = _scenario(workers_run, "workers_crud", renderer)
+    assert "credentials" in data["refused"] and "url" in data["refused"]
+    listed = data["listed"]
+    assert listed["state"] == "unreachable" and listed["stateLabel"] == "unreachable"
+    assert "cannot connect" in listed["line"] and "auth" in listed["line"]
+    assert "1 of 2 available" in listed["summary"]
+    assert data["entryId"] not in data["afterIds"] and data["afterIds"] == ["local"]
+    code, body = workers_run["server"].get("/wi/workers")
+    assert code == 200 and [w["id"] for w in body["workers"]] == ["local"]
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_panel_shows_the_worker_of_each_cell_each_workers_part_and_the_stars(workers_run, renderer):
+    data = _scenario(workers_run, "batch_workers", renderer)
+    assert [tile["worker"] for tile in data["tiles"]] == ["This server", "gpu-e2e"]
+    assert data["tiles"][1]["title"].endswith("worker: gpu-e2e\n★ starred")
+    assert [tile["choice"] for tile in data["tiles"]] == [None, "starred"]
+    chips = {chip["id"]: chip for chip in data["chips"]}
+    assert chips["w-e2e"]["text"] == "gpu-e2e · idle · 1 done"
+    assert chips["w-bad"]["text"].startswith("no-models · excluded") and "missing checkpoint" in chips["w-bad"]["title"]
+    assert "★ 1" in data["choices"]
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_no_console_errors_from_the_workers_ui(workers_run, renderer):
+    assert _scenario(workers_run, "console_clean", renderer) == []
