@@ -1,6 +1,7 @@
 """HTTP routes for the worker list (issue 14), registered with one call, :func:`add_worker_routes`.
 
-``GET /wi/workers`` lists every worker with its health and state; ``POST /wi/workers`` adds one (no ``id``) or
+``GET /wi/workers`` lists every worker with its health and state (plus ``file_error``: why the workers file
+cannot be used, else null); ``POST /wi/workers`` adds one (no ``id``) or
 changes one (``id``) and answers the entry; ``DELETE /wi/workers/{worker_id}`` removes one. A worker's auth header
 is never answered back: entries say ``has_auth``. Each state change goes out as the websocket event
 ``wi.worker_state`` ``{"worker_id", "state", "batch_id": null, "detail"}``.
@@ -97,7 +98,9 @@ def add_worker_routes(routes: web.RouteTableDef, registry: WorkerRegistry, *,
     @routes.get("/wi/workers")
     @_guarded
     async def wi_workers(request: web.Request) -> web.Response:
-        return web.json_response({"workers": [worker_entry(registry, w) for w in registry.entries()]})
+        # file_error (beyond the contract's shape): why a hand-edited file is not in use, so the panel can say so.
+        return web.json_response({"workers": [worker_entry(registry, w) for w in registry.entries()],
+                                  "file_error": registry.file_error})
 
     @routes.post("/wi/workers")
     @_guarded

@@ -88,6 +88,21 @@ def test_post_adds_a_worker_and_answers_the_entry_without_the_auth_value(h):
     assert h.changes == 1
 
 
+def test_get_says_why_a_broken_file_is_not_used(h, tmp_path):
+    path = workers_file_path(str(tmp_path / "user"))
+    import os
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write('{"workers": [{"id": "a", "url": "gopher://x"}]}')
+    status, body, _ = h.request("GET", "/wi/workers")
+    assert status == 200 and [w["id"] for w in body["workers"]] == [LOCAL_WORKER_ID]
+    assert "workers[0].url" in body["file_error"]
+    assert h.request("GET", "/wi/workers")[1]["file_error"] is not None
+    os.remove(path)
+    assert h.request("GET", "/wi/workers")[1]["file_error"] is None
+
+
 def test_post_with_id_changes_a_worker(h):
     _, added, _ = h.request("POST", "/wi/workers", json={"url": "http://127.0.0.1:9"})
     status, changed, _ = h.request("POST", "/wi/workers", json={"id": added["id"], "url": "http://127.0.0.1:9",

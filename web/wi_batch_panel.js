@@ -74,6 +74,8 @@ const detailQueue = [];
 const announcedEnds = new Set();
 /** GET /wi/workers as last read (null: not read yet, or a server without the route). */
 let workerList = null;
+/** Why the server cannot use its workers file (it keeps the last good list), from the same answer; else null. */
+let workersFileError = null;
 /** Batches whose choices route answered 404 (no route on this server): not asked again. */
 const choicesUnavailable = new Set();
 
@@ -151,7 +153,9 @@ async function fetchChoices(batchId) {
 
 async function refreshWorkers() {
   try {
-    workerList = await client.listWorkers();
+    const answer = await client.listWorkersWithStatus();
+    workerList = answer.workers;
+    workersFileError = answer.fileError;
   } catch (error) {
     // A server without the workers routes (404): the section says so instead of listing anything.
     workerList = error?.status === 404 ? null : workerList;
@@ -463,6 +467,7 @@ class WorkersSection {
     this.list = element("div", "wi-workers__list", { "data-wi-workers-list": "" });
     this.unavailable = element("div", "wi-workers__note", { "data-wi-workers-unavailable": "" });
     this.unavailable.textContent = "This server does not list workers.";
+    this.fileError = element("div", "wi-worker-form__error", { "data-wi-workers-file-error": "" });
     const actions = element("div", "wi-batch__actions");
     this.addButton = element("button", "wi-button", { type: "button", "data-wi-worker-add": "" });
     this.addButton.textContent = "Add worker";
@@ -470,7 +475,7 @@ class WorkersSection {
     this.addButton.addEventListener("click", () => this.openForm(null));
     actions.append(this.addButton);
     this.form = this.buildForm();
-    this.root.append(this.summary, this.unavailable, this.list, this.form.root, actions);
+    this.root.append(this.summary, this.unavailable, this.fileError, this.list, this.form.root, actions);
     this.root.addEventListener("toggle", () => {
       if (this.root.open) refreshWorkers();
     });
@@ -634,6 +639,8 @@ class WorkersSection {
     const available = workerList !== null;
     this.unavailable.hidden = available;
     this.addButton.disabled = !available;
+    setText(this.fileError, workersFileError ? `The workers file cannot be used (fix or delete it): ${workersFileError}` : "");
+    this.fileError.hidden = !workersFileError;
     const view = workersView(workerList ?? [], now);
     setText(this.summary, available ? `Workers · ${view.summary}` : "Workers");
     const wanted = new Set(view.rows.map((row) => row.id));
@@ -649,8 +656,9 @@ class WorkersSection {
       row.root.setAttribute("data-wi-worker-state", item.state);
       setText(row.name, item.name);
       const parts = [item.url, item.detail, item.lastSeen, item.weight !== 1 ? `weight ${item.weight}` : "", item.hasAuth ? "auth" : ""];
-      setText(row.line, parts.filter(Boolean).join(" · "));
-      row.line.title = item.detail;
+      const line = parts.filter(Boolean).join(" · ");
+      setText(row.line, line);
+      row.line.title = line;
       setText(row.state, item.stateLabel);
       row.remove.hidden = !item.canDelete;
       if (this.list.children[position] !== row.root) this.list.insertBefore(row.root, this.list.children[position] ?? null);

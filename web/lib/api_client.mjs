@@ -143,8 +143,15 @@ export function createApiClient(api) {
     },
     /** GET /wi/workers -> [worker entry, ...] (the local server first). */
     async listWorkers() {
+      return (await this.listWorkersWithStatus()).workers;
+    },
+    /** GET /wi/workers -> {workers, fileError}: fileError says why the server cannot use its workers file. */
+    async listWorkersWithStatus() {
       const payload = await send(api, buildWorkersRequest());
-      return Array.isArray(payload.workers) ? payload.workers : [];
+      return {
+        workers: Array.isArray(payload.workers) ? payload.workers : [],
+        fileError: typeof payload.file_error === "string" && payload.file_error ? payload.file_error : null,
+      };
     },
     /** POST /wi/workers -> the saved entry; 400 names the bad field (error.field), 404 for an unknown id. */
     saveWorker(body) {

@@ -58,12 +58,13 @@ export const PANEL_CSS = `
 .wi-workers[open] { display: flex; flex-direction: column; gap: 6px; padding-bottom: 8px; }
 .wi-workers__list { display: flex; flex-direction: column; gap: 4px; }
 .wi-workers__note { opacity: 0.7; font-size: 12px; }
-.wi-worker { display: flex; align-items: center; gap: 6px; }
+/* In a narrow sidebar the buttons wrap below the name rather than squeezing it to nothing. */
+.wi-worker { display: flex; align-items: center; gap: 4px 6px; flex-wrap: wrap; }
 .wi-worker__dot { width: 8px; height: 8px; border-radius: 50%; flex: none; background: #9e9e9e; }
 .wi-worker--idle .wi-worker__dot { background: #4caf50; }
 .wi-worker--busy .wi-worker__dot { background: #42a5f5; }
 .wi-worker--unreachable .wi-worker__dot { background: #e53935; }
-.wi-worker__text { display: flex; flex-direction: column; flex: 1; min-width: 0; }
+.wi-worker__text { display: flex; flex-direction: column; flex: 1 1 120px; min-width: 0; }
 .wi-worker__name { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .wi-worker__line { font-size: 11px; opacity: 0.8; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .wi-worker__state { font-size: 11px; }

@@ -280,6 +280,16 @@ describe("api client: workers and choices routes", () => {
     assert.equal(api.calls[1].init.headers["Content-Type"], "application/json");
   });
 
+  test("the list says why the server cannot use its workers file", async () => {
+    const api = recordingApi([
+      { status: 200, body: { workers: [LOCAL], file_error: "workers.json: workers[0].url: ..." } },
+      { status: 200, body: { workers: [LOCAL], file_error: null } },
+    ]);
+    const client = createApiClient(api);
+    assert.deepEqual(await client.listWorkersWithStatus(), { workers: [LOCAL], fileError: "workers.json: workers[0].url: ..." });
+    assert.deepEqual(await client.listWorkersWithStatus(), { workers: [LOCAL], fileError: null });
+  });
+
   test("a 400 names the field on the error", async () => {
     const api = recordingApi([{ status: 400, body: { error: "bad worker", detail: "url: no host", field: "url" } }]);
     await assert.rejects(createApiClient(api).saveWorker({ url: "http://" }), (error) => error.status === 400 && error.field === "url");
