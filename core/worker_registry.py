@@ -5,7 +5,8 @@ Owns:
 * the workers file (``<ComfyUI user dir>/workflow_iterator/workers.json``): its format, its validation, writing it
   atomically (``core/atomic_files.py``) and re-reading it when someone else changed it;
 * the rules for one worker entry: URL (http/https, a host, a valid port, no credentials, no query), name, auth
-  header (``"Name: value"``; kept in the file, never answered back), weight (> 0), enabled; duplicate URLs;
+  header (``"Name: value"``; kept in the file, never answered back, dropped when the URL changes without a new
+  one), weight (> 0), enabled; duplicate URLs;
 * what is known of each worker's health (the probe and the dispatcher :meth:`report` it) and the one rule turning
   configuration + health into a :data:`~core.workers.WorkerState` (:func:`worker_state`);
 * change notifications (a worker's state changed), delivered after the lock is released.
@@ -229,13 +230,21 @@ def _build(spec: Mapping[str, Any], base: WorkerConfig | None) -> WorkerConfig:
     else:
         url = base.url
     name = _name(spec["name"], url) if "name" in spec else (base.name if base else _default_name(url))
+    if "auth_header" in spec:
+        auth_header = _auth_header(spec["auth_header"])
+    elif base is not None and base.url == url:
+        auth_header = base.auth_header
+    else:
+        # A saved secret never follows a worker to a new address: whoever may edit the list cannot read the
+        # header back, and must not be able to have it sent to a server of their choosing either.
+        auth_header = None
     return WorkerConfig(
         id=worker_id,
         name=name,
         url=url,
         weight=_weight(spec["weight"]) if "weight" in spec else (base.weight if base else 1.0),
         enabled=_enabled(spec["enabled"]) if "enabled" in spec else (base.enabled if base else True),
-        auth_header=_auth_header(spec["auth_header"]) if "auth_header" in spec else (base.auth_header if base else None),
+        auth_header=auth_header,
     )
 
 

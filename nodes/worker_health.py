@@ -9,6 +9,7 @@ read from ComfyUI's own queue (a callable from the adapter), not over HTTP.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,10 @@ def describe_failure(exc: BaseException, timeout_s: float) -> str:
         if exc.status in (401, 403):
             return f"HTTP {exc.status}: the server refused the auth header (or needs one)"
         return f"HTTP {exc.status} from GET /queue"
+    if isinstance(exc, json.JSONDecodeError):
+        return "GET /queue did not answer JSON: is this a ComfyUI server?"
+    if isinstance(exc, ValueError):
+        return str(exc)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect: {exc.os_error.strerror or exc.os_error}" if exc.os_error else "cannot connect"
     return f"{type(exc).__name__}: {exc}"

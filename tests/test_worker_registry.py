@@ -78,6 +78,16 @@ def test_edit_keeps_the_fields_it_leaves_out(path):
     assert changed.url == added.url
 
 
+def test_a_saved_auth_header_does_not_follow_a_changed_url(path):
+    reg = registry(path)
+    added = reg.save({"url": "http://10.0.0.2:8188", "auth_header": "X-Key: k"})
+    moved = reg.save({"id": added.id, "url": "http://evil.example:8188"})
+    assert moved.auth_header is None
+    again = reg.save({"id": added.id, "url": "http://10.0.0.2:8188/", "auth_header": "X-Key: new"})
+    assert again.auth_header == "X-Key: new"
+    assert reg.save({"id": added.id, "url": "HTTP://10.0.0.2:8188"}).auth_header == "X-Key: new", "same URL, other spelling"
+
+
 def test_an_empty_auth_header_in_an_edit_removes_it(path):
     reg = registry(path)
     added = reg.save({"url": "http://10.0.0.2:8188", "auth_header": "X-Key: k"})

@@ -251,7 +251,19 @@ def test_probe_marks_a_server_that_is_not_comfyui(h):
     _, added, _ = h.request("POST", "/wi/workers", json={"url": remote.url})
     probe_once(h)
     health = h.registry.health(added["id"])
-    assert not health.reachable and health.error
+    assert not health.reachable and health.error == "GET /queue did not answer JSON: is this a ComfyUI server?"
+    h.run(remote.server.close())
+
+
+def test_probe_marks_json_that_is_not_a_comfyui_queue(h):
+    async def other(request):
+        return web.json_response({"status": "ok"})
+
+    remote = FakeRemote(h.loop, other)
+    _, added, _ = h.request("POST", "/wi/workers", json={"url": remote.url})
+    probe_once(h)
+    assert h.registry.health(added["id"]).error == ("GET /queue has no queue_running/queue_pending lists: "
+                                                    "is this a ComfyUI server?")
     h.run(remote.server.close())
 
 

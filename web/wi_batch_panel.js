@@ -532,7 +532,7 @@ class WorkersSection {
     inputs.url.value = values.url;
     inputs.name.value = values.name;
     inputs.auth_header.value = "";
-    inputs.auth_header.placeholder = values.hasAuth ? "(saved; type to replace)" : "Authorization: Bearer …";
+    inputs.auth_header.placeholder = values.hasAuth ? "(saved; kept unless the URL changes)" : "Authorization: Bearer …";
     inputs.weight.value = values.weight;
     inputs.enabled.checked = values.enabled;
     inputs.clear_auth.checked = false;

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import ran_registry
 from test_browser import BUNDLED, RENDERERS, RUNS, _prerequisites, _say, _skip, frontend_label, run_label
 from tools.comfy_harness import ComfyServer
 
@@ -57,6 +58,11 @@ def workers_run(request):
         if not results.is_file():
             pytest.fail(f"the workers driver wrote no results:\n{done.stdout}\n{done.stderr}\n{server.log_tail()}")
         report = json.loads(results.read_text())
+        for renderer in RENDERERS:
+            rows = [r for r in report["results"] if r.get("renderer") == renderer]
+            failed = [r["name"] for r in rows if not r["ok"]]
+            ran_registry.record_ran("frontend", f"workers UI {label} x renderer {renderer}",
+                                    f"{'PASS' if rows and not failed else 'FAIL ' + ', '.join(failed)} ({len(rows)} scenarios)")
         yield {"report": report, "server": server, "label": label, "artifacts": artifacts}
     finally:
         server.cleanup()
