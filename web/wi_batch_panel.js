@@ -30,7 +30,7 @@ import {
   sizeWarningToast,
 } from "./lib/toasts.mjs";
 import { batchDisplayName, batchView, indicatorView } from "./lib/view_model.mjs";
-import { normaliseChoices } from "./lib/choices.mjs";
+import { ChoicesSupport, choicesFailure, normaliseChoices, shouldAskChoices } from "./lib/choices.mjs";
 import { debounce } from "./lib/schedule.mjs";
 import {
   applyWorkerStateEvent,
@@ -76,8 +76,29 @@ const announcedEnds = new Set();
 let workerList = null;
 /** Why the server cannot use its workers file (it keeps the last good list), from the same answer; else null. */
 let workersFileError = null;
-/** Batches whose choices route answered 404 (no route on this server): not asked again. */
+/** Batches the choices route does not know (404 for that batch): not asked again. */
 const choicesUnavailable = new Set();
+const CHOICES_SUPPORT_KEY = "wi.choicesRoute";
+/** lib/choices.mjs ChoicesSupport for this server; remembered per origin once the route answered. */
+let choicesSupport = readChoicesSupport();
+
+function readChoicesSupport() {
+  try {
+    return localStorage.getItem(CHOICES_SUPPORT_KEY) === ChoicesSupport.yes ? ChoicesSupport.yes : ChoicesSupport.unknown;
+  } catch {
+    return ChoicesSupport.unknown;
+  }
+}
+
+function rememberChoicesSupport(support) {
+  choicesSupport = support;
+  try {
+    if (support === ChoicesSupport.yes) localStorage.setItem(CHOICES_SUPPORT_KEY, support);
+    else localStorage.removeItem(CHOICES_SUPPORT_KEY);
+  } catch {
+    // Private mode without storage: the page still learns it for its own lifetime.
+  }
+}
 
 function readSetting(id, fallback) {
   try {
@@ -140,14 +161,24 @@ async function fetchDetail(batchId) {
 }
 
 /** Stars and rejects made in the viewer (issue 17); a server without the route shows none. */
-async function fetchChoices(batchId) {
-  if (choicesUnavailable.has(batchId)) return;
+async function fetchChoices(batchId, { cue = null } = {}) {
+  if (choicesUnavailable.has(batchId) || !shouldAskChoices(choicesSupport, { cue })) return;
   try {
     const choices = normaliseChoices(await client.getChoices(batchId));
+    if (choicesSupport !== ChoicesSupport.yes) rememberChoicesSupport(ChoicesSupport.yes);
     dispatch({ type: ActionType.choicesLoaded, batchId, choices });
   } catch (error) {
-    if (error?.status === 404) choicesUnavailable.add(batchId);
+    const failure = choicesFailure(error);
+    if (failure === "absent") rememberChoicesSupport(ChoicesSupport.no);
+    else if (failure === "batch") choicesUnavailable.add(batchId);
     else console.warn(`[${EXTENSION_NAME}] could not read the choices of ${batchId}:`, error);
+  }
+}
+
+/** Choices change in the viewer (another tab): re-read them for the finished batches on a user's cue. */
+function refreshChoices({ cue = null } = {}) {
+  for (const batch of Object.values(state.batches)) {
+    if (isTerminalBatchState(batch.state)) fetchChoices(batch.id, { cue });
   }
 }
 
@@ -184,9 +215,7 @@ async function resync() {
     const batches = await client.listBatches();
     dispatch({ type: ActionType.statusList, batches, requestedAt, now: Date.now() });
     // Stars and rejects change in the viewer, not through events: re-read them for the finished batches.
-    for (const batch of Object.values(state.batches)) {
-      if (isTerminalBatchState(batch.state) && batch.detailLoaded) fetchChoices(batch.id);
-    }
+    refreshChoices();
   } catch (error) {
     // A server without the pack's routes (404) or a transient failure: the panel stays usable from events.
     console.warn(`[${EXTENSION_NAME}] could not list batches:`, error);
@@ -675,7 +704,7 @@ class SweepsPanel {
     const buttons = element("div", "wi-batch__actions");
     const refresh = element("button", "wi-button", { type: "button", "data-wi-refresh": "", title: "Re-read from the server" });
     refresh.textContent = "Refresh";
-    refresh.addEventListener("click", () => resync());
+    refresh.addEventListener("click", () => resync().then(() => refreshChoices({ cue: "refresh" })));
     this.clearButton = element("button", "wi-button", { type: "button", "data-wi-clear-finished": "" });
     this.clearButton.textContent = "Clear finished";
     this.clearButton.addEventListener("click", () => dispatch({ type: ActionType.clearFinished }));
@@ -906,6 +935,10 @@ app.registerExtension({
     }
     api.addEventListener("wi.param_error", (event) => onParamError(event.detail));
     api.addEventListener("wi.worker_state", (event) => onWorkerState(event.detail));
+    // Back from the viewer's tab, where stars are made: the choices may have changed.
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) refreshChoices({ cue: "visible" });
+    });
     api.addEventListener("reconnected", () => resync());
 
     if (placement === "sidebar") registerSidebarTab();

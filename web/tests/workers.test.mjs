@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 
 import { WIApiError, createApiClient } from "../lib/api_client.mjs";
 import { ActionType, createInitialState, reduceBatches } from "../lib/batch_state.mjs";
-import { cellChoice, choicesSummary, normaliseChoices } from "../lib/choices.mjs";
+import { ChoicesSupport, cellChoice, choicesFailure, choicesSummary, normaliseChoices, shouldAskChoices } from "../lib/choices.mjs";
 import { batchView } from "../lib/view_model.mjs";
 import {
   applyWorkerStateEvent,
@@ -241,6 +241,29 @@ describe("choices (stars and rejects from the viewer)", () => {
     assert.match(view.tiles[0].title, /★ starred/);
     assert.equal(reduceBatches(state, { type: ActionType.choicesLoaded, batchId: "b1", choices: normaliseChoices({ starred: [0, 2], rejected: [1] }) }), state,
       "the same choices again change nothing");
+  });
+});
+
+describe("when to ask for choices", () => {
+  test("a server known to have the route is asked on load; an unknown one only on a user's cue", () => {
+    assert.equal(shouldAskChoices(ChoicesSupport.yes), true);
+    assert.equal(shouldAskChoices(ChoicesSupport.unknown), false, "no request per batch on every page load");
+    assert.equal(shouldAskChoices(ChoicesSupport.unknown, { cue: "visible" }), true);
+    assert.equal(shouldAskChoices(ChoicesSupport.unknown, { cue: "refresh" }), true);
+  });
+
+  test("a server without the route is asked again only when the user presses Refresh", () => {
+    assert.equal(shouldAskChoices(ChoicesSupport.no), false);
+    assert.equal(shouldAskChoices(ChoicesSupport.no, { cue: "visible" }), false);
+    assert.equal(shouldAskChoices(ChoicesSupport.no, { cue: "refresh" }), true);
+  });
+
+  test("a 404 from the batch file route means no route; the route's own 404 means this batch only", () => {
+    assert.equal(choicesFailure(new WIApiError("x", { status: 404, error: "unknown file", detail: "choices" })), "absent");
+    assert.equal(choicesFailure(new WIApiError("x", { status: 404 })), "absent", "a 404 page without our JSON");
+    assert.equal(choicesFailure(new WIApiError("x", { status: 404, error: "unknown batch folder" })), "batch");
+    assert.equal(choicesFailure(new WIApiError("x", { status: 500, error: "internal error" })), "transient");
+    assert.equal(choicesFailure(new TypeError("Failed to fetch")), "transient");
   });
 });
 
