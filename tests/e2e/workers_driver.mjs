@@ -155,7 +155,9 @@ async function scenarioWorkersCrud(page) {
 
   // A worker nobody listens at: added through the form, probed at once, listed as unreachable with the reason.
   await form.locator('[data-wi-worker-field="url"]').fill(`http://127.0.0.1:${DEAD_PORT}`);
-  await form.locator('[data-wi-worker-field="name"]').fill(name);
+  // Typed key by key: the canvas's shortcuts must not take the keys typed into the form.
+  await form.locator('[data-wi-worker-field="name"]').fill("");
+  await form.locator('[data-wi-worker-field="name"]').pressSequentially(name);
   await form.locator('[data-wi-worker-field="auth_header"]').fill("Authorization: Bearer e2e-secret-value");
   await form.locator('[data-wi-worker-field="weight"]').fill("2");
   await form.locator("[data-wi-worker-save]").click();
