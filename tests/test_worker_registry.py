@@ -334,9 +334,26 @@ def test_reports_update_health_and_last_seen(path):
 
 def test_a_report_for_an_unknown_worker_is_ignored(path):
     reg = registry(path)
-    reg.report("gone", reachable=True)
+    reg.report("gone", reachable=True, queue_depth=0)
+    # A worker deleted while the dispatcher still talks to it: its health reads "not checked", never the report.
+    assert reg.health("gone") == WorkerHealth(reachable=False, error="not checked yet")
     with pytest.raises(UnknownWorkerError):
-        reg.health("gone") and reg.state("gone")
+        reg.state("gone")
+
+
+def test_a_deleted_worker_forgets_its_health(path):
+    def write(entries):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"version": 1, "workers": entries}, handle)
+
+    write([{"id": "gpu2", "url": "http://10.0.0.2:8188"}])
+    reg = registry(path)
+    reg.report("gpu2", reachable=True, queue_depth=0)
+    assert reg.state("gpu2") == "idle"
+    reg.remove("gpu2")
+    write([{"id": "gpu2", "url": "http://10.0.0.99:8188"}])  # the id comes back, for another machine
+    assert reg.state("gpu2") == "unreachable" and reg.health("gpu2").last_seen is None
 
 
 def test_listeners_hear_each_state_change_once(path):
