@@ -107,3 +107,68 @@ def test_panel_shows_the_worker_of_each_cell_each_workers_part_and_the_stars(wor
 @pytest.mark.parametrize("renderer", RENDERERS)
 def test_no_console_errors_from_the_workers_ui(workers_run, renderer):
     assert _scenario(workers_run, "console_clean", renderer) == []
+
+
+# ------------------------------------------------------------------------------------------ server level
+from test_browser import BACKENDS, FIXTURE_NODES  # noqa: E402
+
+PROBE_WAIT_S = 45.0  # a 10 s probe interval, a 3 s timeout, and a loaded 2-core machine
+
+
+def _sleep_prompt(seconds: float) -> dict:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 1}},
+        "2": {"class_type": "WITestSleep", "inputs": {"image": ["1", 0], "seconds": seconds}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+
+
+def _wait_state(master: ComfyServer, worker_id: str, wanted: str) -> dict:
+    deadline = time.monotonic() + PROBE_WAIT_S
+    entry: dict = {}
+    while time.monotonic() < deadline:
+        code, body = master.get("/wi/workers")
+        assert code == 200, body
+        entry = next(w for w in body["workers"] if w["id"] == worker_id)
+        if entry["state"] == wanted:
+            return entry
+        time.sleep(0.5)
+    raise AssertionError(f"worker {worker_id} never became {wanted}; last: {entry}")
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b is not None] or [None],
+                         ids=lambda b: b.label if b is not None else "no-backend")
+def test_probe_follows_a_real_comfyui_worker_idle_busy_and_killed(backend):
+    """Two real servers: the master (this pack) probes the other's GET /queue: idle, busy while a prompt sleeps
+    there, unreachable once it is killed; the master's own queue makes the local worker busy too."""
+    if backend is None:
+        _skip("no ComfyUI installed", "workers probe")
+    master = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, backend=backend)
+    worker = ComfyServer(extra_packs={"wi_test_nodes": FIXTURE_NODES}, backend=backend)
+    try:
+        master.start()
+        worker.start()
+        ran_registry.record_ran("backend", f"workers probe {backend.label}")
+        code, added = master.post("/wi/workers", {"url": worker.url, "name": "second"})
+        assert code == 200, added
+        idle = _wait_state(master, added["id"], "idle")
+        assert idle["health"]["reachable"] and idle["health"]["queue_depth"] == 0
+        assert isinstance(idle["health"]["last_seen"], float)
+
+        code, queued = worker.queue_prompt(_sleep_prompt(25.0))
+        assert code == 200, queued
+        busy = _wait_state(master, added["id"], "busy")
+        assert busy["health"]["queue_depth"] >= 1
+
+        worker.stop(kill=True)
+        gone = _wait_state(master, added["id"], "unreachable")
+        assert gone["health"]["error"] and gone["health"]["queue_depth"] is None
+        assert gone["health"]["last_seen"] >= idle["health"]["last_seen"], "last seen is kept from the last answer"
+
+        code, queued = master.queue_prompt(_sleep_prompt(25.0))
+        assert code == 200, queued
+        local = _wait_state(master, "local", "busy")
+        assert local["health"]["queue_depth"] >= 1
+    finally:
+        worker.cleanup()
+        master.cleanup()
