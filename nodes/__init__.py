@@ -38,12 +38,12 @@ def register() -> Any:
 
         host = _comfy.ComfyHost(server_instance)
         manager = IterationStateManager.instance()
+        # TODO(lead, issue 14): pass `workers=_worker_registry` to SweepService once the dispatcher branch adds it.
+        _worker_registry = _install_workers(server_instance, host, _comfy.user_directory())
         service = SweepService(manager, host, journal=_open_journal(_comfy.user_directory()),
                                grid_builder=GridService(manager, host).build, event_interval=CELL_EVENT_INTERVAL_S)
         host.install(service)  # service.handle_prompt is the hook's one catch-all boundary
         routes.add_routes(server_instance.routes, service)
-        # TODO(lead, issue 14): pass `workers=_worker_registry` to SweepService once the dispatcher branch adds it.
-        _worker_registry = _install_workers(server_instance, host, _comfy.user_directory())
         service.restore_interrupted()
         _service = service
         logger.info("WI: Workflow Iterator installed")
