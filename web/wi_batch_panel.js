@@ -198,6 +198,8 @@ async function refreshWorkers() {
 const refreshWorkersSoon = debounce(() => refreshWorkers(), 300);
 
 function onWorkerState(detail) {
+  // A worker's state within one sweep (excluded, lost): that batch's card re-reads its "workers".
+  if (typeof detail?.batch_id === "string" && state.batches[detail.batch_id]) requestDetails([detail.batch_id]);
   const next = applyWorkerStateEvent(workerList, detail);
   if (next !== workerList) {
     workerList = next;

@@ -121,9 +121,14 @@ export function formErrorFromResponse(error) {
   return { field, message: String(error?.detail || error?.message || "Could not save the worker") };
 }
 
-/** Applies a `wi.worker_state` event to a list read earlier; returns the same array when nothing changed. */
+/**
+ * Applies a `wi.worker_state` event to a list read earlier; returns the same array when nothing changed. An event
+ * naming a batch (`batch_id`) is about that batch only (a worker excluded from one sweep is still enabled for
+ * the others): the list is left alone and the batch's status says the rest.
+ */
 export function applyWorkerStateEvent(workers, detail) {
   if (!Array.isArray(workers) || !detail || typeof detail.worker_id !== "string") return workers;
+  if (typeof detail.batch_id === "string" && detail.batch_id) return workers;
   let changed = false;
   const next = workers.map((worker) => {
     if (worker.id !== detail.worker_id || worker.state === detail.state) return worker;

@@ -129,6 +129,11 @@ describe("wi.worker_state", () => {
     assert.equal(applyWorkerStateEvent(next, { worker_id: "w-1", state: "unreachable" }), next);
     assert.equal(applyWorkerStateEvent(null, { worker_id: "w-1", state: "idle" }), null);
   });
+
+  test("an event about one batch (a worker excluded from that sweep) leaves the list alone", () => {
+    const list = [LOCAL, entry()];
+    assert.equal(applyWorkerStateEvent(list, { worker_id: "w-1", state: "disabled", batch_id: "b1", detail: "missing model" }), list);
+  });
 });
 
 describe("per batch: workers and the worker of each cell", () => {
