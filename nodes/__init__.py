@@ -11,6 +11,8 @@ _register_lock = threading.Lock()
 #: wi.cell_ended events reach the browser in bursts this often (the worker never wakes the loop per cell).
 CELL_EVENT_INTERVAL_S = 0.1
 _service: Any = None
+#: The worker list (core/worker_registry.py), once register() ran inside ComfyUI.
+_worker_registry: Any = None
 
 
 def register() -> Any:
@@ -19,7 +21,7 @@ def register() -> Any:
     Returns the ``SweepService`` (None outside ComfyUI). Safe to call again: later calls return the first
     service.
     """
-    global _service
+    global _service, _worker_registry
     from . import _comfy
 
     with _register_lock:
@@ -38,10 +40,11 @@ def register() -> Any:
         manager = IterationStateManager.instance()
         from .remote_comfy import RemoteComfy
 
-        # remote: idle until a worker directory lists a remote worker (the lead wires workers= at merge).
+        # With only the local worker listed, the dispatcher stays out of the way: nothing changes.
+        worker_registry = _install_workers(server_instance, host, _comfy.user_directory())
         service = SweepService(manager, host, journal=_open_journal(_comfy.user_directory()),
                                grid_builder=GridService(manager, host).build, event_interval=CELL_EVENT_INTERVAL_S,
-                               remote=RemoteComfy())
+                               workers=worker_registry, remote=RemoteComfy())
         host.install(service)  # service.handle_prompt is the hook's one catch-all boundary
         routes.add_routes(server_instance.routes, service)
         service.restore_interrupted()
@@ -64,3 +67,17 @@ def _open_journal(user_dir: str | None) -> Any:
     except Exception:  # the journal is a safety net: ComfyUI must start without it
         logger.exception("WI: batch journal unavailable; batches will not survive a restart")
         return None
+
+
+def _install_workers(server_instance: Any, host: Any, user_dir: str | None) -> Any:
+    """The worker list (issue 14), its routes and its health probe; the registry (in memory without a user dir)."""
+    from ..core.worker_registry import WorkerRegistry, workers_file_path
+    from . import _comfy
+    from .worker_health import HealthProbe
+    from .worker_routes import add_worker_routes
+
+    registry = WorkerRegistry(workers_file_path(user_dir) if user_dir else None)
+    probe = HealthProbe(registry, local_depth=lambda: _comfy.local_queue_depth(server_instance))
+    add_worker_routes(server_instance.routes, registry, send_event=host.send_event, on_change=probe.wake)
+    probe.start(server_instance.loop)
+    return registry

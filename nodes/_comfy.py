@@ -58,6 +58,15 @@ def user_directory() -> str | None:
     return getter() if getter is not None else None
 
 
+def local_queue_depth(server_instance: Any) -> int | None:
+    """Prompts running + pending in this ComfyUI's queue (the local worker's health), or None when unknown."""
+    try:
+        return int(server_instance.prompt_queue.get_tasks_remaining())
+    except Exception:  # a queue without the method (or mid-shutdown): the depth is simply unknown
+        logger.debug("WI: get_tasks_remaining failed", exc_info=True)
+        return None
+
+
 def input_directory() -> str | None:
     try:
         import folder_paths  # type: ignore[import-not-found]

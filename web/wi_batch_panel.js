@@ -30,6 +30,15 @@ import {
   sizeWarningToast,
 } from "./lib/toasts.mjs";
 import { batchDisplayName, batchView, indicatorView } from "./lib/view_model.mjs";
+import { ChoicesSupport, choicesFailure, normaliseChoices, shouldAskChoices } from "./lib/choices.mjs";
+import { debounce } from "./lib/schedule.mjs";
+import {
+  applyWorkerStateEvent,
+  formErrorFromResponse,
+  workerFormValues,
+  workerRequestBody,
+  workersView,
+} from "./lib/workers.mjs";
 
 const EXTENSION_NAME = "wi.batchPanel";
 const TAB_ID = "wi.sweeps";
@@ -48,6 +57,8 @@ const STATE_EVENTS = [
 ];
 /** Running batches are re-read this often, to pick up running cells, failure messages and server timings. */
 const POLL_INTERVAL_MS = 4000;
+/** The worker list is re-read this often while its section is open (health also arrives as wi.worker_state). */
+const WORKERS_POLL_INTERVAL_MS = 10000;
 /** Elapsed time and ETA tick between events. */
 const TICK_INTERVAL_MS = 1000;
 const MAX_PARALLEL_DETAIL_REQUESTS = 4;
@@ -61,6 +72,33 @@ const detailsInFlight = new Set();
 const detailQueue = [];
 /** Batches whose end this tab already announced, so `batch_cancelled` + `batch_finished` toast only once. */
 const announcedEnds = new Set();
+/** GET /wi/workers as last read (null: not read yet, or a server without the route). */
+let workerList = null;
+/** Why the server cannot use its workers file (it keeps the last good list), from the same answer; else null. */
+let workersFileError = null;
+/** Batches the choices route does not know (404 for that batch): not asked again. */
+const choicesUnavailable = new Set();
+const CHOICES_SUPPORT_KEY = "wi.choicesRoute";
+/** lib/choices.mjs ChoicesSupport for this server; remembered per origin once the route answered. */
+let choicesSupport = readChoicesSupport();
+
+function readChoicesSupport() {
+  try {
+    return localStorage.getItem(CHOICES_SUPPORT_KEY) === ChoicesSupport.yes ? ChoicesSupport.yes : ChoicesSupport.unknown;
+  } catch {
+    return ChoicesSupport.unknown;
+  }
+}
+
+function rememberChoicesSupport(support) {
+  choicesSupport = support;
+  try {
+    if (support === ChoicesSupport.yes) localStorage.setItem(CHOICES_SUPPORT_KEY, support);
+    else localStorage.removeItem(CHOICES_SUPPORT_KEY);
+  } catch {
+    // Private mode without storage: the page still learns it for its own lifetime.
+  }
+}
 
 function readSetting(id, fallback) {
   try {
@@ -110,6 +148,7 @@ async function fetchDetail(batchId) {
   try {
     const detail = await client.getBatch(batchId);
     dispatch({ type: ActionType.statusDetail, detail: { ...detail, batch_id: detail.batch_id ?? batchId }, requestedAt, now: Date.now() });
+    if (isTerminalBatchState(state.batches[batchId]?.state)) await fetchChoices(batchId);
   } catch (error) {
     if (error?.status === 404) {
       dispatch({ type: ActionType.statusMissing, batchId, now: Date.now() });
@@ -121,12 +160,64 @@ async function fetchDetail(batchId) {
   }
 }
 
+/** Stars and rejects made in the viewer (issue 17); a server without the route shows none. */
+async function fetchChoices(batchId, { cue = null } = {}) {
+  if (choicesUnavailable.has(batchId) || !shouldAskChoices(choicesSupport, { cue })) return;
+  try {
+    const choices = normaliseChoices(await client.getChoices(batchId));
+    if (choicesSupport !== ChoicesSupport.yes) rememberChoicesSupport(ChoicesSupport.yes);
+    dispatch({ type: ActionType.choicesLoaded, batchId, choices });
+  } catch (error) {
+    const failure = choicesFailure(error);
+    if (failure === "absent") rememberChoicesSupport(ChoicesSupport.no);
+    else if (failure === "batch") choicesUnavailable.add(batchId);
+    else console.warn(`[${EXTENSION_NAME}] could not read the choices of ${batchId}:`, error);
+  }
+}
+
+/** Choices change in the viewer (another tab): re-read them for the finished batches on a user's cue. */
+function refreshChoices({ cue = null } = {}) {
+  for (const batch of Object.values(state.batches)) {
+    if (isTerminalBatchState(batch.state)) fetchChoices(batch.id, { cue });
+  }
+}
+
+async function refreshWorkers() {
+  try {
+    const answer = await client.listWorkersWithStatus();
+    workerList = answer.workers;
+    workersFileError = answer.fileError;
+  } catch (error) {
+    // A server without the workers routes (404): the section says so instead of listing anything.
+    workerList = error?.status === 404 ? null : workerList;
+    if (error?.status !== 404) console.warn(`[${EXTENSION_NAME}] could not list workers:`, error);
+  }
+  scheduleRender();
+}
+
+const refreshWorkersSoon = debounce(() => refreshWorkers(), 300);
+
+function onWorkerState(detail) {
+  // A worker's state within one sweep (excluded, lost): that batch's card re-reads its "workers".
+  if (typeof detail?.batch_id === "string" && state.batches[detail.batch_id]) requestDetails([detail.batch_id]);
+  const next = applyWorkerStateEvent(workerList, detail);
+  if (next !== workerList) {
+    workerList = next;
+    scheduleRender();
+  }
+  // The event carries the state only; the list's health (last seen, queue depth) is re-read shortly after.
+  refreshWorkersSoon();
+}
+
 /** Re-reads everything from the server: on load, after a reconnect, and when the user asks. */
 async function resync() {
+  refreshWorkers();
   const requestedAt = Date.now();
   try {
     const batches = await client.listBatches();
     dispatch({ type: ActionType.statusList, batches, requestedAt, now: Date.now() });
+    // Stars and rejects change in the viewer, not through events: re-read them for the finished batches.
+    refreshChoices();
   } catch (error) {
     // A server without the pack's routes (404) or a transient failure: the panel stays usable from events.
     console.warn(`[${EXTENSION_NAME}] could not list batches:`, error);
@@ -250,7 +341,8 @@ class BatchCard {
     const head = element("div", "wi-batch__head");
     this.name = element("span", "wi-batch__name", { "data-wi-name": "" });
     this.stateLabel = element("span", "wi-batch__state", { "data-wi-state-label": "" });
-    head.append(this.name, this.stateLabel);
+    this.choices = element("span", "wi-batch__choices", { "data-wi-choices": "", title: "Starred and rejected in the viewer" });
+    head.append(this.name, this.choices, this.stateLabel);
 
     this.progress = element("div", "wi-progress", {
       role: "progressbar",
@@ -265,6 +357,8 @@ class BatchCard {
     this.eta = element("span", "", { "data-wi-eta": "" });
     meta.append(this.progressText, this.counts, this.elapsed, this.eta);
 
+    this.workers = element("div", "wi-batch__workers", { "data-wi-batch-workers": "" });
+    this.workersSignature = "";
     this.tiles = element("div", "wi-tiles", { "data-wi-tiles": "" });
     this.tileSignature = "";
     this.warnings = element("ul", "wi-batch__warnings", { "data-wi-warnings": "" });
@@ -286,7 +380,7 @@ class BatchCard {
     this.dismissButton.addEventListener("click", () => dispatch({ type: ActionType.dismiss, batchId }));
     actions.append(this.resumeButton, this.cancelButton, this.viewerLink, this.dismissButton);
 
-    this.root.append(head, this.progress, meta, this.tiles, this.warnings, this.grid, actions);
+    this.root.append(head, this.progress, meta, this.workers, this.tiles, this.warnings, this.grid, actions);
   }
 
   update(view) {
@@ -294,6 +388,8 @@ class BatchCard {
     setText(this.name, view.name);
     this.name.title = view.mode ? `${view.name} (${view.mode})` : view.name;
     setText(this.stateLabel, view.stateLabel);
+    setText(this.choices, view.choicesText);
+    this.choices.hidden = !view.choicesText;
 
     this.progress.setAttribute("aria-valuenow", String(view.percent));
     this.progress.title = view.countsText;
@@ -312,6 +408,7 @@ class BatchCard {
     setText(this.eta, view.etaText === null ? "" : `ETA ${view.etaText}`);
     this.eta.hidden = view.etaText === null;
 
+    this.updateWorkers(view.workers);
     this.updateTiles(view);
     this.updateWarnings(view.warnings);
     this.updateGrid(view);
@@ -324,12 +421,15 @@ class BatchCard {
   }
 
   updateTiles(view) {
-    const signature = view.tiles.map((tile) => `${tile.status}:${tile.title}`).join("|") + `#${view.hiddenTileCount}`;
+    const signature = view.tiles.map((tile) => `${tile.className}:${tile.badge}:${tile.title}`).join("|") + `#${view.hiddenTileCount}`;
     if (signature === this.tileSignature) return;
     this.tileSignature = signature;
     const tiles = view.tiles.map((tile) => {
       const node = element("span", tile.className, { "data-wi-cell": String(tile.index), "data-wi-cell-status": tile.status });
       node.title = tile.title;
+      if (tile.worker) node.setAttribute("data-wi-cell-worker", tile.worker);
+      if (tile.badge) node.setAttribute("data-wi-badge", tile.badge);
+      if (tile.choice) node.setAttribute("data-wi-cell-choice", tile.choice);
       return node;
     });
     if (view.hiddenTileCount > 0) {
@@ -338,6 +438,22 @@ class BatchCard {
       tiles.push(more);
     }
     this.tiles.replaceChildren(...tiles);
+  }
+
+  /** One chip per worker of this batch (state, cells done); hidden when the batch has no workers. */
+  updateWorkers(workers) {
+    const signature = JSON.stringify(workers);
+    if (signature === this.workersSignature) return;
+    this.workersSignature = signature;
+    this.workers.hidden = !workers;
+    this.workers.replaceChildren(
+      ...(workers ?? []).map((worker) => {
+        const chip = element("span", worker.className, { "data-wi-batch-worker": worker.id, "data-wi-worker-state": worker.state });
+        chip.title = worker.title;
+        chip.textContent = `${worker.name} · ${worker.stateLabel} · ${worker.countsText}`;
+        return chip;
+      }),
+    );
   }
 
   updateWarnings(warnings) {
@@ -370,6 +486,217 @@ class BatchCard {
   }
 }
 
+/**
+ * The "Workers" section at the top of the panel (issue 14): the ComfyUI servers sweeps may run on, with their
+ * state and health; add, edit, delete. Plain DOM inside the panel (no dialog API), so it works the same on every
+ * frontend and with either node renderer. Collapsed by default; its summary says how many are available.
+ */
+class WorkersSection {
+  constructor() {
+    this.root = element("details", "wi-workers", { "data-wi-workers": "" });
+    this.summary = element("summary", "wi-workers__summary", { "data-wi-workers-summary": "" });
+    this.list = element("div", "wi-workers__list", { "data-wi-workers-list": "" });
+    this.unavailable = element("div", "wi-workers__note", { "data-wi-workers-unavailable": "" });
+    this.unavailable.textContent = "This server does not list workers.";
+    this.fileError = element("div", "wi-worker-form__error", { "data-wi-workers-file-error": "" });
+    const actions = element("div", "wi-batch__actions");
+    this.addButton = element("button", "wi-button", { type: "button", "data-wi-worker-add": "" });
+    this.addButton.textContent = "Add worker";
+    this.addButton.title = "Another ComfyUI server (same models and custom nodes) that sweeps may send cells to";
+    this.addButton.addEventListener("click", () => this.openForm(null));
+    actions.append(this.addButton);
+    this.form = this.buildForm();
+    this.root.append(this.summary, this.unavailable, this.fileError, this.list, this.form.root, actions);
+    this.root.addEventListener("toggle", () => {
+      if (this.root.open) refreshWorkers();
+    });
+    this.rows = new Map();
+    this.pendingDelete = null;
+  }
+
+  buildForm() {
+    const root = element("form", "wi-worker-form", { "data-wi-worker-form": "", novalidate: "" });
+    root.hidden = true;
+    const field = (label, input, hint = "") => {
+      const wrap = element("label", "wi-worker-form__field");
+      const text = element("span", "wi-worker-form__label");
+      text.textContent = label;
+      wrap.append(text, input);
+      if (hint) wrap.title = hint;
+      return wrap;
+    };
+    const input = (name, attributes = {}) => element("input", "wi-worker-form__input", { name, "data-wi-worker-field": name, ...attributes });
+    const inputs = {
+      url: input("url", { type: "text", placeholder: "http://192.168.1.20:8188", autocomplete: "off", spellcheck: "false" }),
+      name: input("name", { type: "text", placeholder: "optional", autocomplete: "off" }),
+      auth_header: input("auth_header", { type: "password", placeholder: "Authorization: Bearer …", autocomplete: "off" }),
+      weight: input("weight", { type: "number", min: "0.1", step: "0.1" }),
+      enabled: input("enabled", { type: "checkbox" }),
+      clear_auth: input("clear_auth", { type: "checkbox" }),
+    };
+    const urlField = field("URL", inputs.url, "The worker's address as its browser would open it");
+    const authField = field("Auth header", inputs.auth_header, "Sent with every request to this worker; never shown again once saved");
+    const clearAuthField = field("Remove the saved auth header", inputs.clear_auth);
+    const error = element("div", "wi-worker-form__error", { "data-wi-worker-error": "", role: "alert" });
+    const buttons = element("div", "wi-batch__actions");
+    const save = element("button", "wi-button", { type: "submit", "data-wi-worker-save": "" });
+    save.textContent = "Save";
+    const cancel = element("button", "wi-button", { type: "button", "data-wi-worker-cancel": "" });
+    cancel.textContent = "Cancel";
+    buttons.append(save, cancel);
+    root.append(urlField, field("Name", inputs.name), authField, clearAuthField,
+      field("Weight", inputs.weight, "Share of the cells relative to the other workers"), field("Enabled", inputs.enabled), error, buttons);
+    root.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    // Keys typed here are the form's, not the canvas's shortcuts.
+    root.addEventListener("keydown", (event) => event.stopPropagation());
+    cancel.addEventListener("click", () => this.closeForm());
+    return { root, inputs, urlField, authField, clearAuthField, error, save, values: null };
+  }
+
+  openForm(worker) {
+    const values = workerFormValues(worker);
+    const { inputs } = this.form;
+    this.form.values = values;
+    inputs.url.value = values.url;
+    inputs.name.value = values.name;
+    inputs.auth_header.value = "";
+    inputs.auth_header.placeholder = values.hasAuth ? "(saved; kept unless the URL changes)" : "Authorization: Bearer …";
+    inputs.weight.value = values.weight;
+    inputs.enabled.checked = values.enabled;
+    inputs.clear_auth.checked = false;
+    this.form.urlField.hidden = values.local;
+    this.form.authField.hidden = values.local;
+    this.form.clearAuthField.hidden = values.local || !values.hasAuth;
+    this.form.root.setAttribute("data-wi-editing", values.id ?? "");
+    this.showError(null);
+    this.form.root.hidden = false;
+    this.addButton.hidden = true;
+    this.root.open = true;
+    (values.local ? inputs.name : inputs.url).focus();
+  }
+
+  closeForm() {
+    this.form.root.hidden = true;
+    this.form.values = null;
+    this.addButton.hidden = false;
+  }
+
+  showError(problem) {
+    const { error, inputs } = this.form;
+    for (const input of Object.values(inputs)) input.removeAttribute("aria-invalid");
+    error.textContent = problem ? problem.message : "";
+    error.hidden = !problem;
+    if (problem?.field && inputs[problem.field]) inputs[problem.field].setAttribute("aria-invalid", "true");
+  }
+
+  async submit() {
+    const { inputs, values } = this.form;
+    if (!values) return;
+    const built = workerRequestBody({
+      ...values,
+      url: inputs.url.value,
+      name: inputs.name.value,
+      authHeader: inputs.auth_header.value,
+      clearAuth: inputs.clear_auth.checked,
+      weight: inputs.weight.value,
+      enabled: inputs.enabled.checked,
+    });
+    if (built.error) {
+      this.showError({ message: built.error, field: built.field });
+      return;
+    }
+    this.form.save.disabled = true;
+    try {
+      await client.saveWorker(built.body);
+      this.closeForm();
+      await refreshWorkers();
+    } catch (error) {
+      this.showError(formErrorFromResponse(error));
+    } finally {
+      this.form.save.disabled = false;
+    }
+  }
+
+  /** Two clicks delete: the first turns the button into "Confirm delete" for a few seconds. */
+  async requestDelete(workerId, button) {
+    if (this.pendingDelete !== workerId) {
+      this.pendingDelete = workerId;
+      button.textContent = "Confirm delete";
+      button.setAttribute("data-wi-confirm", "");
+      setTimeout(() => {
+        if (this.pendingDelete !== workerId) return;
+        this.pendingDelete = null;
+        button.textContent = "Delete";
+        button.removeAttribute("data-wi-confirm");
+      }, 5000);
+      return;
+    }
+    this.pendingDelete = null;
+    button.disabled = true;
+    try {
+      await client.deleteWorker(workerId);
+    } catch (error) {
+      showToast(requestFailedToast("delete worker", error));
+    }
+    await refreshWorkers();
+  }
+
+  row(workerId) {
+    let row = this.rows.get(workerId);
+    if (row) return row;
+    const root = element("div", "wi-worker", { "data-wi-worker": workerId });
+    const dot = element("span", "wi-worker__dot");
+    const text = element("div", "wi-worker__text");
+    const name = element("span", "wi-worker__name", { "data-wi-worker-name": "" });
+    const line = element("span", "wi-worker__line", { "data-wi-worker-line": "" });
+    text.append(name, line);
+    const state = element("span", "wi-worker__state", { "data-wi-worker-state-label": "" });
+    const edit = element("button", "wi-button", { type: "button", "data-wi-worker-edit": workerId });
+    edit.textContent = "Edit";
+    const remove = element("button", "wi-button wi-button--danger", { type: "button", "data-wi-worker-delete": workerId });
+    remove.textContent = "Delete";
+    edit.addEventListener("click", () => this.openForm((workerList ?? []).find((w) => w.id === workerId) ?? null));
+    remove.addEventListener("click", () => this.requestDelete(workerId, remove));
+    root.append(dot, text, state, edit, remove);
+    row = { root, name, line, state, remove };
+    this.rows.set(workerId, row);
+    return row;
+  }
+
+  render(now) {
+    const available = workerList !== null;
+    this.unavailable.hidden = available;
+    this.addButton.disabled = !available;
+    setText(this.fileError, workersFileError ? `The workers file cannot be used (fix or delete it): ${workersFileError}` : "");
+    this.fileError.hidden = !workersFileError;
+    const view = workersView(workerList ?? [], now);
+    setText(this.summary, available ? `Workers · ${view.summary}` : "Workers");
+    const wanted = new Set(view.rows.map((row) => row.id));
+    for (const [workerId, row] of this.rows) {
+      if (!wanted.has(workerId)) {
+        row.root.remove();
+        this.rows.delete(workerId);
+      }
+    }
+    view.rows.forEach((item, position) => {
+      const row = this.row(item.id);
+      row.root.className = item.className;
+      row.root.setAttribute("data-wi-worker-state", item.state);
+      setText(row.name, item.name);
+      const parts = [item.url, item.detail, item.lastSeen, item.weight !== 1 ? `weight ${item.weight}` : "", item.hasAuth ? "auth" : ""];
+      const line = parts.filter(Boolean).join(" · ");
+      setText(row.line, line);
+      row.line.title = line;
+      setText(row.state, item.stateLabel);
+      row.remove.hidden = !item.canDelete;
+      if (this.list.children[position] !== row.root) this.list.insertBefore(row.root, this.list.children[position] ?? null);
+    });
+  }
+}
+
 class SweepsPanel {
   constructor() {
     this.root = element("div", "wi-panel", { id: "wi-panel", "data-wi-panel": "" });
@@ -379,7 +706,7 @@ class SweepsPanel {
     const buttons = element("div", "wi-batch__actions");
     const refresh = element("button", "wi-button", { type: "button", "data-wi-refresh": "", title: "Re-read from the server" });
     refresh.textContent = "Refresh";
-    refresh.addEventListener("click", () => resync());
+    refresh.addEventListener("click", () => resync().then(() => refreshChoices({ cue: "refresh" })));
     this.clearButton = element("button", "wi-button", { type: "button", "data-wi-clear-finished": "" });
     this.clearButton.textContent = "Clear finished";
     this.clearButton.addEventListener("click", () => dispatch({ type: ActionType.clearFinished }));
@@ -388,7 +715,8 @@ class SweepsPanel {
     this.empty = element("div", "wi-panel__empty", { "data-wi-empty": "" });
     this.empty.textContent = "No sweeps yet. Queue a workflow with an enabled Workflow Iterator node to start one.";
     this.list = element("div", "wi-panel__list", { "data-wi-batches": "" });
-    this.root.append(header, this.empty, this.list);
+    this.workers = new WorkersSection();
+    this.root.append(header, this.workers.root, this.empty, this.list);
     this.cards = new Map();
     this.mounted = false;
   }
@@ -408,6 +736,7 @@ class SweepsPanel {
 
   render(now) {
     if (!this.mounted) return;
+    this.workers.render(now);
     const batches = sortedBatches(state);
     this.empty.hidden = batches.length > 0;
     this.clearButton.disabled = !batches.some((batch) => isTerminalBatchState(batch.state));
@@ -424,7 +753,7 @@ class SweepsPanel {
         card = new BatchCard(batch.id);
         this.cards.set(batch.id, card);
       }
-      card.update(batchView(batch, now, { fileUrl: (file) => client.fileUrl(file) }));
+      card.update(batchView(batch, now, { fileUrl: (file) => client.fileUrl(file), workerList }));
       if (this.list.children[position] !== card.root) this.list.insertBefore(card.root, this.list.children[position] ?? null);
     });
   }
@@ -597,17 +926,30 @@ app.registerExtension({
   /** Re-reads every batch from the server, as on page load. */
   resync,
 
+  /** For end-to-end tests: the worker list as this tab last read it (GET /wi/workers). */
+  getWorkers() {
+    return workerList;
+  },
+
   async setup() {
     for (const eventName of STATE_EVENTS) {
       api.addEventListener(eventName, (event) => onStateEvent(eventName, event.detail));
     }
     api.addEventListener("wi.param_error", (event) => onParamError(event.detail));
+    api.addEventListener("wi.worker_state", (event) => onWorkerState(event.detail));
+    // Back from the viewer's tab, where stars are made: the choices may have changed.
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) refreshChoices({ cue: "visible" });
+    });
     api.addEventListener("reconnected", () => resync());
 
     if (placement === "sidebar") registerSidebarTab();
     getIndicator().attach();
 
     setInterval(pollRunningBatches, POLL_INTERVAL_MS);
+    setInterval(() => {
+      if (!document.hidden && panel?.mounted && panel.workers.root.open) refreshWorkers();
+    }, WORKERS_POLL_INTERVAL_MS);
     setInterval(() => {
       if (runningBatches(state).length > 0) scheduleRender();
     }, TICK_INTERVAL_MS);

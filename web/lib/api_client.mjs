@@ -4,13 +4,15 @@
 // api.fetchApi prefixes "/api", so routes here are written without it ("/wi/status" -> "/api/wi/status").
 
 export class WIApiError extends Error {
-  constructor(message, { status = 0, error = "", detail = "", route = "" } = {}) {
+  constructor(message, { status = 0, error = "", detail = "", route = "", field = null } = {}) {
     super(message);
     this.name = "WIApiError";
     this.status = status;
     this.error = error;
     this.detail = detail;
     this.route = route;
+    /** The input a 400 names (POST /wi/workers answers {"error", "detail", "field"}), else null. */
+    this.field = field;
   }
 }
 
@@ -26,6 +28,23 @@ export function buildDetailRequest(batchId) {
 
 export function buildCancelRequest(batchId) {
   return { route: `/wi/cancel_batch/${encodeURIComponent(batchId)}`, init: { method: "POST" } };
+}
+
+export function buildWorkersRequest() {
+  return { route: "/wi/workers", init: { method: "GET" } };
+}
+
+/** POST /wi/workers: `body` without `id` adds a worker, with `id` changes it (lib/workers.mjs workerRequestBody). */
+export function buildSaveWorkerRequest(body) {
+  return { route: "/wi/workers", init: { method: "POST", headers: { ...JSON_HEADERS }, body: JSON.stringify(body) } };
+}
+
+export function buildDeleteWorkerRequest(workerId) {
+  return { route: `/wi/workers/${encodeURIComponent(workerId)}`, init: { method: "DELETE" } };
+}
+
+export function buildChoicesRequest(batchId) {
+  return { route: `/wi/batch/${encodeURIComponent(batchId)}/choices`, init: { method: "GET" } };
 }
 
 export function buildResumeRequest(batchId) {
@@ -95,8 +114,9 @@ async function send(api, { route, init }) {
   if (!response.ok) {
     const error = payload && typeof payload === "object" ? String(payload.error ?? "") : "";
     const detail = payload && typeof payload === "object" ? String(payload.detail ?? "") : "";
+    const field = payload && typeof payload === "object" && typeof payload.field === "string" ? payload.field : null;
     const reason = [error, detail].filter(Boolean).join(": ") || `HTTP ${response.status}`;
-    throw new WIApiError(reason, { status: response.status, error, detail, route });
+    throw new WIApiError(reason, { status: response.status, error, detail, route, field });
   }
   if (payload === null) throw new WIApiError("empty or invalid JSON response", { status: response.status, route });
   return payload;
@@ -120,6 +140,30 @@ export function createApiClient(api) {
     /** POST /wi/resume/{id} -> {batch_id, state, queued, already_saved}; 409 unless the batch is interrupted. */
     resumeBatch(batchId) {
       return send(api, buildResumeRequest(batchId));
+    },
+    /** GET /wi/workers -> [worker entry, ...] (the local server first). */
+    async listWorkers() {
+      return (await this.listWorkersWithStatus()).workers;
+    },
+    /** GET /wi/workers -> {workers, fileError}: fileError says why the server cannot use its workers file. */
+    async listWorkersWithStatus() {
+      const payload = await send(api, buildWorkersRequest());
+      return {
+        workers: Array.isArray(payload.workers) ? payload.workers : [],
+        fileError: typeof payload.file_error === "string" && payload.file_error ? payload.file_error : null,
+      };
+    },
+    /** POST /wi/workers -> the saved entry; 400 names the bad field (error.field), 404 for an unknown id. */
+    saveWorker(body) {
+      return send(api, buildSaveWorkerRequest(body));
+    },
+    /** DELETE /wi/workers/{id} -> {deleted}. */
+    deleteWorker(workerId) {
+      return send(api, buildDeleteWorkerRequest(workerId));
+    },
+    /** GET /wi/batch/{id}/choices -> {starred, rejected}; 404 when the server has no such route (or batch). */
+    getChoices(batchId) {
+      return send(api, buildChoicesRequest(batchId));
     },
     /** POST /wi/preview -> {count, axes, errors, grid}. */
     preview(preview, options) {

@@ -43,6 +43,7 @@ export const ActionType = Object.freeze({
   cancelAccepted: "cancel/accepted",
   resumeAccepted: "resume/accepted",
   detailRequested: "detail/requested",
+  choicesLoaded: "choices/loaded",
   dismiss: "batches/dismiss",
   clearFinished: "batches/clear_finished",
 });
@@ -80,6 +81,10 @@ function newBatch(batchId, seq, now) {
     cellStatuses: null, // every cell's status, one character each (GET /wi/status/{id}); cells heard of win
     grid: null,
     warnings: [],
+    // GET /wi/status/{id} "workers": {id: {name, state, running, done, failed, excluded}}; {} without workers.
+    workers: null,
+    // GET /wi/batch/{id}/choices normalised (lib/choices.mjs); null until read, or when the server has no route.
+    choices: null,
     // Elapsed time is anchored to the client clock at the moment the server (or an event) told us about it,
     // so server/client clock skew never matters: elapsed(now) = clock.elapsedS + (now - clock.at) / 1000.
     clock: null,
@@ -180,6 +185,7 @@ function mergeCell(existing, incoming) {
     values: incoming.values ?? existing.values,
     error: incoming.error ?? existing.error ?? null,
     files: incoming.files ?? existing.files,
+    worker: incoming.worker ?? existing.worker ?? null,
   };
   return shallowEqual(existing, merged) ? existing : merged;
 }
@@ -200,6 +206,7 @@ function cellFromSnapshot(raw) {
     coords: raw.coords ?? null,
     error: raw.error ?? null,
     files: Array.isArray(raw.files) ? raw.files : null,
+    worker: typeof raw.worker === "string" ? raw.worker : null,
   };
 }
 
@@ -236,7 +243,7 @@ function onCellEnded(state, { detail, now }) {
   const ensured = ensureBatch(state, detail.batch_id, now);
   const original = ensured.batch;
   let batch = original;
-  const incomingCell = { index: detail.index, status: detail.status, error: detail.error ?? null };
+  const incomingCell = { index: detail.index, status: detail.status, error: detail.error ?? null, worker: detail.worker ?? null };
   const previousCell = batch.cells[detail.index];
   const cell = mergeCell(previousCell, incomingCell);
   if (cell !== previousCell) batch = { ...batch, cells: { ...batch.cells, [detail.index]: cell } };
@@ -369,6 +376,7 @@ function onStatusDetail(state, { detail, now, requestedAt = null }) {
   let batch = original;
   if (Array.isArray(detail.axes)) batch = { ...batch, axes: detail.axes };
   if (typeof detail.cell_statuses === "string") batch = { ...batch, cellStatuses: detail.cell_statuses };
+  if (detail.workers && typeof detail.workers === "object" && !Array.isArray(detail.workers)) batch = { ...batch, workers: detail.workers };
   if (Array.isArray(detail.cells)) {
     let cells = batch.cells;
     for (const raw of detail.cells) {
@@ -402,6 +410,14 @@ function onResumeAccepted(state, { batchId, response, now }) {
   const nextState = response?.state === "collecting" ? "collecting" : "active";
   const clock = { elapsedS: elapsedSeconds(batch, now) ?? 0, at: now };
   return withBatch(state, { ...batch, state: nextState, resumedAt: now, clock, needsDetail: true, updatedAt: now });
+}
+
+/** GET /wi/batch/{id}/choices answered (`choices` normalised by lib/choices.mjs, or null: nothing to show). */
+function onChoicesLoaded(state, { batchId, choices }) {
+  const batch = state.batches[batchId];
+  if (!batch) return state;
+  const same = JSON.stringify(batch.choices) === JSON.stringify(choices ?? null);
+  return same ? state : withBatch(state, { ...batch, choices: choices ?? null });
 }
 
 function onDetailRequested(state, { batchId }) {
@@ -451,6 +467,7 @@ const handlers = {
   [ActionType.cancelAccepted]: onCancelAccepted,
   [ActionType.resumeAccepted]: onResumeAccepted,
   [ActionType.detailRequested]: onDetailRequested,
+  [ActionType.choicesLoaded]: onChoicesLoaded,
   [ActionType.dismiss]: onDismiss,
   [ActionType.clearFinished]: onClearFinished,
 };

@@ -48,6 +48,36 @@ export const PANEL_CSS = `
   border: 1px solid var(--border-color, #444); border-radius: 4px; }
 .wi-batch__actions { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; }
 .wi-batch__actions a { color: var(--p-primary-color, #6af); }
+.wi-tile--starred { outline: 2px solid #fc3; outline-offset: 0; }
+.wi-tile--rejected { opacity: 0.35; }
+.wi-batch__choices { font-size: 11px; color: #fc3; white-space: nowrap; }
+.wi-batch__workers { display: flex; flex-wrap: wrap; gap: 4px; font-size: 11px; }
+.wi-batch-worker { padding: 0 6px; border-radius: 8px; border: 1px solid var(--border-color, #444); white-space: nowrap; }
+.wi-workers { border: 1px solid var(--border-color, #444); border-radius: 6px; padding: 4px 8px; }
+.wi-workers__summary { cursor: pointer; font-weight: 600; padding: 2px 0; }
+.wi-workers[open] { display: flex; flex-direction: column; gap: 6px; padding-bottom: 8px; }
+.wi-workers__list { display: flex; flex-direction: column; gap: 4px; }
+.wi-workers__note { opacity: 0.7; font-size: 12px; }
+/* In a narrow sidebar the buttons wrap below the name rather than squeezing it to nothing. */
+.wi-worker { display: flex; align-items: center; gap: 4px 6px; flex-wrap: wrap; }
+.wi-worker__dot { width: 8px; height: 8px; border-radius: 50%; flex: none; background: #9e9e9e; }
+.wi-worker--idle .wi-worker__dot { background: #4caf50; }
+.wi-worker--busy .wi-worker__dot { background: #42a5f5; }
+.wi-worker--unreachable .wi-worker__dot { background: #e53935; }
+.wi-worker__text { display: flex; flex-direction: column; flex: 1 1 120px; min-width: 0; }
+.wi-worker__name { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.wi-worker__line { font-size: 11px; opacity: 0.8; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.wi-worker__state { font-size: 11px; }
+.wi-worker--unreachable .wi-worker__state, .wi-worker--unreachable.wi-batch-worker { color: #f88; }
+.wi-worker--excluded.wi-batch-worker { color: #ca6; border-style: dashed; }
+.wi-worker-form { display: flex; flex-direction: column; gap: 4px; }
+.wi-worker-form__field { display: flex; align-items: center; gap: 6px; }
+.wi-worker-form__label { width: 90px; flex: none; font-size: 12px; opacity: 0.85; }
+.wi-worker-form__input { flex: 1; min-width: 0; font: inherit; background: var(--comfy-input-bg, #222);
+  color: var(--input-text, #ddd); border: 1px solid var(--border-color, #444); border-radius: 4px; padding: 2px 4px; }
+.wi-worker-form__input[type="checkbox"] { flex: none; }
+.wi-worker-form__input[aria-invalid="true"] { border-color: #e53935; }
+.wi-worker-form__error { color: #f88; font-size: 12px; }
 /* Bottom centre: the bottom-right corner holds the canvas toolbar (zoom, canvas mode, links; 1.58 adds the
    minimap above it). Inside .graph-canvas-panel it sits above an open bottom panel instead of over it. */
 #wi-indicator { position: fixed; left: 50%; bottom: 16px; transform: translateX(-50%); z-index: 1000;

@@ -2,6 +2,7 @@
 // these fields into elements.
 
 import { elapsedSeconds, etaSeconds, runningBatches } from "./batch_state.mjs";
+import { cellChoice, choicesSummary } from "./choices.mjs";
 import { formatDuration, formatEta, plural } from "./format.mjs";
 import {
   cellStatusFromChar,
@@ -16,6 +17,7 @@ import {
   progressText,
   tileClassName,
 } from "./progress.mjs";
+import { batchWorkersView, workerBadge, workerName } from "./workers.mjs";
 
 /** Tiles beyond this are summarised as "+N more": thousands of DOM nodes per batch would stall the page. */
 export const MAX_TILES = 400;
@@ -38,7 +40,11 @@ export function batchDisplayName(batch) {
   return batch.name || `Sweep ${String(batch.id).slice(0, 8)}`;
 }
 
-export function tileViews(batch, maxTiles = MAX_TILES) {
+/**
+ * One tile per cell (up to `maxTiles`). Each says which worker ran or runs it (`worker`: its name, `badge`: two
+ * letters; only when the batch's cells name one) and whether it was starred or rejected (`choice`).
+ */
+export function tileViews(batch, maxTiles = MAX_TILES, { workerList = null } = {}) {
   const total = batch.counts.total;
   const shown = Math.min(total, maxTiles);
   const tiles = [];
@@ -46,8 +52,13 @@ export function tileViews(batch, maxTiles = MAX_TILES) {
     // A cell heard of (events, the detail page) wins; else the status the detail gave every cell in one string.
     const cell = batch.cells[index] ?? { index, status: cellStatusFromChar(batch.cellStatuses, index) ?? "queued" };
     const status = displayedCellStatus(cell.status, batch.state);
-    tiles.push({ index, status, className: tileClassName(status),
-                 title: cellTitle({ ...cell, index }, status, batch.axes, batch.mode) });
+    const worker = workerName(cell.worker, batch.workers, workerList);
+    const choice = cellChoice(batch.choices, index);
+    const lines = [cellTitle({ ...cell, index }, status, batch.axes, batch.mode)];
+    if (worker) lines.push(`${status === "running" ? "running on" : "worker"}: ${worker}`);
+    if (choice) lines.push(choice === "starred" ? "★ starred" : "✕ rejected");
+    const className = tileClassName(status) + (choice ? ` wi-tile--${choice}` : "");
+    tiles.push({ index, status, className, title: lines.join("\n"), worker, badge: worker ? workerBadge(worker) : "", choice });
   }
   return { tiles, hiddenCount: Math.max(0, total - shown) };
 }
@@ -56,10 +67,10 @@ export function tileViews(batch, maxTiles = MAX_TILES) {
  * Display data for one batch. `fileUrl(fileRef)` turns {filename, subfolder, type} into a URL
  * (api_client.fileUrl); it is injected so this stays free of any `api` object.
  */
-export function batchView(batch, now, { fileUrl = () => null, maxTiles = MAX_TILES } = {}) {
+export function batchView(batch, now, { fileUrl = () => null, maxTiles = MAX_TILES, workerList = null } = {}) {
   const finished = isTerminalBatchState(batch.state);
   const eta = etaSeconds(batch, now);
-  const { tiles, hiddenCount } = tileViews(batch, maxTiles);
+  const { tiles, hiddenCount } = tileViews(batch, maxTiles, { workerList });
   const grid = batch.grid && batch.grid.filename ? batch.grid : null;
   const viewer = grid && grid.viewer && grid.viewer.filename ? grid.viewer : null;
   return {
@@ -83,6 +94,10 @@ export function batchView(batch, now, { fileUrl = () => null, maxTiles = MAX_TIL
     gridUrl: grid ? fileUrl(grid) : null,
     viewerUrl: viewer ? fileUrl(viewer) : null,
     warnings: batch.warnings,
+    // Each worker's part in this batch; null (hidden) when no workers are configured.
+    workers: batchWorkersView(batch.workers),
+    // "★ 3 · ✕ 1" from the viewer's choices; "" when none (or the server has no choices route).
+    choicesText: choicesSummary(batch.choices),
   };
 }
 
