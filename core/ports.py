@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Folders", "Host", "NodeRegistry", "QueuePort", "QueuedPrompt", "Runtime"]
+__all__ = ["Folders", "Host", "NodeRegistry", "PromptSubmitter", "QueuePort", "QueuedPrompt", "Runtime"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,13 @@ class Runtime(Protocol):
     def create_task(self, coro: Any) -> None: ...
     def run_background(self, fn: Callable[..., Any], *args: Any) -> None: ...
     def send_event(self, event: str, data: dict[str, Any], sid: str | None = None) -> None: ...
+
+
+class PromptSubmitter(Protocol):
+    """Submits a request body the way a canvas Queue press does (ComfyUI's own POST /prompt handler, with
+    every onprompt hook, its validation and its queue), for sweeps started without a browser."""
+
+    async def submit_prompt(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]: ...
 
 
 class Host(QueuePort, NodeRegistry, Folders, Runtime, Protocol):

@@ -31,7 +31,7 @@ def register() -> Any:
             return None
         from ..core.iteration_state import IterationStateManager
         from ..core.sweep import SweepService
-        from . import routes
+        from . import api_routes, routes
         from .outputs import GridService
 
         host = _comfy.ComfyHost(server_instance)
@@ -40,6 +40,7 @@ def register() -> Any:
                                grid_builder=GridService(manager, host).build, event_interval=CELL_EVENT_INTERVAL_S)
         host.install(service)  # service.handle_prompt is the hook's one catch-all boundary
         routes.add_routes(server_instance.routes, service)
+        api_routes.add_routes(server_instance.routes, service)
         service.restore_interrupted()
         _service = service
         logger.info("WI: Workflow Iterator installed")
