@@ -324,7 +324,7 @@ def plan(prompt: Mapping[str, Any], *, parse: planner.ParseFn, options_for: Any,
         raise RequestError(str(exc), _errors_in(str(exc), prompt)) from None
     if swept.errors:
         errors = [{"axis": axis_position(e.node_id), "param": e.name, "message": e.message} for e in swept.errors]
-        raise RequestError(errors[0]["message"] if len(errors) == 1 else "; ".join(str(e["message"]) for e in errors), errors)
+        raise RequestError("; ".join(e.message for e in swept.errors), errors)
     return swept
 
 

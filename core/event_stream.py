@@ -28,7 +28,7 @@ KEEP_ALIVE = b": keep-alive\n\n"
 #: Events one subscriber may have waiting before it is dropped as not reading.
 QUEUE_LIMIT = 10_000
 _FINAL_STATES = frozenset({"complete", "cancelled", "expired"})
-_CLOSED = ("closed", {})
+_CLOSED: tuple[str, dict[str, Any]] = ("closed", {})
 
 
 def format_event(event: str, data: Mapping[str, Any], event_id: int | None = None) -> bytes:
