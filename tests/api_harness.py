@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from PIL import Image
 
 import comfy_standin
+from comfyui_workflow_iterator.core.batch_outputs import BatchOutputs
 from comfyui_workflow_iterator.core.iteration_state import IterationStateManager
 from comfyui_workflow_iterator.core.sweep import SweepService
 from comfyui_workflow_iterator.nodes import _comfy, api_routes, routes
@@ -43,7 +46,11 @@ class ApiHarness:
     """A SweepService over the stand-in; every /wi/ route on an aiohttp test server, all on one loop."""
 
     def __init__(self, monkeypatch: Any, tmp_path: Any, *, window: int = 4, keep_alive_s: float = 15.0,
-                 journal: Any = None) -> None:
+                 journal: Any = None, real_outputs: bool = False) -> None:
+        """``real_outputs``: cells write real PNGs into the output folder and the batch gets its real grid,
+        manifest and viewer (core's BatchOutputs); otherwise nothing is written and the grid is empty."""
+        self.output_dir = os.path.join(str(tmp_path), "output")
+        self.execute = self._write_cell if real_outputs else None
         self.loop = asyncio.new_event_loop()
         self.server = comfy_standin.install(monkeypatch, self.loop, tmp_path=tmp_path)
         self.server.routes.append(web.RouteDef("POST", "/prompt", self._post_prompt, {}))
@@ -51,7 +58,9 @@ class ApiHarness:
         self.host = _comfy.ComfyHost(self.server)
         self.host.run_background = lambda fn, *a: fn(*a)  # type: ignore[method-assign]
         self.grids: list[str] = []
-        self.service = SweepService(self.manager, self.host, grid_builder=self._grid, window=window, journal=journal)
+        builder = BatchOutputs(self.manager, output_dir=lambda: self.output_dir, notify=lambda *a: None).build
+        self.service = SweepService(self.manager, self.host, grid_builder=builder if real_outputs else self._grid,
+                                    window=window, journal=journal)
         self.host.install(self.service)
         self.table = web.RouteTableDef()
         routes.add_routes(self.table, self.service)
@@ -64,6 +73,18 @@ class ApiHarness:
         """Stands in for GridService: stores an empty grid so the batch completes."""
         self.grids.append(batch_id)
         self.manager.set_grid(batch_id, {"files": []})
+
+    def _write_cell(self, prompt: dict, item: tuple) -> tuple[str, list, dict]:
+        """Like WISaveImage: one PNG per cell in the batch folder, of the cell's EmptyImage size."""
+        cell = item[3]["extra_pnginfo"]["wi_cell"]
+        inputs = prompt["4"]["inputs"]
+        folder = os.path.join(self.output_dir, cell["subfolder"])
+        os.makedirs(folder, exist_ok=True)
+        name = f"c{cell['index']:05}_n5_0.png"
+        Image.new("RGB", (int(inputs["width"]), int(inputs["height"])), (cell["index"] * 40 % 256, 90, 160)).save(
+            os.path.join(folder, name))
+        outputs = {"5": {"images": [{"filename": name, "subfolder": cell["subfolder"], "type": "output"}]}}
+        return "success", [("execution_success", {"prompt_id": item[1]})], outputs
 
     async def _post_prompt(self, request: Any) -> web.Response:
         status, body = await self.server.post_prompt(await request.json())
@@ -112,10 +133,10 @@ class ApiHarness:
         ran = []
         for _ in range(limit):
             self.settle()
-            item = self.server.run_next()
+            item = self.server.run_next(self.execute)
             if item is None:
                 self.settle()
-                if self.server.run_next() is None:
+                if self.server.run_next(self.execute) is None:
                     break
                 continue
             ran.append(item)
@@ -151,7 +172,7 @@ class ServedHarness:
         # A worker: run queued items like ComfyUI's worker thread would, between loop turns.
         while not self.stop.is_set():
             harness.run(asyncio.sleep(0.01))
-            harness.server.run_next()
+            harness.server.run_next(harness.execute)
         harness.close()
 
     def call(self, fn: Any) -> Any:
