@@ -13,7 +13,8 @@ from typing import Any
 import jsonschema_rs
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 
 from api_harness import ApiHarness, ServedHarness, plain_prompt, sweep_body
@@ -122,6 +123,24 @@ FUZZ_CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance,
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_fuzz_routes_answer_within_their_description(case, served):
     case.call_and_validate(base_url=served, checks=FUZZ_CHECKS, timeout=30)
+
+
+NEGATIVE_OPERATIONS = sorted(f"{method.upper()} {path}" for path, item in DOC["paths"].items() for method, op in item.items()
+                             if op.get("parameters") or op.get("requestBody"))
+
+
+@pytest.mark.parametrize("operation_name", NEGATIVE_OPERATIONS)
+def test_fuzz_invalid_input_is_refused_without_a_server_error(operation_name, served):
+    """Schema-violating parameters and bodies (schemathesis' negative mode) get a described 4xx, never a 500."""
+    method, path = operation_name.split(" ", 1)
+    operation = schema[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def fuzz(case: schemathesis.Case) -> None:
+        case.call_and_validate(base_url=served, checks=FUZZ_CHECKS, timeout=30)
+
+    fuzz()
