@@ -140,3 +140,21 @@ def test_sigint_to_the_cli_cancels_the_batch_on_the_server(comfy, tmp_path):
     assert '"type": "cancelled"' in rest
     status = comfy.wait_batch(batch_id, states=("cancelled",), timeout=60)
     assert status["counts"]["cancelled"] >= 1 and status["counts"]["done"] < 30
+
+
+def test_a_core_save_image_workflow_is_swept_and_its_cells_are_downloaded_through_view(comfy, tmp_path):
+    prompt = workflow()
+    prompt["20"] = {"class_type": "SaveImage", "inputs": {"images": ["13", 0], "filename_prefix": f"core_{uuid.uuid4().hex[:6]}"}}
+    path = tmp_path / "core_save_api.json"
+    path.write_text(json.dumps(prompt))
+    process = cli(comfy, "--json", "sweep", str(path), "--axis", "blur.blur_radius=1, 3", "--out", str(tmp_path / "r"))
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out + err + comfy.log_tail()
+    batch_id = next(json.loads(line)["batch_id"] for line in out.splitlines() if json.loads(line)["type"] == "queued")
+    status = comfy.get(f"/wi/status/{batch_id}")[1]
+    refs = [f for cell in status["cells"] for f in cell["files"]]
+    assert len(refs) == 2
+    for ref in refs:  # saved outside the batch folder: fetched with ComfyUI's /view, kept under other/
+        local = tmp_path / "r" / batch_id / "other" / ref["subfolder"] / ref["filename"]
+        assert local.read_bytes() == (comfy.output_dir / ref["subfolder"] / ref["filename"]).read_bytes()
+    assert (tmp_path / "r" / batch_id / "batch.json").is_file()
