@@ -190,13 +190,13 @@ class Client:
         """
         response = self._open("GET", f"/wi/batches/{urllib.parse.quote(batch_id)}/events", timeout=timeout)
         with response:
-            event, data_lines = "message", []
+            event, data_lines = "message", list[str]()
             for raw in response:
                 line = raw.decode("utf-8").rstrip("\r\n")
                 if not line:
                     if data_lines:
                         yield event, json.loads("\n".join(data_lines))
-                    event, data_lines = "message", []
+                    event, data_lines = "message", list[str]()
                 elif line.startswith(":"):
                     continue  # keep-alive comment
                 elif line.startswith("event:"):
