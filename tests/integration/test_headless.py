@@ -158,3 +158,28 @@ def test_a_core_save_image_workflow_is_swept_and_its_cells_are_downloaded_throug
         local = tmp_path / "r" / batch_id / "other" / ref["subfolder"] / ref["filename"]
         assert local.read_bytes() == (comfy.output_dir / ref["subfolder"] / ref["filename"]).read_bytes()
     assert (tmp_path / "r" / batch_id / "batch.json").is_file()
+
+
+def test_the_event_stream_of_a_real_batch_ends_with_it(comfy):
+    import urllib.request
+
+    code, created = _post(comfy, {"prompt": workflow(seconds=0.2), "axes": [{"target": "blur.blur_radius",
+                                                                            "values": "1-4"}], "grid": {}})
+    assert code == 201, created
+    events = []
+    with urllib.request.urlopen(f"{comfy.url}/wi/batches/{created['batch_id']}/events", timeout=60) as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        name = None
+        for raw in stream:  # ends when the server closes the stream after the batch's last event
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[6:])))
+    names = [n for n, _ in events]
+    assert names[0] == "snapshot"
+    ended = [data["index"] for n, data in events if n == "cell_ended"]
+    assert len(set(ended)) == len(ended)
+    # Cells that ended before the stream began are counted in the snapshot.
+    assert len(ended) + events[0][1]["counts"]["done"] == 4
+    assert names[-1] == "batch_finished" and events[-1][1]["state"] == "complete" and events[-1][1]["grid"]
