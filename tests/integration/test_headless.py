@@ -180,6 +180,7 @@ def test_the_event_stream_of_a_real_batch_ends_with_it(comfy):
     assert names[0] == "snapshot"
     ended = [data["index"] for n, data in events if n == "cell_ended"]
     assert len(set(ended)) == len(ended)
-    # Cells that ended before the stream began are counted in the snapshot.
-    assert len(ended) + events[0][1]["counts"]["done"] == 4
+    # Cells that ended before the stream began are counted in the snapshot (one ending while the stream
+    # starts may be in both: subscribed first, so never in neither).
+    assert len(ended) + events[0][1]["counts"]["done"] >= 4 and events[-1][1]["counts"]["done"] == 4
     assert names[-1] == "batch_finished" and events[-1][1]["state"] == "complete" and events[-1][1]["grid"]
