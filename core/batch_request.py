@@ -214,6 +214,8 @@ def parse_request(body: Any) -> BatchRequest:
     extra = body.get("extra_data", {})
     if not isinstance(extra, Mapping):
         raise RequestError("extra_data must be an object")
+    if prompt_graph.REENTRY_KEY in extra:  # the mark of a cell the hook already expanded: it would skip the sweep
+        raise RequestError(f"extra_data.{prompt_graph.REENTRY_KEY} is reserved for the sweep's own cells")
     key = _string(body, "idempotency_key", None, max_length=MAX_KEY_LENGTH)
     if key is not None and not key:
         raise RequestError("idempotency_key must not be empty")

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from typing import Any
 
 from aiohttp import web
@@ -129,17 +130,23 @@ class ApiHarness:
         self.settle()
         return status, parsed
 
-    def run_all(self, limit: int = 1000) -> list:
-        ran = []
-        for _ in range(limit):
+    def open_batches(self) -> bool:
+        return any(b["state"] in ("pending", "active") for b in self.manager.list_batches())
+
+    def run_all(self, limit: int = 1000, timeout: float = 30.0) -> list:
+        """Run queued items until no batch has open cells. Waits (briefly, in real time) when the queue is
+        empty but a batch is open: the feeder computes its run order on a thread, slower on a loaded machine."""
+        ran: list = []
+        deadline = time.monotonic() + timeout
+        while len(ran) < limit:
             self.settle()
             item = self.server.run_next(self.execute)
-            if item is None:
-                self.settle()
-                if self.server.run_next(self.execute) is None:
-                    break
+            if item is not None:
+                ran.append(item)
                 continue
-            ran.append(item)
+            if not self.open_batches() or time.monotonic() > deadline:
+                break
+            self.run(asyncio.sleep(0.01))
         self.settle()
         return ran
 

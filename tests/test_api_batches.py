@@ -125,6 +125,9 @@ def test_a_target_naming_nothing_is_refused(ah):
     ({"prompt": plain_prompt(), "axes": [{"target": "EmptyImage.width", "values": "1"}], "speed": 1}, "unknown field(s) speed"),
     ({"prompt": {"1": {"class_type": "WIIterator", "inputs": {}}}, "axes": [{"target": "a.b", "values": "1"}]}, "WIIterator"),
     ({"prompt": {"1": {"inputs": {}}}, "axes": [{"target": "a.b", "values": "1"}]}, "class_type"),
+    ({"prompt": plain_prompt(), "axes": [{"target": "EmptyImage.width", "values": "1"}], "extra_data": {"wi": {}}}, "reserved"),
+    ({"prompt": plain_prompt(), "axes": [{"target": "EmptyImage.width", "values": "1"}], "idempotency_key": ""}, "idempotency_key"),
+    ({"prompt": {"wi_api_x": {"class_type": "EmptyImage", "inputs": {}}}, "axes": [{"target": "a.b", "values": "1"}]}, "reserved"),
 ])
 def test_malformed_bodies_get_a_400_naming_the_field(ah, body, needle):
     status, answer = ah.post_batch(body)
@@ -202,9 +205,11 @@ def test_the_event_stream_sends_a_snapshot_every_cell_end_and_ends_with_the_batc
     ah.settle()
 
     async def run_rest():
-        for _ in range(20):
-            await asyncio.sleep(0)
+        for _ in range(1000):  # until the batch has no open cell (the feeder may lag on a loaded machine)
+            await asyncio.sleep(0.01)
             ah.server.run_next()
+            if not ah.open_batches():
+                break
         worker_done.append(True)
 
     events = ah.run(_read_events(ah, created["batch_id"], during=lambda: asyncio.ensure_future(run_rest())))
