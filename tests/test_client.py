@@ -161,3 +161,28 @@ def test_downloads_never_leave_the_folder(monkeypatch, tmp_path):
     written = client.batch("b").download(tmp_path / "o")
     assert [os.path.relpath(p, tmp_path) for p in written] == ["o/other/_/_/evil.png"]
     assert not (tmp_path / "evil.png").exists()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
+    counts = {"total": 6, "done": 2, "failed": 1, "cancelled": 0}
+    terminal = _Terminal()
+    out = cli.Output(False, terminal)
+    out.progress(counts, started=0.0, ended_index=2, status="failed")
+    out.emit("finished", {}, "done")
+    text = terminal.getvalue()
+    assert text.startswith("\r[###############---------------] 2 done, 1 failed of 6  ETA ")
+    assert text.endswith("\ndone\n")  # the bar's line is ended before the next message
+    piped = io.StringIO()
+    cli.Output(False, piped).progress(counts, started=0.0, ended_index=2, status="failed")
+    assert piped.getvalue().startswith("cell 2 failed: 2 done, 1 failed of 6, ETA ") and "\r" not in piped.getvalue()
+
+
+@pytest.mark.parametrize("elapsed, ended, total, text", [
+    (10.0, 0, 6, "?"), (10.0, 2, 6, "0:20"), (3600.0, 1, 3, "2:00:00"), (5.0, 6, 6, "0:00")])
+def test_eta(elapsed, ended, total, text):
+    assert cli.format_eta(elapsed, ended, total)[0] == text
