@@ -15,8 +15,8 @@ from typing import Any, Literal, Protocol
 
 from .workers import WorkerConfig
 
-__all__ = ["Folders", "Host", "NodeRegistry", "QueuePort", "QueuedPrompt", "RemoteOutcome", "RemoteRejected",
-           "RemoteUnavailable", "RemoteWorkerPort", "Runtime"]
+__all__ = ["Folders", "Host", "NodeRegistry", "PromptSubmitter", "QueuePort", "QueuedPrompt", "RemoteOutcome",
+           "RemoteRejected", "RemoteUnavailable", "RemoteWorkerPort", "Runtime"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,13 @@ class Runtime(Protocol):
     def create_task(self, coro: Any) -> None: ...
     def run_background(self, fn: Callable[..., Any], *args: Any) -> None: ...
     def send_event(self, event: str, data: dict[str, Any], sid: str | None = None) -> None: ...
+
+
+class PromptSubmitter(Protocol):
+    """Submits a request body the way a canvas Queue press does (ComfyUI's own POST /prompt handler, with
+    every onprompt hook, its validation and its queue), for sweeps started without a browser."""
+
+    async def submit_prompt(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]: ...
 
 
 class Host(QueuePort, NodeRegistry, Folders, Runtime, Protocol):

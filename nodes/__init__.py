@@ -33,7 +33,7 @@ def register() -> Any:
             return None
         from ..core.iteration_state import IterationStateManager
         from ..core.sweep import SweepService
-        from . import routes
+        from . import api_routes, routes
         from .outputs import GridService
 
         host = _comfy.ComfyHost(server_instance)
@@ -47,6 +47,7 @@ def register() -> Any:
                                workers=worker_registry, remote=RemoteComfy())
         host.install(service)  # service.handle_prompt is the hook's one catch-all boundary
         routes.add_routes(server_instance.routes, service)
+        api_routes.add_routes(server_instance.routes, service)
         service.restore_interrupted()
         _service = service
         logger.info("WI: Workflow Iterator installed")

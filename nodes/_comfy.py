@@ -19,6 +19,7 @@ import asyncio
 import copy
 import heapq
 import inspect
+import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -158,6 +159,20 @@ def interrupt_processing() -> None:
     comfy_nodes.interrupt_processing()
 
 
+class _InProcessRequest:
+    """What ComfyUI's ``post_prompt`` reads of a request (0.3.64: ``json()``; 0.38: also ``headers``)."""
+
+    def __init__(self, body: dict) -> None:
+        self._body = body
+        self.headers: dict[str, str] = {}
+        self.method, self.path = "POST", "/prompt"
+        self.match_info: dict[str, str] = {}
+        self.query: dict[str, str] = {}
+
+    async def json(self) -> dict:
+        return self._body
+
+
 class ComfyHost:
     """The :class:`core.sweep.Host` over a live ``PromptServer``."""
 
@@ -282,6 +297,26 @@ class ComfyHost:
         if removed:
             self.server.queue_updated()
         return [str(item[1]) for item in removed], interrupted
+
+    async def submit_prompt(self, body: dict) -> tuple[int, dict]:
+        """``(status, JSON answer)`` of ComfyUI's own POST /prompt handler for ``body``: the path a Queue press
+        takes (onprompt hooks, numbering, node replacements, validation, the queue item of this version),
+        called in-process so nothing of it is copied here. Runs on the loop, like any request.
+
+        Raises:
+            RuntimeError: this ComfyUI registers no POST /prompt handler on ``PromptServer.routes``.
+        """
+        handler = next((route.handler for route in getattr(self.server, "routes", ())
+                        if getattr(route, "method", None) == "POST" and getattr(route, "path", None) == "/prompt"), None)
+        if handler is None:
+            raise RuntimeError("ComfyUI's POST /prompt handler was not found on PromptServer.routes")
+        response = await handler(_InProcessRequest(body))
+        raw = getattr(response, "body", None) or b"{}"
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = {"error": raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)}
+        return int(response.status), answer if isinstance(answer, dict) else {"answer": answer}
 
     # ------------------------------------------------------------------ events and lookups
     def send_event(self, event: str, data: dict, sid: str | None = None) -> None:
