@@ -110,9 +110,18 @@ def batch_record(snapshot: BatchState, root: str, *, extra_warnings: Sequence[st
     )
 
 
+def _tile_size(cell: CellRecord) -> tuple[int, int] | None:
+    """The size a cell's grid tile is planned at: its tile output's (``CellRecord.tile_output``)."""
+    out = cell.tile_output()
+    if out is not None:
+        return grid.media_size(out.path, out.kind)
+    if cell.files and not isinstance(cell.files[0], Mapping):
+        return _image_size(os.fspath(cell.files[0]))
+    return None
+
+
 def _cell_sizes(cells: Sequence[CellRecord]) -> list[tuple[int, int]]:
-    sizes = [_image_size(os.fspath(c.files[0])) if c.files and not isinstance(c.files[0], Mapping) else None
-             for c in cells]
+    sizes = [_tile_size(c) for c in cells]
     known = [s for s in sizes if s is not None]
     if not known:
         return []
