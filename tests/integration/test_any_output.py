@@ -159,3 +159,42 @@ def test_resume_after_sigkill_runs_no_cell_whose_outputs_of_every_kind_were_stor
         _check_outputs(second, final)
     finally:
         second.cleanup()
+
+
+def _grid_of(comfy: ComfyServer, prompt: dict) -> Image.Image:
+    code, answer = comfy.queue_prompt(prompt)
+    assert code == 200, answer
+    status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"], need_grid=True)
+    assert status["state"] == "complete", status
+    grid = status["grid"]
+    assert "filename" in grid, grid
+    with Image.open(comfy.output_dir / grid["subfolder"] / grid["filename"]) as image:
+        return image.convert("RGB")
+
+
+def _only(prompt: dict, keep: set[str]) -> dict:
+    """The sweep with only the output nodes in ``keep`` (and the grid on a grey background, so white pixels can
+    only come from a play badge)."""
+    out = {k: v for k, v in prompt.items() if int(k) < 20 or k in keep or k == "29"}
+    out["29"] = {**out["29"], "inputs": {**out["29"]["inputs"], "background": "#808080"}}
+    return out
+
+
+def _count(image: Image.Image, near: tuple[int, int, int], tolerance: int) -> int:
+    return sum(n for n, px in image.getcolors(maxcolors=1 << 20) or ()
+               if all(abs(a - b) <= tolerance for a, b in zip(px, near)))
+
+
+@pytest.mark.parametrize("nodes", [{"22"}, {"24", "25"}], ids=["animated-webp", "video"])
+def test_grid_tiles_of_animated_and_video_cells_show_their_frame_with_a_play_badge(comfy, nodes):
+    prompt = _only(any_output_sweep("3166400, 3166400", name="gridmotion"), nodes)  # colour 0x3050c0
+    image = _grid_of(comfy, prompt)
+    assert _count(image, (255, 255, 255), 12) > 20  # the badges' white triangles and rings
+    assert _count(image, (0x30, 0x50, 0xC0), 40) > 500  # the frames themselves, not placeholders
+
+
+def test_grid_tiles_of_audio_cells_are_waveforms(comfy):
+    from comfyui_workflow_iterator.core.grid.tiles import _WAVE_COLOR
+
+    image = _grid_of(comfy, _only(any_output_sweep("10, 200", name="gridaudio"), {"27"}))
+    assert _count(image, _WAVE_COLOR, 0) > 200
