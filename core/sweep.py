@@ -761,11 +761,12 @@ class SweepService:
         if run is None:  # its batch ended (a cancel) while it ran: what ComfyUI reported, nothing copied
             return images_from_outputs(outputs)
         found = cell_outputs.classify(outputs, run.save_node_ids)
+        ours = set(run.save_node_ids)
+        if all(o.node_id in ours for o in found):  # WISaveImage files alone: recognised by name, nothing to do
+            return [o.ref() for o in found]
         values = saved_cells.cell_values(run.plan, index)
         placed = cell_outputs.place(found, subfolder=run.subfolder, index=index, values=values)
-        ours = set(run.save_node_ids)
-        if any(o.node_id not in ours for o in found):  # WISaveImage files alone are recognised by name
-            self.host.run_background(self._store_outputs, found, placed, batch_id, index, values, run.subfolder)
+        self.host.run_background(self._store_outputs, found, placed, batch_id, index, values, run.subfolder)
         return [o.ref() for o in placed]
 
     def _store_outputs(self, found: Sequence[cell_outputs.CellOutput], placed: Sequence[cell_outputs.CellOutput],
