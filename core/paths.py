@@ -137,6 +137,10 @@ def cell_filename(index: int, values: Mapping[str, object], image_number: int, *
     return f"{cell_file_stem(index, values, node_id)}_{int(image_number)}.{extension}"
 
 
+#: How every cell record's name ends (:func:`cell_record_filename`).
+CELL_RECORD_SUFFIX = f"_{node_part('cell')}.json"
+
+
 def cell_record_filename(index: int, values: Mapping[str, object]) -> str:
     """``c00012_cfg-7_ncell.json``: the record of everything a finished cell produced, whichever nodes saved it
     (``core/saved_cells.py``); beside the cell's files, and never a name a save node can take."""

@@ -268,12 +268,15 @@ def _read_record(output_dir: str, folder: str, name: str, batch_id: str, index: 
     return refs
 
 
-def _find_recorded(output_dir: str, plan: SweepPlan, batch_id: str, subfolder: str, wanted: set[int]) -> dict[int, list[FileRef]]:
+def _find_recorded(output_dir: str, plan: SweepPlan, batch_id: str, subfolder: str,
+                   wanted: set[int]) -> tuple[dict[int, list[FileRef]], bool]:
+    """The cells with a valid record, and whether the batch folder holds any cell record at all."""
     try:
         folder = paths.resolve_inside(output_dir, subfolder)
     except ValueError:
-        return {}
+        return {}, False
     names = set(_listdir(folder))
+    any_record = any(name.endswith(paths.CELL_RECORD_SUFFIX) for name in names)
     found: dict[int, list[FileRef]] = {}
     for index in wanted:
         name = paths.cell_record_filename(index, cell_values(plan, index))
@@ -281,7 +284,7 @@ def _find_recorded(output_dir: str, plan: SweepPlan, batch_id: str, subfolder: s
             refs = _read_record(output_dir, folder, name, batch_id, index)
             if refs is not None:
                 found[index] = refs
-    return found
+    return found, any_record
 
 
 def find_saved_cells(
@@ -314,9 +317,11 @@ def find_saved_cells(
     if not wanted:
         return {}
     targets = {str(t) for t in partial_targets} if isinstance(partial_targets, (list, tuple)) else None
-    found: dict[int, list[FileRef]] = _find_recorded(output_dir, plan, batch_id, subfolder, wanted)
+    found, any_record = _find_recorded(output_dir, plan, batch_id, subfolder, wanted)
     wanted -= set(found)
-    if not wanted:
+    if not wanted or any_record:
+        # Every cell of a batch has the same output nodes: once one cell needed a record (outputs beyond
+        # WISaveImage files), a cell without one lacks outputs the image rules below cannot see.
         return found
     our_nodes = [n for n in plan.save_node_ids if targets is None or n in targets]
     ours = _find_ours(output_dir, plan, batch_id, subfolder, wanted, our_nodes) if our_nodes else {}

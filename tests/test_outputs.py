@@ -203,3 +203,22 @@ def test_the_grid_tile_of_a_cell_is_its_first_still_image_else_its_animation_els
     assert CellRecord(0, (0,), outputs=(audio, video)).tile_output() is video
     assert CellRecord(0, (0,), outputs=(OutputRecord("/t.txt", "text", text="x"), audio)).tile_output() is audio
     assert CellRecord(0, (0,), outputs=(OutputRecord("/t.txt", "text", text="x"),)).tile_output() is None
+
+
+def test_once_a_batch_has_cell_records_a_cell_without_one_runs_again(folders, monkeypatch) -> None:
+    """Cells of one batch share their output nodes: a cell whose WISaveImage file is on disk but whose record
+    was never written (killed before the background store) lacks its other outputs and must run again."""
+    from comfyui_workflow_iterator.nodes import _comfy
+    from comfyui_workflow_iterator.nodes.save_node import WISaveImage
+    from test_saved_cells import cell_extra, pixels
+
+    output, temp = folders
+    _store(output, temp, index=1)
+    plan = make_plan({"5": ("WISaveImage", "WI")})
+    monkeypatch.setattr(_comfy, "output_directory", lambda: str(output))
+    monkeypatch.setattr(_comfy, "metadata_disabled", lambda: False)
+    WISaveImage().save(pixels(), "WI", prompt={}, extra_pnginfo=cell_extra(plan, 2), unique_id="5")
+    found = saved_cells.find_saved_cells(str(output), plan, batch_id=BATCH, subfolder=SUBFOLDER, indices=[1, 2])
+    assert set(found) == {1}
+    (output / SUBFOLDER / paths.cell_record_filename(1, saved_cells.cell_values(plan, 1))).unlink()
+    assert set(saved_cells.find_saved_cells(str(output), plan, batch_id=BATCH, subfolder=SUBFOLDER, indices=[1, 2])) == {2}
