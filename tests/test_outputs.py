@@ -222,3 +222,40 @@ def test_once_a_batch_has_cell_records_a_cell_without_one_runs_again(folders, mo
     assert set(found) == {1}
     (output / SUBFOLDER / paths.cell_record_filename(1, saved_cells.cell_values(plan, 1))).unlink()
     assert set(saved_cells.find_saved_cells(str(output), plan, batch_id=BATCH, subfolder=SUBFOLDER, indices=[1, 2])) == {2}
+
+
+# ------------------------------------------------------------------------------------------- through the service
+def test_the_sweep_captures_a_preview_and_a_text_of_every_cell_from_comfyuis_results(monkeypatch, tmp_path) -> None:
+    from test_sweep_service import Harness, only_batch, sweep_prompt
+
+    h = Harness(monkeypatch, tmp_path)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+
+    def execute(prompt: dict, item: tuple) -> tuple[str, list, dict]:
+        name = f"ComfyUI_temp_{item[1][:8]}_00001_.png"
+        Image.new("RGB", (8, 8), "green").save(temp / name)
+        return "success", [], {"7": {"images": [{"filename": name, "subfolder": "", "type": "temp"}]},
+                               "8": {"text": (f"cell of {item[1]}",)}}
+
+    try:
+        prompt = sweep_prompt("1, 2", "10")
+        # No WISaveImage: node 7 reports a temp image like PreviewImage (the stand-in validates only the node
+        # types it knows, so it is declared a SaveImage) and node 8 a text like PreviewAny.
+        del prompt["5"]
+        prompt["7"] = {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "p"}}
+        status, answer = h.post({"prompt": prompt})
+        assert status == 200, answer
+        h.run_all(execute)
+        batch = only_batch(h)
+        folder = tmp_path / "output" / batch["meta"]["subfolder"]
+        for cell in batch["cells"]:
+            assert cell["status"] == "done"
+            preview, text = cell["files"]
+            assert (preview["node_id"], preview["kind"], preview["type"]) == ("7", "image", "output")
+            assert (text["node_id"], text["kind"], text["media_type"]) == ("8", "text", "text/plain")
+            assert (folder / preview["filename"]).is_file()
+            assert (folder / text["filename"]).read_text(encoding="utf-8") == f"cell of {cell['prompt_id']}"
+        assert len(list(folder.glob("*" + paths.CELL_RECORD_SUFFIX))) == 2
+    finally:
+        h.close()
