@@ -22,7 +22,8 @@ from PIL import Image
 from . import grid, manifest
 from .iteration_state import BatchState, IterationStateManager
 from .paths import resolve_inside
-from .records import AxisRecord, BatchRecord, CellRecord, axis_seed
+from .outputs import describe_file
+from .records import AxisRecord, BatchRecord, CellRecord, OutputRecord, axis_seed
 from .values import json_value
 
 logger = logging.getLogger(__name__)
@@ -41,17 +42,44 @@ def _image_size(path: str) -> tuple[int, int] | None:
         return None
 
 
-def _absolute_files(refs: Sequence[Any], root: str) -> tuple[str, ...]:
-    """Absolute paths of a cell's output images inside ``root``; anything else is dropped with a warning."""
-    paths = []
+#: A text output longer than this is cut in the records (batch.json, the viewer); its file keeps all of it.
+MAX_TEXT_CHARS = 20_000
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(MAX_TEXT_CHARS + 1)
+    except OSError as exc:
+        logger.warning("WI: cannot read the text output %s: %s", path, exc)
+        return None
+    return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "…"
+
+
+def _cell_outputs(refs: Sequence[Any], root: str) -> tuple[tuple[str, ...], tuple[OutputRecord, ...]]:
+    """A cell's files (absolute paths inside ``root``, text outputs left out) and its typed outputs.
+
+    References outside the output folder are dropped with a warning; temp references (a preview that could not
+    be copied into the batch folder) are dropped: the temp folder does not outlive ComfyUI. A reference without
+    a typed origin (journaled before outputs were typed) is typed by its file name (``core.outputs``).
+    """
+    paths: list[str] = []
+    typed: list[OutputRecord] = []
     for ref in refs:
         if getattr(ref, "type", "output") != "output":
             continue
         try:
-            paths.append(resolve_inside(root, str(ref.subfolder or ""), str(ref.filename)))
+            path = resolve_inside(root, str(ref.subfolder or ""), str(ref.filename))
         except (ValueError, AttributeError):
             logger.warning("WI: ignoring cell file outside the output folder: %r", ref)
-    return tuple(paths)
+            continue
+        made = getattr(ref, "origin", None) or describe_file(str(ref.filename))
+        if made.kind == "text":
+            typed.append(OutputRecord(path, "text", made.node_id, made.media_type, _read_text(path) or ""))
+            continue
+        paths.append(path)
+        typed.append(OutputRecord(path, made.kind, made.node_id, made.media_type))
+    return tuple(paths), tuple(typed)
 
 
 def batch_record(snapshot: BatchState, root: str, *, extra_warnings: Sequence[str] = ()) -> BatchRecord:
@@ -65,26 +93,35 @@ def batch_record(snapshot: BatchState, root: str, *, extra_warnings: Sequence[st
     axes = tuple(
         AxisRecord(a.name, tuple(json_value(v) for v in a.values), a.type, tuple(a.labels)) for a in snapshot.axes
     )
-    cells = tuple(
-        CellRecord(
-            index=c.index, coords=tuple(c.coords), status=c.status.value, error=c.error,
-            files=_absolute_files(c.files, root),
+    cells = []
+    for c in sorted(snapshot.cells, key=lambda c: c.index):
+        files, typed = _cell_outputs(c.files, root)
+        cells.append(CellRecord(
+            index=c.index, coords=tuple(c.coords), status=c.status.value, error=c.error, files=files,
             seed=json_value(c.metadata.get("seed")) if c.metadata.get("seed") is not None
             else axis_seed(c.coords, axes),
-        )
-        for c in sorted(snapshot.cells, key=lambda c: c.index)
-    )
+            outputs=typed,
+        ))
     warnings = tuple(snapshot.warnings) + tuple(w for w in extra_warnings if w not in snapshot.warnings)
     return BatchRecord(
-        batch_id=snapshot.batch_id, batch_name=snapshot.batch_name, mode=snapshot.mode, axes=axes, cells=cells,
+        batch_id=snapshot.batch_id, batch_name=snapshot.batch_name, mode=snapshot.mode, axes=axes, cells=tuple(cells),
         state=snapshot.state.value, created_at=snapshot.created_at, counts=snapshot.counts.as_dict(),
         warnings=warnings,
     )
 
 
+def _tile_size(cell: CellRecord) -> tuple[int, int] | None:
+    """The size a cell's grid tile is planned at: its tile output's (``CellRecord.tile_output``)."""
+    out = cell.tile_output()
+    if out is not None:
+        return grid.media_size(out.path, out.kind)
+    if cell.files and not isinstance(cell.files[0], Mapping):
+        return _image_size(os.fspath(cell.files[0]))
+    return None
+
+
 def _cell_sizes(cells: Sequence[CellRecord]) -> list[tuple[int, int]]:
-    sizes = [_image_size(os.fspath(c.files[0])) if c.files and not isinstance(c.files[0], Mapping) else None
-             for c in cells]
+    sizes = [_tile_size(c) for c in cells]
     known = [s for s in sizes if s is not None]
     if not known:
         return []

@@ -47,6 +47,7 @@ from types import MappingProxyType, SimpleNamespace
 from typing import Any, Protocol, TypeVar
 
 from .errors import InvalidBatchState, UnknownBatchError
+from .outputs import KINDS, Origin, origin
 from .paths import new_batch_id, sanitize_batch_name  # the naming rule lives in paths; re-exported here
 from .states import ALLOWED_TRANSITIONS, CELL_OPEN, RUNNING_STATES, TERMINAL, BatchStatus, CellStatus
 from .values import format_label, json_value
@@ -131,9 +132,14 @@ class ImageRef:
     filename: str
     subfolder: str = ""
     type: str = "output"
+    # Node, kind and media type (core.outputs): one shared object per node and kind, so a cell pays a pointer.
+    origin: Origin | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {"filename": self.filename, "subfolder": self.subfolder, "type": self.type}
+        out = {"filename": self.filename, "subfolder": self.subfolder, "type": self.type}
+        if self.origin is not None:
+            out.update(node_id=self.origin.node_id, kind=self.origin.kind, media_type=self.origin.media_type)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,8 +624,16 @@ def _thaw(value: Any) -> Any:
     return value
 
 
+def _origin_of(item: Mapping[str, Any]) -> Origin | None:
+    """The typed origin a reference carries (``node_id``/``kind``/``media_type``), or None for a bare one."""
+    kind = item.get("kind")
+    if kind not in KINDS:
+        return None
+    return origin(str(item.get("node_id") or ""), str(kind), str(item.get("media_type") or ""))
+
+
 def _image_refs(images: Iterable[Mapping[str, Any]] | None) -> tuple[ImageRef, ...]:
-    """Validate image references; only ``filename``/``subfolder``/``type`` are kept."""
+    """Validate image references; only ``filename``/``subfolder``/``type`` and the typed origin are kept."""
     if images is None:
         return ()
     if isinstance(images, (Mapping, str, bytes)) or not isinstance(images, Iterable):
@@ -634,6 +648,7 @@ def _image_refs(images: Iterable[Mapping[str, Any]] | None) -> tuple[ImageRef, .
                 # Every cell of a batch names the same folder and type: one string for all of them.
                 subfolder=sys.intern(str(item.get("subfolder") or "")),
                 type=sys.intern(str(item.get("type") or "output")),
+                origin=_origin_of(item),
             )
         )
     return tuple(refs)

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic_files
-from .records import AxisRecord, BatchRecord, CellRecord, FileRef, axis_seed
+from .outputs import KINDS, describe_file, origin
+from .records import AxisRecord, BatchRecord, CellRecord, FileRef, OutputRecord, axis_seed
 from .values import json_value
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,16 @@ def _seed_of(cell: Mapping[str, Any], coords: Sequence[int], axes: Sequence[Axis
     return axis_seed(coords, axes)
 
 
+def _output_of(ref: FileRef) -> OutputRecord:
+    """The typed output of a status-like cell's file: its own ``kind``/``node_id``/``media_type`` when it has
+    them, else typed by its name (``core.outputs``)."""
+    path = _rel(ref, "") if isinstance(ref, Mapping) else os.fspath(ref)
+    made = describe_file(path)
+    if isinstance(ref, Mapping) and ref.get("kind") in KINDS:
+        made = origin(str(ref.get("node_id") or ""), str(ref["kind"]), str(ref.get("media_type") or made.media_type))
+    return OutputRecord(path, made.kind, made.node_id, made.media_type)
+
+
 def batch_record(source: BatchRecord | Mapping[str, Any]) -> BatchRecord:
     """A :class:`~core.records.BatchRecord` from a status-like dict (``{"axes": [{name, type, values, labels?}], "cells":
     [{index, coords, status, error, files, seed?, metadata?}], ...}``); a record is returned as it is.
@@ -105,6 +116,7 @@ def batch_record(source: BatchRecord | Mapping[str, Any]) -> BatchRecord:
         cells.append(CellRecord(
             index=int(c.get("index", 0)), coords=coords, status=_status_str(c.get("status", "")),
             error=c.get("error"), files=files, seed=json_value(_seed_of(c, coords, axes)),
+            outputs=tuple(_output_of(f) for f in files),
         ))
     state = source.get("state")
     return BatchRecord(
@@ -136,9 +148,17 @@ def _axes_json(axes: Sequence[AxisRecord]) -> list[dict[str, Any]]:
             for a in axes]
 
 
+def _output_json(out: OutputRecord, root: str) -> dict[str, Any]:
+    """One entry of a cell's ``outputs``: a file's ``path`` (relative to the batch folder), or a text output's
+    ``text``; with its ``kind``, ``node_id`` and ``media_type``."""
+    where: dict[str, Any] = {"text": out.text or ""} if out.kind == "text" else {"path": _rel(out.path, root)}
+    return {**where, "kind": out.kind, "node_id": out.node_id, "media_type": out.media_type}
+
+
 def _cells_json(record: BatchRecord, root: str) -> list[dict[str, Any]]:
     return [{"index": c.index, "coords": list(c.coords), "seed": c.seed, "status": c.status, "error": c.error,
-             "files": [_rel(f, root) for f in c.files]} for c in record.cells]
+             "files": [_rel(f, root) for f in c.files], "outputs": [_output_json(o, root) for o in c.outputs]}
+            for c in record.cells]
 
 
 def sweep_definition(source: BatchRecord | Mapping[str, Any]) -> dict[str, Any]:

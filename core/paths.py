@@ -137,6 +137,16 @@ def cell_filename(index: int, values: Mapping[str, object], image_number: int, *
     return f"{cell_file_stem(index, values, node_id)}_{int(image_number)}.{extension}"
 
 
+#: How every cell record's name ends (:func:`cell_record_filename`).
+CELL_RECORD_SUFFIX = f"_{node_part('cell')}.json"
+
+
+def cell_record_filename(index: int, values: Mapping[str, object]) -> str:
+    """``c00012_cfg-7_ncell.json``: the record of everything a finished cell produced, whichever nodes saved it
+    (``core/saved_cells.py``); beside the cell's files, and never a name a save node can take."""
+    return f"{cell_file_stem(index, values, 'cell')}.json"
+
+
 def split_cell_filename(filename: str, *, extension: str = "png") -> tuple[str, int] | None:
     """``(stem, image number)`` of a name of the :func:`cell_filename` shape, else None; the stem compares
     with :func:`cell_file_stem` of a cell and node."""

@@ -21,7 +21,7 @@ from .values import format_label
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AxisRecord", "BatchRecord", "CellRecord", "FileRef", "axis_seed"]
+__all__ = ["AxisRecord", "BatchRecord", "CellRecord", "FileRef", "OutputRecord", "axis_seed"]
 
 #: A cell's file: an absolute (or folder-relative) path, or a ``{filename, subfolder, type}`` reference.
 FileRef = str | os.PathLike[str] | Mapping[str, Any]
@@ -52,10 +52,27 @@ class AxisRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputRecord:
+    """One typed output of a cell (``core.outputs`` classified it): its file (absolute, or folder-relative),
+    kind (``image``, ``animated``, ``video``, ``audio``, ``text``), the node that made it and its media type.
+
+    A text output also carries its ``text`` (read from its file in the batch folder).
+    """
+
+    path: str
+    kind: str
+    node_id: str = ""
+    media_type: str = ""
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CellRecord:
     """One cell: where it sits on each axis, how it ended and which files it wrote.
 
     The cell's value of axis ``i`` is ``axes[i].values[coords[i]]``; ``seed`` is the resolved seed when known.
+    ``files`` are the cell's files (every output with a picture or a sound: what older readers list);
+    ``outputs`` the same outputs typed, text outputs included.
     """
 
     index: int
@@ -64,6 +81,16 @@ class CellRecord:
     error: str | None = None
     files: tuple[FileRef, ...] = ()
     seed: Any = None
+    outputs: tuple[OutputRecord, ...] = ()
+
+    def tile_output(self) -> OutputRecord | None:
+        """The output a grid tile shows: the first still image, else the first animation or video, else the
+        first audio; None when the cell has none of them (text only, or outputs not typed)."""
+        for kinds in (("image",), ("animated", "video"), ("audio",)):
+            for out in self.outputs:
+                if out.kind in kinds:
+                    return out
+        return None
 
 
 @dataclass(frozen=True, slots=True)

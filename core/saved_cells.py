@@ -11,7 +11,14 @@ a cell only when both hold:
   cell; or, for a ``WISaveImage`` file saved without metadata (``--disable-metadata``), its name is the one
   ``paths.cell_filename`` gives this cell and node in this batch's folder.
 
-And a cell counts as saved only when every saver of the cell finished: each ``WISaveImage`` node of the plan
+Before all that, resume reads the cell's record (``paths.cell_record_filename``), which the sweep writes once
+ComfyUI reported the cell finished (:func:`store_outputs`): every output of every node of the cell, whatever
+node saved it (``SaveImage``, ``PreviewImage`` copied out of the temp folder, animated and video saves,
+``SaveAudio``, text previews, custom nodes), with each file's size. A cell whose record names this batch and
+cell and whose files are all there at their recorded sizes (a file cut short is never taken) is saved.
+
+Without a record (killed between the save and the cell's end), a cell counts as saved only when every saver
+of the cell finished: each ``WISaveImage`` node of the plan
 has all its images (``wi_image`` tells how many; without metadata, at least the first), and each other saver
 (a node with a literal ``filename_prefix``, such as core ``SaveImage``) that saved anything for this batch
 has a file for this cell. A cell missing any of them runs again.
@@ -24,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +40,7 @@ from typing import Any
 from PIL import Image
 
 from . import atomic_files, paths
+from .outputs import CellOutput
 from .prompt_graph import CELL_INFO_KEY, SAVE_CLASS, SweepPlan
 
 logger = logging.getLogger(__name__)
@@ -43,6 +52,8 @@ IMAGE_INFO_KEY = "wi_image"
 _MTIME_SLACK_S = 5.0
 
 FileRef = dict[str, str]
+#: The keys of a file reference the cell record keeps (``core.outputs.CellOutput.ref``) besides ``size``.
+_REF_KEYS = ("filename", "subfolder", "type", "node_id", "kind", "media_type")
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,121 @@ def remove_leftovers(output_dir: str, subfolder: str) -> int:
     return removed
 
 
+def cell_values(plan: SweepPlan, index: int) -> dict[str, Any]:
+    """The cell's values by axis name: what its file names are built from (``paths.cell_filename``)."""
+    return dict(zip((axis.name for axis in plan.axes), plan.combinations[index].values))
+
+
+def _copy_from(source: str) -> Any:
+    def write(handle: Any) -> None:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, handle, 1 << 20)
+    return write
+
+
+def store_outputs(output_dir: str, temp_dir: str | None, found: Sequence[CellOutput], placed: Sequence[CellOutput], *,
+                  batch_id: str, index: int, values: Mapping[str, object], subfolder: str,
+                  record: bool = True) -> list[str]:
+    """Put a finished cell's outputs in place for good, then write its record (read back by resume).
+
+    ``found`` are the outputs as ComfyUI reported them, ``placed`` the same outputs where they live for good
+    (``core.outputs.place``): a temp file (``PreviewImage``, wiped when ComfyUI restarts) is copied to its
+    batch-folder name, a text value written to its ``.txt`` file, both through ``core.atomic_files``. The
+    record is written last, so it only ever names files that are whole; ``record=False`` skips it (cells of
+    ``WISaveImage`` files only, which resume recognises by name and metadata).
+
+    Returns:
+        One message per output that could not be stored (the cell keeps its other outputs; no record then).
+    """
+    problems: list[str] = []
+    try:
+        folder = paths.resolve_inside(output_dir, subfolder)
+        os.makedirs(folder, exist_ok=True)
+    except (ValueError, OSError) as exc:
+        return [f"batch folder {subfolder!r}: {exc}"]
+    for before, after in zip(found, placed):
+        try:
+            target = paths.resolve_inside(output_dir, after.subfolder, after.filename)
+            if before.kind == "text" and before.text is not None:
+                atomic_files.write_text(target, before.text)
+            elif before.type != after.type or before.filename != after.filename:
+                if temp_dir is None or before.type != "temp":
+                    raise ValueError(f"no folder for {before.type!r} files")
+                atomic_files.write_with(target, _copy_from(paths.resolve_inside(temp_dir, before.subfolder, before.filename)))
+        except (ValueError, OSError) as exc:
+            problems.append(f"node {before.node_id}: {before.filename or 'text'}: {exc}")
+    if record and not problems:
+        entries = []
+        for out in placed:
+            try:
+                size = os.stat(paths.resolve_inside(output_dir, out.subfolder, out.filename)).st_size
+            except (ValueError, OSError) as exc:
+                problems.append(f"node {out.node_id}: {out.filename}: {exc}")
+                continue
+            entries.append({**out.ref(), "size": size})
+        if not problems:
+            body = {CELL_INFO_KEY: {"batch_id": batch_id, "index": index}, "outputs": entries}
+            atomic_files.write_text(os.path.join(folder, paths.cell_record_filename(index, values)),
+                                    json.dumps(body, ensure_ascii=False))
+    for problem in problems:
+        logger.warning("WI: batch %s cell %d: output not stored: %s", batch_id, index, problem)
+    return problems
+
+
+def _read_record(output_dir: str, folder: str, name: str, batch_id: str, index: int) -> list[FileRef] | None:
+    """The refs of a cell record when it names this cell and every file it lists is there, whole."""
+    path = os.path.join(folder, name)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            body = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        logger.warning("WI: resume ignores %s: %s", path, exc)
+        return None
+    cell = body.get(CELL_INFO_KEY) if isinstance(body, dict) else None
+    entries = body.get("outputs") if isinstance(body, dict) else None
+    if not isinstance(cell, dict) or cell.get("batch_id") != batch_id or cell.get("index") != index \
+            or not isinstance(entries, list) or not entries:
+        logger.warning("WI: resume ignores %s: it does not describe cell %d of batch %s", path, index, batch_id)
+        return None
+    refs: list[FileRef] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in _REF_KEYS):
+            logger.warning("WI: resume ignores %s: a malformed output entry %r", path, entry)
+            return None
+        try:
+            size = os.stat(paths.resolve_inside(output_dir, entry["subfolder"], entry["filename"])).st_size
+        except (ValueError, OSError):
+            logger.info("WI: cell %d: %s/%s is gone; the cell runs again", index, entry["subfolder"], entry["filename"])
+            return None
+        if size != entry.get("size"):
+            logger.warning("WI: cell %d: %s/%s has %d bytes, not the %s recorded; the cell runs again",
+                           index, entry["subfolder"], entry["filename"], size, entry.get("size"))
+            return None
+        refs.append({k: entry[k] for k in _REF_KEYS})
+    return refs
+
+
+def _find_recorded(output_dir: str, plan: SweepPlan, batch_id: str, subfolder: str,
+                   wanted: set[int]) -> tuple[dict[int, list[FileRef]], bool]:
+    """The cells with a valid record, and whether the batch folder holds any cell record at all."""
+    try:
+        folder = paths.resolve_inside(output_dir, subfolder)
+    except ValueError:
+        return {}, False
+    names = set(_listdir(folder))
+    any_record = any(name.endswith(paths.CELL_RECORD_SUFFIX) for name in names)
+    found: dict[int, list[FileRef]] = {}
+    for index in wanted:
+        name = paths.cell_record_filename(index, cell_values(plan, index))
+        if name in names:
+            refs = _read_record(output_dir, folder, name, batch_id, index)
+            if refs is not None:
+                found[index] = refs
+    return found, any_record
+
+
 def find_saved_cells(
     output_dir: str,
     plan: SweepPlan,
@@ -183,18 +309,23 @@ def find_saved_cells(
         partial_targets: the output nodes the batch ran ("run selected outputs"); None for all.
 
     Returns:
-        ``{index: [{"filename", "subfolder", "type": "output"}, ...]}`` for each recognised cell: its WISaveImage
-        files (in node, then image order) when the plan has any, else the other savers' files, as a cell that
-        runs to the end records them.
+        ``{index: [{"filename", "subfolder", "type": "output"}, ...]}`` for each recognised cell: the outputs its
+        record lists (typed: node id, kind, media type), else its WISaveImage files (in node, then image
+        order) when the plan has any, else the other savers' PNGs.
     """
     wanted = set(indices)
     if not wanted:
         return {}
     targets = {str(t) for t in partial_targets} if isinstance(partial_targets, (list, tuple)) else None
+    found, any_record = _find_recorded(output_dir, plan, batch_id, subfolder, wanted)
+    wanted -= set(found)
+    if not wanted or any_record:
+        # Every cell of a batch has the same output nodes: once one cell needed a record (outputs beyond
+        # WISaveImage files), a cell without one lacks outputs the image rules below cannot see.
+        return found
     our_nodes = [n for n in plan.save_node_ids if targets is None or n in targets]
     ours = _find_ours(output_dir, plan, batch_id, subfolder, wanted, our_nodes) if our_nodes else {}
     stock, active = _find_stock(output_dir, plan, batch_id, wanted, since, targets)
-    found: dict[int, list[FileRef]] = {}
     for index in sorted(wanted):
         our_refs: list[FileRef] = []
         if our_nodes:
@@ -233,10 +364,9 @@ def _find_ours(output_dir: str, plan: SweepPlan, batch_id: str, subfolder: str, 
             by_stem.setdefault(split[0], []).append((split[1], name))
     if not by_stem:
         return {}
-    axis_names = [axis.name for axis in plan.axes]
     out: dict[int, dict[str, _NodeFiles]] = {}
     for index in wanted:
-        values = dict(zip(axis_names, plan.combinations[index].values))
+        values = cell_values(plan, index)
         for node in nodes:
             for number, name in by_stem.get(paths.cell_file_stem(index, values, node), ()):
                 info = read_whole_png(os.path.join(folder, name))

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from . import batch_outputs, dispatch, parameter_parser, planner, prompt_graph, saved_cells
+from . import outputs as cell_outputs
 from .errors import InvalidBatchState, ParamSyntaxError, UnknownBatchError, WIError
 from .iteration_state import CELL_STATUS_CHARS, IterationStateManager
 from .paths import batch_subfolder, new_batch_id
@@ -180,21 +181,9 @@ def classify_outcome(status: Any) -> tuple[str, str | None]:
 
 
 def images_from_outputs(outputs: Any, prefer_nodes: Sequence[str] = ()) -> list[dict[str, str]]:
-    """Image refs from a history result's ``outputs``: our save nodes' first, else any saved, else previews."""
-    if not isinstance(outputs, Mapping):
-        return []
-
-    def refs(node_ids: Sequence[str], wanted_type: str | None) -> list[dict[str, str]]:
-        found = []
-        for node_id in node_ids:
-            ui = outputs.get(node_id)
-            for image in (ui or {}).get("images", []) if isinstance(ui, Mapping) else []:
-                if isinstance(image, Mapping) and "filename" in image and (wanted_type is None or image.get("type") == wanted_type):
-                    found.append({"filename": str(image["filename"]), "subfolder": str(image.get("subfolder", "")), "type": str(image.get("type", "output"))})
-        return found
-
-    all_ids = sorted(outputs, key=str)
-    return refs(list(prefer_nodes), None) or refs(all_ids, "output") or refs(all_ids, None)
+    """File refs of every output of a cell as ComfyUI reported them (``core.outputs.classify``: our save
+    nodes first); text outputs have no file until :meth:`SweepService._capture` places them."""
+    return [o.ref() for o in cell_outputs.classify(outputs, prefer_nodes) if o.kind != "text"]
 
 
 class SweepService:
@@ -829,9 +818,8 @@ class SweepService:
         run = self._wake(batch_id, str(prompt_id))
         outcome, reason = classify_outcome(status)
         if outcome == "done":
-            save_ids = run.save_node_ids if run is not None else ()
             outputs = history_result.get("outputs") if isinstance(history_result, Mapping) else None
-            ended = self.manager.register_result(batch_id, index, images_from_outputs(outputs, save_ids))
+            ended = self.manager.register_result(batch_id, index, self._capture(batch_id, index, run, outputs))
         elif outcome == "cancelled":
             ended = self.manager.register_cancelled(batch_id, index, reason or "interrupted")
         else:
@@ -840,6 +828,32 @@ class SweepService:
             run.dispatch.local_ended(index)  # after the record: the lease frees once the cell is recorded
         if ended:
             self._batch_ended(batch_id)
+
+    def _capture(self, batch_id: str, index: int, run: BatchRun | None, outputs: Any) -> list[dict[str, str]]:
+        """A finished cell's outputs, every node's (``core.outputs``). Temp files and texts get their names in
+        the batch folder here; copying, writing and the cell's record for resume (``core.saved_cells``) happen
+        on the background thread, before the grid (same thread, queued later), not on ComfyUI's worker."""
+        if run is None:  # its batch ended (a cancel) while it ran: what ComfyUI reported, nothing copied
+            return images_from_outputs(outputs)
+        found = cell_outputs.classify(outputs, run.save_node_ids)
+        ours = set(run.save_node_ids)
+        if all(o.node_id in ours for o in found):  # WISaveImage files alone: recognised by name, nothing to do
+            return [o.ref() for o in found]
+        values = saved_cells.cell_values(run.plan, index)
+        placed = cell_outputs.place(found, subfolder=run.subfolder, index=index, values=values)
+        self.host.run_background(self._store_outputs, found, placed, batch_id, index, values, run.subfolder)
+        return [o.ref() for o in placed]
+
+    def _store_outputs(self, found: Sequence[cell_outputs.CellOutput], placed: Sequence[cell_outputs.CellOutput],
+                       batch_id: str, index: int, values: Mapping[str, Any], subfolder: str) -> None:
+        try:
+            output_dir = self.host.output_dir()
+            if output_dir is None:
+                return
+            saved_cells.store_outputs(output_dir, self.host.temp_dir(), found, placed, batch_id=batch_id, index=index,
+                                      values=values, subfolder=subfolder)
+        except Exception:  # the cell stays done with its refs; a storage failure must not kill the thread
+            logger.exception("WI: storing the outputs of cell %d of %s failed", index, batch_id)
 
     def on_items_removed(self, prompt_ids: Sequence[str], *, whole_queue: bool) -> None:
         """Items deleted from ComfyUI's queue by someone else: those cells are cancelled.

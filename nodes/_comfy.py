@@ -50,6 +50,15 @@ def output_directory() -> str | None:
     return folder_paths.get_output_directory()
 
 
+def temp_directory() -> str | None:
+    """ComfyUI's temp folder (``PreviewImage`` and other previews; wiped when ComfyUI starts)."""
+    try:
+        import folder_paths  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return folder_paths.get_temp_directory()
+
+
 def user_directory() -> str | None:
     try:
         import folder_paths  # type: ignore[import-not-found]
@@ -339,6 +348,9 @@ class ComfyHost:
 
     def output_dir(self) -> str | None:
         return output_directory()
+
+    def temp_dir(self) -> str | None:
+        return temp_directory()
 
     def _guard_node_starts(self, service: Any) -> None:
         """Ask the service before every node ComfyUI starts whether its prompt must stop.

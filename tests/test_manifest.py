@@ -58,7 +58,8 @@ def test_batch_json_lists_every_cell_with_relative_paths(tmp_path: Path) -> None
     assert len(doc["cells"]) == 4
     c0 = doc["cells"][0]
     assert c0 == {"index": 0, "coords": [0, 0, 0], "seed": 42, "status": "done", "error": None,
-                  "files": ["images/cell 000.png"]}
+                  "files": ["images/cell 000.png"],
+                  "outputs": [{"path": "images/cell 000.png", "kind": "image", "node_id": "", "media_type": "image/png"}]}
     # values live once, on the axis: the cell's coords point at them
     assert {a["name"]: a["values"][k] for a, k in zip(doc["axes"], doc["cells"][1]["coords"])} == {
         "prompt": EVIL, "cfg": 0.1 + 0.2, "seed": 42}

@@ -26,6 +26,7 @@ from .. import atomic_files
 from ..values import json_value
 from .inputs import GridCell, as_cell
 from .layout import CellSlot, GridPage, GridPlan, Size, TextBlock
+from . import tiles
 from .options import GridOptions
 from .text import font, line_height, wrap_text
 
@@ -41,6 +42,9 @@ _STATUS_TEXT = {
     "queued": "not run",
     "running": "not finished",
     "unreadable": "unreadable",
+    "skipped": "skipped",
+    "text": "text",
+    "video": "video",
 }
 #: Placeholder tile colours: neutral greys, the failed one slightly warm so it stands out in a big grid.
 PLACEHOLDER_COLORS: dict[str, tuple[int, int, int]] = {
@@ -50,6 +54,9 @@ PLACEHOLDER_COLORS: dict[str, tuple[int, int, int]] = {
     "queued": (238, 238, 238),
     "running": (238, 238, 238),
     "unreadable": (232, 214, 214),
+    "skipped": (230, 230, 236),
+    "text": (246, 246, 246),
+    "video": (228, 228, 228),
 }
 
 
@@ -142,11 +149,36 @@ def _load_fitted(path: str, box: Size, background: tuple[int, int, int]) -> Imag
 def _cell_reason(cell: GridCell | None) -> str | None:
     if cell is None:
         return "missing"
-    if cell.status in ("failed", "cancelled", "queued", "running"):
+    if cell.status in ("failed", "cancelled", "queued", "running", "skipped"):
         return cell.status
-    if not cell.files:
+    if not cell.files and not cell.outputs:
         return "missing"
     return None
+
+
+def _fit(img: Image.Image, box: Size) -> Image.Image:
+    """``img`` scaled to fit ``box`` (never upscaled)."""
+    f = min(1.0, box[0] / img.width, box[1] / img.height)
+    if f >= 1.0:
+        return img
+    return img.resize((max(1, round(img.width * f)), max(1, round(img.height * f))), Image.Resampling.LANCZOS)
+
+
+def _output_tile(cell: GridCell, box: Size, options: GridOptions) -> Image.Image | tuple[str, str | None]:
+    """The tile of a cell with typed outputs: a still image as always; an animation's or video's chosen frame
+    (``video_frame``) with a play badge; an audio waveform; a text cell's text on a placeholder."""
+    out = cell.tile_output()
+    if out is None:
+        text = next((o.text for o in cell.outputs if o.kind == "text" and o.text), None)
+        return ("text", text) if text else ("missing", None)
+    if out.kind == "image":
+        return _load_fitted(out.path, box, options.background_rgb)
+    if out.kind == "audio":
+        return tiles.audio_tile(out.path, box, options.label_font_size)
+    frame = tiles.media_frame(out.path, out.kind, options.video_frame)
+    if frame is None:  # a video without a decoder here: say what it is
+        return ("video", os.path.basename(out.path))
+    return tiles.draw_play_badge(_fit(frame, box))
 
 
 def _sweep_bytes(sweep: Mapping[str, Any] | None) -> str | None:
@@ -296,13 +328,15 @@ def _tiles(
         reason = _cell_reason(cell)
         if reason is None:
             assert cell is not None
-            path = cell.files[0]
-            if isinstance(path, Mapping):  # as_cell turns references into paths; an unresolved one is not a file
-                return ("missing", None)
             try:
+                if cell.outputs:
+                    return _output_tile(cell, (slot.w, slot.h), options)
+                path = cell.files[0]
+                if isinstance(path, Mapping):  # as_cell turns references into paths; an unresolved one is not a file
+                    return ("missing", None)
                 return _load_fitted(os.fspath(path), (slot.w, slot.h), bg)
-            except (OSError, ValueError, Image.DecompressionBombError) as e:
-                logger.warning("cell %d: cannot read %s: %s", cell.index, cell.files[0], e)
+            except (OSError, ValueError, EOFError, Image.DecompressionBombError) as e:
+                logger.warning("cell %d: cannot read its output: %s", cell.index, e)
                 return ("unreadable", str(e))
         return (reason, cell.error if cell else None)
 

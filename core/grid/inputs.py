@@ -71,7 +71,7 @@ def as_cell(obj: Any) -> CellRecord:
     if isinstance(obj, CellRecord):
         if all(isinstance(f, str) for f in obj.files):
             return obj
-        return CellRecord(obj.index, obj.coords, obj.status, obj.error, _paths(obj.files), obj.seed)
+        return CellRecord(obj.index, obj.coords, obj.status, obj.error, _paths(obj.files), obj.seed, obj.outputs)
     get = _reader(obj)
     status = get("status", "done")
     return CellRecord(

@@ -49,6 +49,7 @@ INT_BOUNDS: dict[str, tuple[int, int | None]] = {
     "overview_thumb_size": (32, 4096),
     "cell_max_size": (16, 1_000_000),
     "wrap_columns": (1, 100_000),
+    "video_frame": (0, 1_000_000),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "multi_axis": ("pages", "subgrids"),
@@ -107,6 +108,8 @@ class GridOptions:
     overview_thumb_size: int = 384
     elide_common_prefix: bool = True
     title: str | None = None
+    #: The frame video and animated cells show (0: the first; past their end: their last).
+    video_frame: int = 0
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in INT_BOUNDS.items():
@@ -168,6 +171,8 @@ NODE_OPTIONS: tuple[tuple[str, str], ...] = (
     ("margin", "Pixels around the grid."),
     ("background", "Background colour (#rrggbb)."),
     ("images_only", "Write the manifest and viewer but no grid image."),
+    # Last: a saved workflow's widget values are positional, so new widgets only ever go at the end.
+    ("video_frame", "The frame video and animated cells show in the grid (0: the first; past the end: the last)."),
 )
 
 

@@ -9,8 +9,15 @@ in every prompt: a cell that reused another cell's memoised ``is_changed`` would
 WITestNoDefault passes an image through and has an INT widget that declares no default (every model-free core
 node declares one), so a skipped parameter wired into it has nothing to fall back to; tests/comfy_standin.py
 declares the same spec.
+WITestSaveAudio stands for a custom audio saver (neither test backend has torchaudio, so core SaveAudio does not
+load): it writes a short WAV tone whose pitch follows the image's brightness into the output folder and reports
+it as ``{"ui": {"audio": [...]}}``, the way core SaveAudio does.
 """
+import math
+import os
+import struct
 import time
+import wave
 
 import comfy.model_management
 
@@ -91,5 +98,29 @@ class WITestNoDefault:
         return (image,)
 
 
+class WITestSaveAudio:
+    CATEGORY = "WI/test"
+    FUNCTION = "run"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "filename_prefix": ("STRING", {"default": "wi_audio"})}}
+
+    def run(self, image, filename_prefix):
+        import folder_paths
+
+        folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, folder_paths.get_output_directory())
+        file = f"{name}_{counter:05}_.wav"
+        pitch = 200.0 + 800.0 * float(image.mean())
+        with wave.open(os.path.join(folder, file), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(b"".join(struct.pack("<h", int(12000 * math.sin(2 * math.pi * pitch * i / 8000))) for i in range(2000)))
+        return {"ui": {"audio": [{"filename": file, "subfolder": subfolder, "type": "output"}]}}
+
+
 NODE_CLASS_MAPPINGS = {"WITestSleep": WITestSleep, "WITestFail": WITestFail, "WITestExpensive": WITestExpensive,
-                       "WITestFresh": WITestFresh, "WITestNoDefault": WITestNoDefault}
+                       "WITestFresh": WITestFresh, "WITestNoDefault": WITestNoDefault, "WITestSaveAudio": WITestSaveAudio}
