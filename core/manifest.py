@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import atomic_files
+from . import atomic_files, choices
 from .records import AxisRecord, BatchRecord, CellRecord, FileRef, axis_seed
 from .values import json_value
 
@@ -225,7 +225,9 @@ def write_manifest(
     root = os.path.abspath(os.fspath(relative_to if relative_to is not None else out))
     doc = manifest_document(record, root=root, grid_files=grid_files)
     json_path = out / "batch.json"
-    atomic_files.write_text(json_path, json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n")
+    # The user's stars and rejections (core.choices) survive the manifest being written again.
+    choices.keep_choices(json_path, doc, lambda p, d: atomic_files.write_text(
+        p, json.dumps(d, ensure_ascii=False, indent=2, allow_nan=False) + "\n"))
     csv_path = out / "batch.csv"
     atomic_files.write_text(csv_path, _csv_text(record, root))
     logger.info("manifest written: %s, %s (%d cells)", json_path, csv_path, len(record.cells))
