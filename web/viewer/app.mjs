@@ -490,7 +490,11 @@ export function startViewer(doc, win) {
 
   // ------------------------------------------------------------------ keyboard
   doc.addEventListener("keydown", (e) => {
-    if (e.target && /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName) && e.key !== "Escape") return;
+    // Typing fields keep their keys; a slider or checkbox keeps only the arrows (it moves itself with them).
+    const t = e.target;
+    const typing = t && (/^(TEXTAREA|SELECT)$/.test(t.tagName) || (t.tagName === "INPUT" && !/^(range|checkbox|button)$/.test(t.type)));
+    if (typing && e.key !== "Escape") return;
+    if (t && t.tagName === "INPUT" && /^Arrow/.test(e.key)) return;
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     const k = e.key;
     if (compareOpen()) {
