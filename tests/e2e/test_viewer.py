@@ -245,7 +245,8 @@ SERVED_WINNERS = [("width", "INT", [32]), ("color", "INT", [255, 16711680]), ("s
 
 
 def _served_prompt() -> tuple[dict[str, Any], dict[str, Any]]:
-    """width x color x sigma; a blur radius of 0 ignores sigma, so cells 0 and 1 have identical pixels."""
+    """width x color x sigma; blurring a one-colour image leaves it as it is, so cells 0 and 1 (sigma 0.1 and 2.5) have
+    identical pixels."""
     prompt = {
         "1": {"class_type": "WIParameterInt", "inputs": {"name": "width", "values": "32, 40", "target": ""}},
         "2": {"class_type": "WIParameterInt", "inputs": {"name": "color", "values": "255, 16711680", "target": "",
@@ -255,7 +256,7 @@ def _served_prompt() -> tuple[dict[str, Any], dict[str, Any]]:
         "4": {"class_type": "WIIterator", "inputs": {"parameters": ["3", 0], "enabled": True, "mode": "matrix",
                                                     "batch_name": "viewer_e2e"}},
         "10": {"class_type": "EmptyImage", "inputs": {"width": ["1", 1], "height": 32, "batch_size": 1, "color": ["2", 1]}},
-        "13": {"class_type": "ImageBlur", "inputs": {"image": ["10", 0], "blur_radius": 0, "sigma": ["3", 1]}},
+        "13": {"class_type": "ImageBlur", "inputs": {"image": ["10", 0], "blur_radius": 1, "sigma": ["3", 1]}},
         "20": {"class_type": "WISaveImage", "inputs": {"images": ["13", 0], "filename_prefix": "WI"}},
     }
     workflow = {"nodes": [

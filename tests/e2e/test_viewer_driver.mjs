@@ -11,6 +11,16 @@ import { chromium } from "playwright-core";
 
 const config = JSON.parse(readFileSync(process.argv[2], "utf-8"));
 
+// Page errors, console errors and failed loads, except the browser's own favicon request (the page has none).
+function watch(page, errors) {
+  page.on("pageerror", (err) => errors.push(`pageerror: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !/^Failed to load resource/.test(msg.text())) errors.push(`console: ${msg.text()}`);
+  });
+  page.on("response", (r) => { if (r.status() >= 400 && !/\/favicon\.ico$/.test(r.url())) errors.push(`HTTP ${r.status()} ${r.url()}`); });
+  page.on("requestfailed", (r) => { if (!/\/favicon\.ico$/.test(r.url())) errors.push(`failed ${r.url()}`); });
+}
+
 async function ready(page) {
   await page.waitForSelector("html[data-choices-ready]", { timeout: 20000 });
 }
@@ -41,8 +51,7 @@ async function diffFacts(page, name) {
 
 async function sweepPage(context, spec, errors) {
   const page = await context.newPage();
-  page.on("pageerror", (err) => errors.push(`pageerror: ${err.message}`));
-  page.on("console", (msg) => { if (msg.type() === "error") errors.push(`console: ${msg.text()}`); });
+  watch(page, errors);
   const facts = { errors };
   await page.goto(spec.url);
   await ready(page);
@@ -107,8 +116,7 @@ async function sweepPage(context, spec, errors) {
 
 async function mediaPage(context, spec, errors) {
   const page = await context.newPage();
-  page.on("pageerror", (err) => errors.push(`pageerror: ${err.message}`));
-  page.on("console", (msg) => { if (msg.type() === "error") errors.push(`console: ${msg.text()}`); });
+  watch(page, errors);
   await page.goto(spec.url);
   await ready(page);
   await page.waitForFunction(() => [...document.querySelectorAll("#main video, #main audio")].every((m) => m.readyState >= 1),
