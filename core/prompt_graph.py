@@ -754,7 +754,7 @@ def workflow_with_values_text(workflow: Any, texts: Mapping[str, str]) -> Any:
     for node in workflow["nodes"]:
         node_id = str(node.get("id")) if isinstance(node, Mapping) else None
         position = values_widget_index(node)
-        if node_id in texts and position is not None and isinstance(node.get("widgets_values"), list):
+        if node_id is not None and node_id in texts and position is not None and isinstance(node.get("widgets_values"), list):
             widgets = list(node["widgets_values"])
             if position < len(widgets):
                 widgets[position] = texts[node_id]
