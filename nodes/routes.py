@@ -165,7 +165,8 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
 
     def batch_folder(batch_id: str) -> tuple[str | None, int]:
         """The batch's folder inside the output root (None when it has none) and its cell count."""
-        status = service.status(batch_id)
+        # One cell's page: only the folder and the count are needed, not a 100,000-cell status.
+        status = service.status(batch_id, limit=1, with_values=False)
         subfolder = str((status.get("meta") or {}).get("subfolder") or "")
         root = _comfy.output_directory()
         if not subfolder or root is None:
