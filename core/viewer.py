@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ VIEWER_MODULES = ("media.mjs", "choices.mjs", "compare.mjs", "export.mjs", "app.
 _IMPORT_LINE = re.compile(r'^import\s*\{[^}]*\}\s*from\s*"\./([a-z_]+\.mjs)";[ \t]*\n', re.M)
 _EXPORT = re.compile(r"^export\s+(?=(?:async\s+)?function\b|const\b|let\b|class\b)", re.M)
 _PLACEHOLDER = re.compile(r"@@(TITLE|DATA|SCRIPT)@@")
+_MAX_WORKFLOW_TRIES = 8
 
 
 @functools.lru_cache(maxsize=1)
@@ -131,7 +133,8 @@ def _workflow_of(record: BatchRecord, root: str) -> tuple[Any, list[dict[str, An
     from PIL import Image  # local: only this reader needs Pillow
 
     slots: list[dict[str, Any] | None] = [None] * len(record.axes)
-    for path in _png_paths(record, root):
+    # A few tries only: when metadata was disabled no PNG has it, and a 100,000-cell batch must not open them all.
+    for path in itertools.islice(_png_paths(record, root), _MAX_WORKFLOW_TRIES):
         try:
             with Image.open(path) as image:
                 chunks = dict(getattr(image, "text", {}) or {})

@@ -1,5 +1,5 @@
 """core/viewer.py: the data embedded in viewer.html and the page built from web/viewer/ (browser behaviour is in
-tests/e2e/test_viewer.py)."""
+tests/e2e/test_viewer_browser.py)."""
 from __future__ import annotations
 
 import html

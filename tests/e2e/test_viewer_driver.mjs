@@ -1,5 +1,5 @@
 // Drives viewer.html pages in a real headless Chromium (playwright-core) and writes what it saw as JSON; the
-// assertions are in test_viewer.py. Run by that test: node test_viewer_driver.mjs <config.json>
+// assertions are in test_viewer_browser.py. Run by it: node test_viewer_driver.mjs <config.json>
 //
 // config: {chromium, out_dir, pages: [{name, url, kind: "sweep" | "media"}]}
 // A "sweep" page is a 2 x 2 matrix whose row 0 holds two cells with identical pixels (cells 0 and 1) and whose
@@ -82,6 +82,12 @@ async function sweepPage(context, spec, errors) {
   facts.wipe.after_right = await clip();
   await page.locator("#wipe").fill("200");
   facts.wipe.after_slider = await clip();
+  const stage = await page.locator("#cmp-stage").boundingBox();
+  await page.mouse.move(stage.x + stage.width * 0.3, stage.y + stage.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(stage.x + stage.width * 0.75, stage.y + stage.height / 2, { steps: 4 });
+  await page.mouse.up();
+  facts.wipe.after_drag = await clip();
   const toggle = () => page.evaluate(() => ({ showing: document.getElementById("compare").getAttribute("data-showing"),
     visibility: getComputedStyle(document.getElementById("cmp-b")).visibility }));
   await press(page, "2");

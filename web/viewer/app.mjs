@@ -401,6 +401,19 @@ export function startViewer(doc, win) {
     }).catch((err) => { $("diff-summary").textContent = err.message; });
   }
   $("wipe").addEventListener("input", () => { wipe = clampFraction(Number($("wipe").value) / 1000); paintCompare(); });
+  // Dragging over the images moves the wipe line to the pointer.
+  $("cmp-stage").addEventListener("pointermove", (e) => {
+    if (compareMode !== "wipe" || !(e.buttons & 1)) return;
+    const box = $("cmp-stage").getBoundingClientRect();
+    wipe = clampFraction((e.clientX - box.left) / box.width);
+    paintCompare();
+  });
+  $("cmp-stage").addEventListener("pointerdown", (e) => {
+    if (compareMode !== "wipe") return;
+    const box = $("cmp-stage").getBoundingClientRect();
+    wipe = clampFraction((e.clientX - box.left) / box.width);
+    paintCompare();
+  });
   for (const b of doc.querySelectorAll("[data-cmp-mode]")) b.addEventListener("click", () => setCompareMode(b.getAttribute("data-cmp-mode")));
   $("thr").addEventListener("input", computeDiff);
   $("amp").addEventListener("input", computeDiff);

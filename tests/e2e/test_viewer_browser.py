@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -98,6 +99,8 @@ def _check_sweep_page(facts: dict[str, Any], axes: list[tuple[str, str, list[Any
     assert facts["wipe"]["start"] == "inset(0px 0px 0px 50%)"
     assert facts["wipe"]["after_right"] == "inset(0px 0px 0px 55%)"
     assert facts["wipe"]["after_slider"] == "inset(0px 0px 0px 20%)"
+    drag = re.fullmatch(r"inset\(0px 0px 0px ([0-9.]+)%\)", facts["wipe"]["after_drag"])  # dragged to 3/4 of the width
+    assert drag is not None and abs(float(drag.group(1)) - 75) < 3, facts["wipe"]["after_drag"]
     # Toggle: space flips between A and B.
     assert [t["showing"] for t in facts["toggle"]] == ["A", "B", "A"]
     assert [t["visibility"] for t in facts["toggle"]] == ["hidden", "visible", "hidden"]
