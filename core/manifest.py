@@ -5,7 +5,7 @@ viewer. It reads the typed records of ``core.records`` (axes with their values a
 coordinates) built by ``core.batch_outputs`` from the manager's snapshot, or converted from a status-like
 dict by :func:`batch_record`. It never imports torch, ``comfy*``, ``server``, ``nodes``, ``folder_paths`` or
 aiohttp; of the other core modules it uses only ``records``, ``values`` (the one label formatter and JSON
-converter) and ``atomic_files``.
+converter), ``atomic_files``, ``choices`` (kept when ``batch.json`` is rewritten) and ``viewer`` (the page).
 
 Why these choices:
 
