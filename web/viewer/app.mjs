@@ -479,6 +479,7 @@ export function startViewer(doc, win) {
     doc.body.appendChild(a);
     a.click();
     a.remove();
+    win.setTimeout(() => win.URL.revokeObjectURL(a.href), 10000); // after the download has taken the blob
   }
   const baseName = String(D.batch_id || "sweep");
   $("win-open").addEventListener("click", openWinners);
