@@ -5,7 +5,7 @@ viewer. It reads the typed records of ``core.records`` (axes with their values a
 coordinates) built by ``core.batch_outputs`` from the manager's snapshot, or converted from a status-like
 dict by :func:`batch_record`. It never imports torch, ``comfy*``, ``server``, ``nodes``, ``folder_paths`` or
 aiohttp; of the other core modules it uses only ``records``, ``values`` (the one label formatter and JSON
-converter) and ``atomic_files``.
+converter), ``atomic_files``, ``choices`` (kept when ``batch.json`` is rewritten) and ``viewer`` (the page).
 
 Why these choices:
 
@@ -17,16 +17,13 @@ Why these choices:
   ``values.format_label``, the same text the grid draws.
 * Paths in every file are relative to the output folder, so a batch folder can be zipped, moved or
   served and still resolve.
-* The viewer is one HTML file with inline CSS/JS and no network access; all data sits in a
-  ``<script type="application/json">`` block whose ``<``, ``>`` and ``&`` are JSON-escaped, and every
-  string reaches the page through ``textContent``/attributes, never ``innerHTML``: parameter values
-  are user text (prompts), so this is the XSS boundary.
+* The viewer (one self-contained HTML file) is owned by ``core.viewer``; ``write_viewer``/``viewer_data``
+  here delegate to it with this module's cell entries.
 * Every file is written through ``core.atomic_files``: a reader sees the old file or the new one, never half.
 """
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import logging
@@ -36,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import atomic_files
+from . import atomic_files, choices, viewer
 from .outputs import KINDS, describe_file, origin
 from .records import AxisRecord, BatchRecord, CellRecord, FileRef, OutputRecord, axis_seed
 from .values import json_value
@@ -245,7 +242,9 @@ def write_manifest(
     root = os.path.abspath(os.fspath(relative_to if relative_to is not None else out))
     doc = manifest_document(record, root=root, grid_files=grid_files)
     json_path = out / "batch.json"
-    atomic_files.write_text(json_path, json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n")
+    # The user's stars and rejections (core.choices) survive the manifest being written again.
+    choices.keep_choices(json_path, doc, lambda p, d: atomic_files.write_text(
+        p, json.dumps(d, ensure_ascii=False, indent=2, allow_nan=False) + "\n"))
     csv_path = out / "batch.csv"
     atomic_files.write_text(csv_path, _csv_text(record, root))
     logger.info("manifest written: %s, %s (%d cells)", json_path, csv_path, len(record.cells))
@@ -260,24 +259,10 @@ def viewer_data(
     grid_files: Iterable[PathLike] = (),
 ) -> dict[str, Any]:
     """The JSON object embedded in ``viewer.html`` (also handy for tests): axes hold the values and labels,
-    cells their ``coords``."""
+    cells their ``coords``. The viewer is owned by ``core.viewer``; this keeps the manifest's cell entries."""
     record = batch_record(source)
-    return {
-        "format": MANIFEST_FORMAT,
-        "title": title or record.batch_name or record.batch_id or "Sweep",
-        "batch_id": record.batch_id,
-        "mode": record.mode,
-        "axes": _axes_json(record.axes),
-        "cells": _cells_json(record, root),
-        "grid": [_rel(os.path.abspath(os.fspath(g)), root) for g in grid_files],
-    }
-
-
-def _json_for_script(obj: Any) -> str:
-    """JSON safe inside a <script> element: no '</script>', no '<!--', no stray '&'."""
-    text = json.dumps(json_value(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return viewer.viewer_data(record, root=root, cells=_cells_json(record, root), title=title,
+                              grid=[_rel(os.path.abspath(os.fspath(g)), root) for g in grid_files])
 
 
 def write_viewer(
@@ -289,13 +274,7 @@ def write_viewer(
     grid_files: Iterable[PathLike] = (),
     filename: str = "viewer.html",
 ) -> str:
-    """Write the self-contained HTML viewer for a batch.
-
-    The page lets the user pick which parameters are X and Y, pick values of the other axes, hide
-    values, and open any cell full-size (arrows move, Esc closes). Images are referenced by relative
-    path when opened as ``file://``; when the page is served through ComfyUI's
-    ``/view?filename=…&subfolder=…&type=…`` (or ``/api/view``) it builds the same kind of ``/view`` URLs
-    for the images, with ``subfolder`` extended by each image's folder.
+    """Write the self-contained HTML viewer for a batch (``core.viewer`` owns the page; see docs/viewer.md).
 
     Returns:
         The path written.
@@ -303,19 +282,10 @@ def write_viewer(
     Raises:
         ValueError: ``filename`` is not a plain ``*.html`` name.
     """
-    if not filename.endswith(".html") or "/" in filename or "\\" in filename:
-        raise ValueError(f"filename: must be a plain *.html file name, got {filename!r}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    root = os.path.abspath(os.fspath(relative_to if relative_to is not None else out))
-    data = viewer_data(source, root=root, title=title, grid_files=grid_files)
-    page = (_TEMPLATE
-            .replace("@@TITLE@@", html.escape(str(data["title"]), quote=True))
-            .replace("@@DATA@@", _json_for_script(data)))
-    path = out / filename
-    atomic_files.write_text(path, page)
-    logger.info("viewer written: %s", path)
-    return str(path)
+    record = batch_record(source)
+    root = os.path.abspath(os.fspath(relative_to if relative_to is not None else out_dir))
+    return viewer.write_viewer(record, out_dir, root=root, cells=_cells_json(record, root), title=title,
+                               grid=[_rel(os.path.abspath(os.fspath(g)), root) for g in grid_files], filename=filename)
 
 
 def read_sweep(path: PathLike) -> dict[str, Any] | None:
@@ -344,227 +314,3 @@ def read_sweep(path: PathLike) -> dict[str, Any] | None:
         logger.warning("%s: %s is not valid JSON", p, SWEEP_KEY)
         return None
     return obj if isinstance(obj, dict) else None
-
-
-_TEMPLATE = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
-<title>@@TITLE@@</title>
-<style>
-:root { color-scheme: light dark; --bg:#fff; --fg:#111; --mute:#666; --line:#ccc; --ph:#eee; --bad:#e8d6d6; }
-@media (prefers-color-scheme: dark) { :root { --bg:#1b1b1b; --fg:#eee; --mute:#aaa; --line:#444; --ph:#2a2a2a; --bad:#3a2626; } }
-body { margin:0; font:14px/1.4 system-ui, sans-serif; background:var(--bg); color:var(--fg); }
-header { padding:8px 12px; border-bottom:1px solid var(--line); display:flex; flex-wrap:wrap; gap:12px; align-items:center; }
-header h1 { font-size:16px; margin:0 12px 0 0; }
-label { white-space:nowrap; }
-#values { padding:6px 12px; border-bottom:1px solid var(--line); display:flex; flex-wrap:wrap; gap:6px 18px; }
-#values fieldset { border:1px solid var(--line); padding:2px 8px; margin:0; max-width:100%; }
-#values legend { font-weight:600; }
-#values label { margin-right:8px; display:inline-block; max-width:22em; overflow:hidden; text-overflow:ellipsis; vertical-align:bottom; }
-main { padding:12px; overflow:auto; }
-table.grid { border-collapse:separate; border-spacing:4px; }
-table.grid th { font-weight:600; padding:2px 6px; max-width:var(--cell); overflow-wrap:anywhere; }
-table.grid th.row { text-align:right; }
-.cell img { display:block; max-width:var(--cell); max-height:var(--cell); cursor:zoom-in; }
-.ph { width:var(--cell); height:calc(var(--cell) * 0.75); background:var(--ph); color:var(--mute); display:flex; flex-direction:column; align-items:center; justify-content:center; text-align:center; overflow:hidden; overflow-wrap:anywhere; padding:4px; box-sizing:border-box; }
-.ph.failed { background:var(--bad); }
-.ph small { font-size:11px; }
-.strip { display:flex; flex-wrap:wrap; gap:8px; }
-.strip figure { margin:0; }
-.strip figcaption { font-size:12px; max-width:var(--cell); overflow-wrap:anywhere; }
-#modal { position:fixed; inset:0; background:rgba(0,0,0,.85); display:none; flex-direction:column; align-items:center; justify-content:center; color:#eee; z-index:10; }
-#modal.open { display:flex; }
-#modal img { max-width:96vw; max-height:80vh; }
-#modal .cap { padding:8px; max-width:90vw; white-space:pre-wrap; overflow-wrap:anywhere; max-height:15vh; overflow:auto; }
-#modal button { position:absolute; top:8px; right:12px; font-size:20px; }
-.muted { color:var(--mute); }
-</style>
-</head>
-<body>
-<header>
-  <h1 id="title"></h1>
-  <label>X <select id="xsel"></select></label>
-  <label>Y <select id="ysel"></select></label>
-  <span id="fixed"></span>
-  <label>size <input id="size" type="range" min="64" max="1024" step="32" value="256"></label>
-  <span id="summary" class="muted"></span>
-</header>
-<div id="values"></div>
-<main id="main"></main>
-<div id="modal" role="dialog" aria-modal="true"><button id="close" title="Close (Esc)">×</button><div id="mbody"></div><div class="cap" id="mcap"></div></div>
-<script type="application/json" id="wi-data">@@DATA@@</script>
-<script>
-(function () {
-  "use strict";
-  var D = JSON.parse(document.getElementById("wi-data").textContent);
-  var axes = D.axes || [], cells = D.cells || [];
-  var matrix = D.mode !== "linear" && axes.length > 0;
-  var byKey = {};
-  cells.forEach(function (c) { byKey[matrix ? c.coords.join(",") : String(c.index)] = c; });
-  var hidden = axes.map(function (a) { return a.values.map(function () { return false; }); });
-  var fixed = axes.map(function () { return 0; });
-  var xAxis = axes.length >= 1 ? axes.length - 1 : -1;
-  var yAxis = axes.length >= 2 ? axes.length - 2 : -1;
-  var visible = [];   // [[cell|null, ...] rows] of what is on screen, for keyboard moves
-  var cur = null;     // [row, col] open in the modal
-
-  function el(tag, attrs, text) {
-    var e = document.createElement(tag);
-    if (attrs) Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
-  // Image URL: relative path for file:// and plain static hosting; ComfyUI /view URLs when served by /view.
-  var q = new URLSearchParams(location.search);
-  var viewMode = /\/view$/.test(location.pathname) && q.has("filename");
-  function url(rel) {
-    if (viewMode) {
-      var parts = rel.split("/"), name = parts.pop();
-      var sub = [q.get("subfolder") || ""].concat(parts).filter(function (s) { return s; }).join("/");
-      return location.pathname + "?filename=" + encodeURIComponent(name) + "&subfolder=" + encodeURIComponent(sub) +
-        "&type=" + encodeURIComponent(q.get("type") || "output");
-    }
-    return rel.split("/").map(encodeURIComponent).join("/");
-  }
-  function label(ai, vi) { return axes[ai].name + ": " + axes[ai].labels[vi]; }
-  function describe(c) {
-    // Values live once, on the axis: a cell names its position on each axis (coords).
-    var lines = axes.map(function (a, i) { var v = a.values[c.coords[i]]; return a.name + ": " + (v === undefined ? "" : String(v)); });
-    if (c.seed !== null && c.seed !== undefined) lines.push("seed: " + c.seed);
-    lines.push("status: " + c.status + (c.error ? " — " + c.error : ""));
-    if (c.files && c.files.length) lines.push("file: " + c.files[0]);
-    return "#" + c.index + "\n" + lines.join("\n");
-  }
-  function tile(c) {
-    if (c && c.status === "done" && c.files && c.files.length) {
-      var img = el("img", { src: url(c.files[0]), alt: describe(c), title: describe(c), loading: "lazy", "data-index": c.index });
-      return img;
-    }
-    var reason = !c ? "missing" : (c.status === "done" ? "missing" : c.status);
-    var ph = el("div", { "class": "ph " + reason, "data-status": reason }, null);
-    ph.appendChild(el("span", null, reason));
-    if (c && c.error) ph.appendChild(el("small", null, c.error.length > 160 ? c.error.slice(0, 157) + "…" : c.error));
-    return ph;
-  }
-  function cellAt(coords) { return byKey[coords.join(",")] || null; }
-  function selects() {
-    ["xsel", "ysel"].forEach(function (id) {
-      var s = document.getElementById(id); s.textContent = "";
-      s.appendChild(el("option", { value: "-1" }, "(none)"));
-      axes.forEach(function (a, i) { s.appendChild(el("option", { value: String(i) }, a.name)); });
-      s.disabled = !matrix;
-    });
-    document.getElementById("xsel").value = String(xAxis);
-    document.getElementById("ysel").value = String(yAxis);
-    var fx = document.getElementById("fixed"); fx.textContent = "";
-    if (!matrix) return;
-    axes.forEach(function (a, i) {
-      if (i === xAxis || i === yAxis) return;
-      var s = el("select", { "data-axis": String(i) });
-      a.values.forEach(function (v, j) { if (!hidden[i][j]) s.appendChild(el("option", { value: String(j) }, a.labels[j])); });
-      if (hidden[i][fixed[i]]) { var first = hidden[i].indexOf(false); fixed[i] = first < 0 ? 0 : first; }
-      s.value = String(fixed[i]);
-      s.addEventListener("change", function () { fixed[i] = +s.value; render(); });
-      var l = el("label", null, a.name + " "); l.appendChild(s); fx.appendChild(l);
-    });
-  }
-  function valuePanel() {
-    var box = document.getElementById("values"); box.textContent = "";
-    axes.forEach(function (a, i) {
-      var fs = el("fieldset"); fs.appendChild(el("legend", null, a.name));
-      a.values.forEach(function (v, j) {
-        var cb = el("input", { type: "checkbox", "data-axis": String(i), "data-value": String(j) });
-        cb.checked = !hidden[i][j];
-        cb.addEventListener("change", function () { hidden[i][j] = !cb.checked; selects(); render(); });
-        var l = el("label", { title: String(v) }); l.appendChild(cb); l.appendChild(document.createTextNode(" " + a.labels[j]));
-        fs.appendChild(l);
-      });
-      box.appendChild(fs);
-    });
-  }
-  function shown(i) { var out = []; if (i < 0) return [null]; axes[i].values.forEach(function (v, j) { if (!hidden[i][j]) out.push(j); }); return out; }
-  function render() {
-    var main = document.getElementById("main"); main.textContent = ""; visible = [];
-    var n = 0;
-    if (!matrix) {
-      var strip = el("div", { "class": "strip", id: "grid" });
-      var row = [];
-      cells.forEach(function (c) {
-        for (var i = 0; i < axes.length; i++) { if (hidden[i][c.coords[i]]) return; }
-        var f = el("figure", { "class": "cell", "data-index": c.index });
-        f.appendChild(tile(c));
-        f.appendChild(el("figcaption", null, axes.map(function (a, i) { return label(i, c.coords[i]); }).join(" · ")));
-        var col = row.length; f.addEventListener("click", function () { open(0, col); });
-        row.push(c); strip.appendChild(f); n++;
-      });
-      visible = [row]; main.appendChild(strip);
-    } else {
-      var xs = shown(xAxis), ys = shown(yAxis);
-      var t = el("table", { "class": "grid", id: "grid" });
-      var head = el("tr"); head.appendChild(el("th", { "class": "corner" }, (yAxis >= 0 ? axes[yAxis].name + " ↓ " : "") + (xAxis >= 0 ? axes[xAxis].name + " →" : "")));
-      xs.forEach(function (j) { head.appendChild(el("th", { "class": "col", title: j === null ? "" : String(axes[xAxis].values[j]) }, j === null ? "" : label(xAxis, j))); });
-      t.appendChild(head);
-      ys.forEach(function (yi, r) {
-        var tr = el("tr"), rowCells = [];
-        tr.appendChild(el("th", { "class": "row", title: yi === null ? "" : String(axes[yAxis].values[yi]) }, yi === null ? "" : label(yAxis, yi)));
-        xs.forEach(function (xi, col) {
-          var coords = fixed.slice();
-          if (xAxis >= 0) coords[xAxis] = xi;
-          if (yAxis >= 0) coords[yAxis] = yi;
-          var c = cellAt(coords);
-          var td = el("td", { "class": "cell", "data-coords": coords.join(",") });
-          if (c) td.setAttribute("data-index", String(c.index));
-          td.appendChild(tile(c));
-          td.addEventListener("click", function () { open(r, col); });
-          tr.appendChild(td); rowCells.push(c); n++;
-        });
-        visible.push(rowCells); t.appendChild(tr);
-      });
-      main.appendChild(t);
-    }
-    document.getElementById("summary").textContent = n + " shown of " + cells.length + " cells";
-  }
-  function open(r, c) {
-    if (!visible.length || !visible[r] || c < 0 || c >= visible[r].length) return;
-    cur = [r, c];
-    var cell = visible[r][c], body = document.getElementById("mbody"); body.textContent = "";
-    if (cell && cell.status === "done" && cell.files && cell.files.length) body.appendChild(el("img", { src: url(cell.files[0]), alt: describe(cell) }));
-    else body.appendChild(tile(cell));
-    document.getElementById("mcap").textContent = cell ? describe(cell) : "missing";
-    document.getElementById("modal").className = "open";
-  }
-  function close() { cur = null; document.getElementById("modal").className = ""; }
-  document.addEventListener("keydown", function (e) {
-    if (!cur) return;
-    var r = cur[0], c = cur[1];
-    if (e.key === "Escape") { close(); }
-    else if (e.key === "ArrowLeft") open(r, c - 1);
-    else if (e.key === "ArrowRight") open(r, c + 1);
-    else if (e.key === "ArrowUp") open(r - 1, c);
-    else if (e.key === "ArrowDown") open(r + 1, c);
-    else return;
-    e.preventDefault();
-  });
-  document.getElementById("close").addEventListener("click", close);
-  document.getElementById("modal").addEventListener("click", function (e) { if (e.target.id === "modal") close(); });
-  function pick(id, isX) {
-    document.getElementById(id).addEventListener("change", function (e) {
-      var v = +e.target.value;
-      if (isX) { if (v === yAxis) yAxis = xAxis; xAxis = v; } else { if (v === xAxis) xAxis = yAxis; yAxis = v; }
-      selects(); render();
-    });
-  }
-  pick("xsel", true); pick("ysel", false);
-  var size = document.getElementById("size");
-  function setSize() { document.documentElement.style.setProperty("--cell", size.value + "px"); }
-  size.addEventListener("input", setSize); setSize();
-  document.getElementById("title").textContent = D.title;
-  selects(); valuePanel(); render();
-})();
-</script>
-</body>
-</html>
-"""

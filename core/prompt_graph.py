@@ -30,7 +30,7 @@ from .planner import ParameterError as ParameterError
 from .planner import ParameterSpec as ParameterSpec
 from .planner import PlanError as PlanError
 from .planner import SweepSettings, make_spec, plan_axes
-from .values import json_value
+from .values import json_value, value_text
 
 logger = logging.getLogger(__name__)
 
@@ -728,17 +728,49 @@ def guess_image_size(prompt: Mapping[str, Any]) -> tuple[int, int] | None:
 
 
 def format_value(value: Any) -> str:
-    """A single value written in the value syntax, so a parameter node holding it parses back to it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    if any(ch in text for ch in ',"\n\r') or text != text.strip():
+    """A single value written in the value syntax, so a parameter node holding it parses back to it.
+
+    The rule is ``core.values.value_text`` (the viewer's "Sweep the winners" uses it too); text it refuses (a
+    line break, which no parsed value holds) is still written quoted, and the parser then names the problem.
+    """
+    try:
+        return value_text(value)
+    except ValueError:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="", quoting=csv.QUOTE_ALL).writerow([text])
+        csv.writer(buffer, lineterminator="", quoting=csv.QUOTE_ALL).writerow([str(value)])
         return buffer.getvalue()
-    return text
+
+
+def values_widget_index(node: Any) -> int | None:
+    """Where a parameter node of a UI workflow keeps its ``values`` text in ``widgets_values``; None for any other node."""
+    if not isinstance(node, Mapping) or node.get("type") not in PARAMETER_CLASSES:
+        return None
+    order = _PARAM_WIDGETS_GENERIC if node["type"] == "WIParameter" else _PARAM_WIDGETS_TYPED
+    return order.index("values")
+
+
+def workflow_with_values_text(workflow: Any, texts: Mapping[str, str]) -> Any:
+    """The UI workflow with the ``values`` widget of each parameter node in ``texts`` (by node id) set to its text.
+
+    Args:
+        workflow: ``extra_pnginfo["workflow"]`` as the frontend sent it (not modified).
+        texts: ``{parameter node id: values text}``.
+    """
+    if not isinstance(workflow, Mapping) or not isinstance(workflow.get("nodes"), list):
+        return workflow
+    updated = dict(workflow)
+    nodes = []
+    for node in workflow["nodes"]:
+        node_id = str(node.get("id")) if isinstance(node, Mapping) else None
+        position = values_widget_index(node)
+        if node_id is not None and node_id in texts and position is not None and isinstance(node.get("widgets_values"), list):
+            widgets = list(node["widgets_values"])
+            if position < len(widgets):
+                widgets[position] = texts[node_id]
+                node = dict(node, widgets_values=widgets)
+        nodes.append(node)
+    updated["nodes"] = nodes
+    return updated
 
 
 def workflow_for_cell(workflow: Any, cell_values: Mapping[str, Any]) -> Any:
@@ -750,19 +782,4 @@ def workflow_for_cell(workflow: Any, cell_values: Mapping[str, Any]) -> Any:
         workflow: ``extra_pnginfo["workflow"]`` as the frontend sent it (not modified).
         cell_values: ``{parameter node id: value}``.
     """
-    if not isinstance(workflow, Mapping) or not isinstance(workflow.get("nodes"), list):
-        return workflow
-    updated = dict(workflow)
-    nodes = []
-    for node in workflow["nodes"]:
-        node_id = str(node.get("id")) if isinstance(node, Mapping) else None
-        if node_id is not None and node_id in cell_values and node.get("type") in PARAMETER_CLASSES and isinstance(node.get("widgets_values"), list):
-            order = _PARAM_WIDGETS_GENERIC if node["type"] == "WIParameter" else _PARAM_WIDGETS_TYPED
-            widgets = list(node["widgets_values"])
-            position = order.index("values")
-            if position < len(widgets):
-                widgets[position] = format_value(cell_values[node_id])
-                node = dict(node, widgets_values=widgets)
-        nodes.append(node)
-    updated["nodes"] = nodes
-    return updated
+    return workflow_with_values_text(workflow, {str(k): format_value(v) for k, v in cell_values.items()})

@@ -25,7 +25,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MODEL_EXTENSIONS", "format_label", "json_value"]
+__all__ = ["MODEL_EXTENSIONS", "format_label", "json_value", "value_text"]
 
 #: Extensions of model files: a value ending in one is shown by its base name without the extension.
 MODEL_EXTENSIONS: tuple[str, ...] = (".safetensors", ".ckpt", ".pt", ".bin", ".pth", ".sft", ".gguf", ".onnx")
@@ -124,3 +124,49 @@ def json_value(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_value(v, _depth + 1) for v in value]
     return _fallback_text(value)
+
+
+#: Text that the value syntax would not read as a plain value when unquoted: separators, quotes, patterns.
+_NEEDS_QUOTES = re.compile(r'[,"*?]')
+_FILE_PREFIX = re.compile(r"\s*file\s*:", re.IGNORECASE)
+
+
+def value_text(value: Any, type_: str = "STRING") -> str:
+    """One value written in the pack's value syntax (docs/value-syntax.md), so the parser reads it back exactly.
+
+    Several values joined with ``", "`` form a parameter's values text (the viewer's "Sweep the winners" does
+    that): numbers are written exactly (``repr`` for floats: ``0.1`` stays 0.1), booleans as ``true``/``false``,
+    and text that would otherwise be split, unquoted or read as a pattern, a range or a ``file:`` list is
+    CSV-quoted (``"a, b"``, ``"file:x"``, an empty text as ``""``; a quote inside is doubled).
+
+    Args:
+        value: a parsed parameter value (int, float, str, bool) or its JSON form.
+        type_: the parameter type, named in errors (a quoted item is a plain value for every type, so the
+            quoting rule is the same for all).
+
+    Returns:
+        The value's text.
+
+    Raises:
+        ValueError: the value cannot be written so that it reads back: text with a line break or with spaces
+            at either end (the parser trims every value), or a number that is not finite.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"value {value!r} of a {type_} parameter cannot be written: not a finite number")
+        return repr(value)
+    if value is None:
+        raise ValueError(f"a {type_} parameter has no value to write (None)")
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"value {_fallback_text(text)!r} cannot be written in the value syntax: it has a line break")
+    if text != text.strip():
+        raise ValueError(f"value {_fallback_text(text)!r} cannot be written in the value syntax: "
+                         "values are trimmed, so spaces at either end would be lost")
+    if not text or _NEEDS_QUOTES.search(text) or _FILE_PREFIX.match(text) or text.lower().startswith("random:"):
+        return '"' + text.replace('"', '""') + '"'
+    return text

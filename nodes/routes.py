@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from ..core import choices
 from ..core.errors import InvalidBatchState, UnknownBatchError, WIError
 from ..core.paths import resolve_inside
 from . import _comfy
@@ -162,6 +163,33 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
     async def wi_cancel_batch(request: web.Request) -> web.Response:
         return web.json_response(service.cancel(_batch_id(request)))
 
+    def batch_folder(batch_id: str) -> tuple[str | None, int]:
+        """The batch's folder inside the output root (None when it has none) and its cell count."""
+        # One cell's page: only the folder and the count are needed, not a 100,000-cell status.
+        status = service.status(batch_id, limit=1, with_values=False)
+        subfolder = str((status.get("meta") or {}).get("subfolder") or "")
+        root = _comfy.output_directory()
+        if not subfolder or root is None:
+            return None, int(status.get("total") or 0)
+        return resolve_inside(root, subfolder), int(status.get("total") or 0)
+
+    # Registered before the file route below, which would otherwise take "choices" for a file name.
+    @routes.get("/wi/batch/{batch_id}/choices")
+    @routes.put("/wi/batch/{batch_id}/choices")
+    @_guarded
+    async def wi_batch_choices(request: web.Request) -> web.Response:
+        # The viewer's and the Sweeps panel's stars and rejections, stored in batch.json (core/choices.py).
+        batch_id = _batch_id(request)
+        folder, total = await _off_loop(batch_folder, batch_id)
+        if folder is None:
+            return _error(404, "unknown batch folder", batch_id)
+        if request.method == "PUT":
+            body = await _json_body(request)
+            saved = await _off_loop(lambda: choices.save_choices(folder, body, cell_count=total or None))
+        else:
+            saved = await _off_loop(choices.read_choices, folder)
+        return web.json_response(saved.as_dict())
+
     @routes.get("/wi/batch/{batch_id}/{filename}")
     @_guarded
     async def wi_batch_file(request: web.Request) -> web.StreamResponse:
@@ -171,15 +199,13 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
         filename = request.match_info.get("filename", "")
         if not _FILENAME.match(filename):
             return _error(404, "unknown file", filename)
-        status = await _off_loop(service.status, batch_id)
-        subfolder = str((status.get("meta") or {}).get("subfolder") or "")
-        root = _comfy.output_directory()
-        if not subfolder or root is None:
+        folder, _ = await _off_loop(batch_folder, batch_id)
+        if folder is None:
             return _error(404, "unknown file", filename)
         # Checked against the batch folder, not the output root: a link in the folder pointing elsewhere in
         # output/ (another batch, the user's own files) is not this batch's file.
         try:
-            path = resolve_inside(resolve_inside(root, subfolder), filename)
+            path = resolve_inside(folder, filename)
         except ValueError:
             return _error(404, "unknown file", filename)
         if not os.path.isfile(path):
