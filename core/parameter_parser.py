@@ -1180,8 +1180,7 @@ def parse_skip_rules(text: str) -> list[SkipRule]:
                 value = value[1:-1]
             if not equals or not key or not value:
                 raise ParamSyntaxError(
-                    f'skip rule {number} "{line}": "{part.strip()}" must look like name=value (e.g. sampler=ddim & cfg=8)',
-                    param="skip",
+                    f'skip rule {number} "{line}": "{part.strip()}" must look like name=value (e.g. sampler=ddim & cfg=8)'
                 )
             conditions.append((key, value))
         rules.append(SkipRule(number, line, tuple(conditions)))

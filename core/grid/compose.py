@@ -41,6 +41,7 @@ _STATUS_TEXT = {
     "queued": "not run",
     "running": "not finished",
     "unreadable": "unreadable",
+    "skipped": "skipped",
 }
 #: Placeholder tile colours: neutral greys, the failed one slightly warm so it stands out in a big grid.
 PLACEHOLDER_COLORS: dict[str, tuple[int, int, int]] = {
@@ -50,6 +51,7 @@ PLACEHOLDER_COLORS: dict[str, tuple[int, int, int]] = {
     "queued": (238, 238, 238),
     "running": (238, 238, 238),
     "unreadable": (232, 214, 214),
+    "skipped": (246, 246, 246),  # lighter than "not run": removed on purpose by the skip list, not a problem
 }
 
 
@@ -142,7 +144,7 @@ def _load_fitted(path: str, box: Size, background: tuple[int, int, int]) -> Imag
 def _cell_reason(cell: GridCell | None) -> str | None:
     if cell is None:
         return "missing"
-    if cell.status in ("failed", "cancelled", "queued", "running"):
+    if cell.status in ("failed", "cancelled", "queued", "running", "skipped"):
         return cell.status
     if not cell.files:
         return "missing"
