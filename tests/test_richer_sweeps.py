@@ -513,3 +513,24 @@ def test_choice_groups_expand_to_the_product_of_their_sizes(groups: list[list[st
     expected = ["x".join(combo) for combo in itertools.product(*groups)]
     assert parse(text, "STRING") == expected
     assert parameter_parser.count_values(text, "STRING") == math.prod(len(options) for options in groups)
+
+
+# ============================================================================================ outputs
+def test_batch_csv_writes_link_group_and_bundle_values_as_json_and_keeps_skipped_cells(tmp_path: Path) -> None:
+    import csv
+    import json
+
+    from comfyui_workflow_iterator.core import manifest
+
+    status = {"axes": [{"name": "a / b", "type": "LINKED", "values": [{"a": 1, "b": "x"}], "labels": ["1 / x"]},
+                       {"name": "size", "type": "BUNDLE", "values": [{"4.width": 8}, {"4.width": 16}], "labels": ["s", "l"]}],
+              "cells": [{"index": 0, "coords": [0, 0], "status": "done", "files": []},
+                        {"index": 1, "coords": [0, 1], "status": "skipped", "files": []}]}
+    out = manifest.write_manifest(status, tmp_path)
+    with open(out["csv"], encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert json.loads(rows[0]["a / b"]) == {"a": 1, "b": "x"} and json.loads(rows[1]["size"]) == {"4.width": 16}
+    assert [r["status"] for r in rows] == ["done", "skipped"]
+    document = json.loads(Path(out["json"]).read_text(encoding="utf-8"))
+    assert [c["status"] for c in document["cells"]] == ["done", "skipped"]
+    assert document["axes"][1]["labels"] == ["s", "l"]
