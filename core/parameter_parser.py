@@ -57,8 +57,11 @@ __all__ = [
     "TEXT_TYPES",
     "WILDCARD_FOLDER",
     "ValueList",
+    "RANDOM_CHOICE",
     "convert_value",
+    "has_random_choices",
     "parse_presets",
+    "resolve_random_choices",
     "parse_skip_rules",
     "normalize_type",
     "iter_fields",
@@ -910,6 +913,8 @@ def parse(
 
 #: ``__name__``: a wildcard file ``<input>/wildcards/name.txt``; names may hold sub-folders (``__styles/ink__``).
 _WILDCARD = re.compile(r"__([A-Za-z0-9][A-Za-z0-9_\-./ ]*?)__")
+#: ``{~a|b|c}``: one alternative picked at random per cell (only when asked for with ``~``), recorded per cell.
+RANDOM_CHOICE = "{~"
 #: Most wildcard files one value may read, so a text of 10,000 references cannot read 10,000 files.
 _MAX_WILDCARDS = 100
 
@@ -948,6 +953,11 @@ def _parse_seq(text: str, pos: int, *, depth: int) -> tuple[list[Any], int]:
             break
         if ch == "{":
             group = _parse_group(text, pos, depth=depth)
+            if group is not None and text.startswith(RANDOM_CHOICE, pos):
+                # A random pick stays in the value as written; each cell resolves it (resolve_random_choices).
+                literal.append(text[pos:group[1]])
+                pos = group[1]
+                continue
             if group is not None:
                 flush()
                 parts.append(group[0])
@@ -971,7 +981,7 @@ def _parse_group(text: str, pos: int, *, depth: int) -> tuple[tuple[tuple[Any, .
     if depth >= 8:  # deeper nesting is taken literally: no prompt needs it and recursion must stay bounded
         return None
     options: list[tuple[Any, ...]] = []
-    cursor = pos + 1
+    cursor = pos + len(RANDOM_CHOICE) if text.startswith(RANDOM_CHOICE, pos) else pos + 1
     while True:
         seq, cursor = _parse_seq(text, cursor, depth=depth + 1)
         options.append(tuple(seq))
@@ -1043,6 +1053,51 @@ def _choice_texts(parts: Sequence[Any], reader: _WildcardReader) -> list[str]:
         else:
             pools.append([text for option in part for text in _choice_texts(option, reader)])
     return ["".join(combo) for combo in itertools.product(*pools)]
+
+
+def has_random_choices(text: Any) -> bool:
+    """Whether a text value holds a ``{~a|b}`` random pick (resolved per cell, not expanded)."""
+    if not isinstance(text, str) or RANDOM_CHOICE not in text:
+        return False
+    return any(_parse_group(text, pos, depth=0) is not None for pos in _positions(text, RANDOM_CHOICE))
+
+
+def _positions(text: str, needle: str) -> Iterator[int]:
+    pos = text.find(needle)
+    while pos != -1:
+        yield pos
+        pos = text.find(needle, pos + 1)
+
+
+def resolve_random_choices(text: str, rng: random.Random) -> str:
+    """``text`` with every ``{~a|b|c}`` replaced by one alternative drawn from ``rng`` (left to right; groups
+    nested in the pick are resolved the same way, so ``{~a|{b|c}}`` gives a, b or c)."""
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        if text.startswith("{", pos):
+            group = _parse_group(text, pos, depth=0)
+            if group is not None:
+                option = rng.choice(group[0])
+                out.append(resolve_random_choices(_spell(option), rng))
+                pos = group[1]
+                continue
+        out.append(text[pos])
+        pos += 1
+    return "".join(out)
+
+
+def _spell(parts: Sequence[Any]) -> str:
+    """The text of parsed parts (groups written back with braces, random ones included)."""
+    text: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            text.append(part)
+        elif isinstance(part, _Wildcard):
+            text.append(f"__{part.name}__")
+        else:
+            text.append("{~" + "|".join(_spell(option) for option in part) + "}")
+    return "".join(text)
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,7 @@ class Member:
         search: PROMPT_SR: the text its values replace (its first value).
         keys: BUNDLE: the targets its values set.
         position: Its place in the chain (search/replace parameters apply in this order).
+        random: Some value holds a ``{~a|b}`` random pick, resolved per cell from the batch's seed.
     """
 
     spec: ParameterSpec
@@ -239,6 +240,7 @@ class Member:
     search: str | None = None
     keys: tuple[str, ...] = ()
     position: int = 0
+    random: bool = False
 
     def label(self, index: int) -> str:
         if self.labels is not None:
@@ -384,17 +386,20 @@ def _member(spec: ParameterSpec, position: int, prepared: Prepared, parse: Parse
                       keys=_bundle_keys(spec, prepared))
     options = prepared.options if spec.type == "COMBO" else None
     values = tuple(parse(spec.values_raw, spec.type, name=spec.name, options=options))
+    random_pick = spec.type in parameter_parser.TEXT_TYPES and any(parameter_parser.has_random_choices(v) for v in values)
     if spec.type != "PROMPT_SR":
-        return Member(spec, values, None, position=position)
+        return Member(spec, values, None, position=position, random=random_pick)
     search = str(values[0])
     if not search:
         raise ValueError("the first value is the text to find; it must not be empty")
+    if parameter_parser.has_random_choices(search):
+        raise ValueError(f'the first value is the text to find; "{search}" cannot hold a random pick {{~...}}')
     for where, text in prepared.texts or ():
         if text is not None and search not in text:
             shown = text if len(text) <= 60 else text[:57] + "..."
             raise ValueError(f'search text "{search}" is not in the text of {where} ("{shown}"); '
                              "the first value must appear in the target text")
-    return Member(spec, values, None, search=search, position=position)
+    return Member(spec, values, None, search=search, position=position, random=random_pick)
 
 
 def _bundle_keys(spec: ParameterSpec, prepared: Prepared) -> tuple[str, ...]:

@@ -19,11 +19,12 @@ import functools
 import io
 import json
 import logging
+import random
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeGuard, overload
 
-from . import combination_engine
+from . import combination_engine, parameter_parser
 from .combination_engine import DEFAULT_MAX_COMBINATIONS, Axis, Combination, CombinationSet
 # Re-exported: these moved to the planner, which the badge's preview shares with plan_sweep.
 from .planner import ParameterError as ParameterError
@@ -95,10 +96,13 @@ class Writer:
     search: str = ""
     keyed: tuple[tuple[str, tuple[Site, ...]], ...] = ()
     position: int = 0
+    #: The values hold ``{~a|b}`` random picks: each cell resolves them (see :func:`cell_pick`).
+    random: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "node_id": self.node_id, "kind": self.kind, "search": self.search,
-                "position": self.position, "sites": [[s.node_id, s.input_name] for s in self.sites],
+                "position": self.position, "random": self.random,
+                "sites": [[s.node_id, s.input_name] for s in self.sites],
                 "keyed": [[key, [[s.node_id, s.input_name] for s in sites]] for key, sites in self.keyed]}
 
     @classmethod
@@ -107,20 +111,32 @@ class Writer:
             name=str(data["name"]), node_id=str(data["node_id"]), kind=str(data["kind"]),
             sites=tuple(Site(str(n), str(i)) for n, i in data.get("sites", ())), search=str(data.get("search", "")),
             keyed=tuple((str(k), tuple(Site(str(n), str(i)) for n, i in sites)) for k, sites in data.get("keyed", ())),
-            position=int(data.get("position", 0)),
+            position=int(data.get("position", 0)), random=bool(data.get("random", False)),
         )
 
 
-def write_values(prompt: dict[str, Any], writers: Sequence[Sequence[Writer]], values: Sequence[Any]) -> None:
+def cell_pick(text: Any, *, seed: int, index: int, name: str) -> Any:
+    """A random-pick value resolved for one cell: the same batch seed, cell and parameter always give the same
+    text (a resumed batch repeats it), different cells draw independently."""
+    if not isinstance(text, str):
+        return text
+    return parameter_parser.resolve_random_choices(text, random.Random(f"{seed}:{index}:{name}"))
+
+
+def write_values(prompt: dict[str, Any], writers: Sequence[Sequence[Writer]], values: Sequence[Any], *,
+                 index: int = 0, seed: int = 0) -> None:
     """Write one cell's axis values into ``prompt``, whose nodes at the writers' sites are private copies.
 
     Plain values and bundles first, then search/replace in chain order: a replacement acts on the text
-    the input holds after every other parameter wrote its value."""
+    the input holds after every other parameter wrote its value. Random picks are resolved for cell ``index``
+    from the batch's ``seed``."""
     replacements: list[tuple[int, Writer, Any]] = []
     for axis_writers, value in zip(writers, values):
         linked = len(axis_writers) > 1
         for writer in axis_writers:
             own = value[writer.name] if linked else value
+            if writer.random:
+                own = cell_pick(own, seed=seed, index=index, name=writer.name)
             if writer.kind == "set":
                 for site in writer.sites:
                     prompt[site.node_id]["inputs"][site.input_name] = own
@@ -163,6 +179,18 @@ class SweepPlan:
     writers: tuple[tuple[Writer, ...], ...] = ()
     #: Cells the iterator's skip list removes: they keep their index but never run.
     skipped: frozenset[int] = frozenset()
+    #: Seeds the per-cell random picks (``{~a|b}``); drawn once when planned and journaled with the plan.
+    seed: int = 0
+
+    def picks(self, combination: Combination) -> dict[str, Any]:
+        """The random picks of one cell, by parameter name (empty without ``{~a|b}`` values)."""
+        found: dict[str, Any] = {}
+        for axis_writers, value in zip(self.writers, combination.values):
+            for writer in axis_writers:
+                if writer.random:
+                    own = value[writer.name] if len(axis_writers) > 1 else value
+                    found[writer.name] = cell_pick(own, seed=self.seed, index=combination.index, name=writer.name)
+        return found
 
     @property
     def first_index(self) -> int:
@@ -200,6 +228,7 @@ class SweepPlan:
                       **({"labels": list(a.labels)} if a.labels is not None else {})} for a in self.axes],
             "writers": [[w.to_json() for w in axis_writers] for axis_writers in self.writers],
             "skipped": sorted(self.skipped),
+            "seed": self.seed,
             "parameters": [vars(p) for p in self.parameters],
             "sites": [[[site.node_id, site.input_name] for site in axis_sites] for axis_sites in self.sites],
             "grid_node_id": self.grid_node_id,
@@ -235,6 +264,7 @@ class SweepPlan:
             private_nodes=None if data.get("private_nodes") is None else frozenset(str(n) for n in data["private_nodes"]),
             writers=tuple(tuple(Writer.from_json(w) for w in axis_writers) for axis_writers in data.get("writers") or ()),
             skipped=frozenset(int(i) for i in data.get("skipped") or ()),
+            seed=int(data.get("seed") or 0),
         )
 
     def cell_prompt(self, combination: Combination, *, isolated: bool = False) -> dict[str, Any]:
@@ -264,7 +294,7 @@ class SweepPlan:
                 node = template[node_id]
                 prompt[node_id] = {**node, "inputs": node["inputs"].copy()}
         if self.writers:
-            write_values(prompt, self.writers, combination.values)
+            write_values(prompt, self.writers, combination.values, index=combination.index, seed=self.seed)
             return prompt
         for axis_sites, value in zip(self.sites, combination.values):
             for site in axis_sites:
@@ -278,12 +308,18 @@ class SweepPlan:
         """
         if batch_part is None:
             batch_part = self.batch_info(batch_id)
-        return {
+        info = {
             **batch_part,
             "index": combination.index,
             "coords": list(combination.coords),
             "values": {axis.name: json_ready(v) for axis, v in zip(self.axes, combination.values)},
         }
+        if self._has_random():
+            info["picks"] = self.picks(combination)  # what this cell's {~a|b} values resolved to
+        return info
+
+    def _has_random(self) -> bool:
+        return any(writer.random for axis_writers in self.writers for writer in axis_writers)
 
     def batch_info(self, batch_id: str) -> dict[str, Any]:
         """The part of every cell's :meth:`cell_info` that is the same for the whole batch."""
@@ -329,7 +365,7 @@ class SweepPlan:
                 for node_id in {site.node_id for axis_sites in self.sites for site in axis_sites}:
                     node = template[node_id]
                     template[node_id] = {**node, "inputs": dict(node_inputs(node))}
-                write_values(template, self.writers, combination.values)
+                write_values(template, self.writers, combination.values, index=combination.index, seed=self.seed)
                 return guess_image_size(template)
             for axis_sites, value in zip(self.sites, combination.values):
                 for site in axis_sites:
@@ -610,6 +646,8 @@ def plan_sweep(
         private_nodes=private_node_ids(template, sites, node_is_written),
         writers=writers,
         skipped=axes_plan.skipped_cells,
+        # Only a sweep with random picks needs one; drawn here, once, and journaled, so a resume repeats them.
+        seed=random.SystemRandom().randrange(2**32) if any(w.random for ws in writers for w in ws) else 0,
     )
 
 
@@ -622,8 +660,8 @@ def _writer(member: Member, sites_of: Mapping[str, tuple[Site, ...]],
         return Writer(spec.name, spec.node_id, "bundle", every, keyed=keyed, position=member.position)
     if spec.type == "PROMPT_SR":
         return Writer(spec.name, spec.node_id, "replace", sites_of[spec.node_id], search=member.search or "",
-                      position=member.position)
-    return Writer(spec.name, spec.node_id, "set", sites_of[spec.node_id], position=member.position)
+                      position=member.position, random=member.random)
+    return Writer(spec.name, spec.node_id, "set", sites_of[spec.node_id], position=member.position, random=member.random)
 
 
 def _sites_written_by_parameters(prompt: Mapping[str, Any], specs: Sequence[ParameterSpec],

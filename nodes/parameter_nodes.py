@@ -35,7 +35,7 @@ _OUTPUT_TYPE = {"INT": "INT", "FLOAT": "FLOAT", "STRING": "STRING", "BOOLEAN": "
 _VALUES_TOOLTIP = (
     "Values in the sweep syntax: comma list (quotes allow commas), ranges 1-5, 1-10 (+2), 0.5-1.5 [5], "
     "negative ranges with '..' (-5..5), file:name.txt, COMBO wildcards * and *euler*, SEED random:N; "
-    "STRING takes one value per line when the text has several lines; {a|b|c} and __wildcard__ expand into values. "
+    "STRING takes one value per line when the text has several lines; {a|b|c} and __wildcard__ expand into values; {~a|b|c} picks one at random per cell. "
     "PROMPT_SR: the first value is the text to find in the target text, each value replaces it. "
     "BUNDLE: 512x768 (one number per target) or presets 'fast: steps=12, cfg=4; quality: steps=40, cfg=7'."
 )

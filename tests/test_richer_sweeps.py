@@ -534,3 +534,42 @@ def test_batch_csv_writes_link_group_and_bundle_values_as_json_and_keeps_skipped
     document = json.loads(Path(out["json"]).read_text(encoding="utf-8"))
     assert [c["status"] for c in document["cells"]] == ["done", "skipped"]
     assert document["axes"][1]["labels"] == ["s", "l"]
+
+
+# ============================================================================================ random picks (only when asked)
+def test_a_random_pick_stays_one_value_and_is_not_expanded() -> None:
+    assert parse("a {~red|blue} cat {x|y}", "STRING") == ["a {~red|blue} cat x", "a {~red|blue} cat y"]
+    assert parameter_parser.count_values("{~a|b|c}", "STRING") == 1
+    assert parameter_parser.has_random_choices("a {~red|blue}") and not parameter_parser.has_random_choices("{~solo}")
+
+
+def test_random_picks_are_resolved_per_cell_recorded_and_repeated_after_a_journal_round_trip() -> None:
+    import dataclasses
+    import json
+
+    sweep = plan([{"name": "color", "type": "STRING", "values": "a {~red|blue|green} cat"},
+                  {"name": "steps", "type": "INT", "values": "1-12", "target": "4.steps"}])
+    sweep = dataclasses.replace(sweep, seed=1234)
+    texts = [cell_inputs(sweep, i)["text"] for i in range(12)]
+    assert set(texts) == {"a red cat", "a blue cat", "a green cat"}  # cells draw independently
+    assert texts == [cell_inputs(sweep, i)["text"] for i in range(12)]  # the same cell always gets the same pick
+    picks = [sweep.cell_info("b", sweep.combinations[i])["picks"] for i in range(12)]
+    assert picks == [{"color": text} for text in texts]
+    again = prompt_graph.SweepPlan.from_json(json.loads(json.dumps(sweep.to_json())))
+    assert [again.cell_prompt(again.combinations[i])["4"]["inputs"]["text"] for i in range(12)] == texts
+    other = dataclasses.replace(sweep, seed=99)
+    assert [cell_inputs(other, i)["text"] for i in range(12)] != texts  # another batch draws again
+
+
+def test_a_plan_without_random_picks_has_no_seed_and_no_picks() -> None:
+    sweep = plan([{"name": "animal", "type": "PROMPT_SR", "values": "cat, dog"}])
+    assert sweep.seed == 0 and "picks" not in sweep.cell_info("b", sweep.combinations[0])
+
+
+def test_search_replace_may_pick_its_replacement_at_random_but_not_its_search_text() -> None:
+    sweep = plan([{"name": "animal", "type": "PROMPT_SR", "values": "cat, {~dog|owl}"}])
+    assert sweep.seed != 0 and cell_inputs(sweep, 1)["text"] in ("a photo of a dog, by day", "a photo of a owl, by day")
+    with pytest.raises(prompt_graph.PlanError) as info:
+        plan([{"name": "animal", "type": "PROMPT_SR", "values": "{~cat|dog}, owl"}])
+    assert str(info.value) == ('no valid parameter remains: parameter "animal": the first value is the text to find; '
+                               '"{~cat|dog}" cannot hold a random pick {~...}')
