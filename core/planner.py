@@ -361,8 +361,9 @@ def plan_axes(
     except (LimitExceededError, ParamSyntaxError, ValueError) as exc:
         return AxesPlan(settings, tuple(outcomes), None, str(exc), False, uncapped)
     group_members = tuple(tuple(group) for group in groups)
+    invalid = frozenset(o.spec.name for o in outcomes if o.axis is None)
     try:
-        skipped = skipped_cells(settings.skip, group_members, combinations)
+        skipped = skipped_cells(settings.skip, group_members, combinations, invalid=invalid)
     except (ParamSyntaxError, ValueError) as exc:
         return AxesPlan(settings, tuple(outcomes), None, str(exc), False, uncapped, axes, group_members)
     if len(skipped) == len(combinations):
@@ -495,15 +496,16 @@ def member_value(group: Sequence[Member], member: Member, axis_value: Any) -> An
     return axis_value[member.spec.name] if len(group) > 1 else axis_value
 
 
-def skipped_cells(skip: str, groups: Sequence[Sequence[Member]], combinations: CombinationSet) -> frozenset[int]:
+def skipped_cells(skip: str, groups: Sequence[Sequence[Member]], combinations: CombinationSet, *,
+                  invalid: frozenset[str] = frozenset()) -> frozenset[int]:
     """The cells the iterator's skip list removes (see ``parameter_parser.parse_skip_rules``).
 
     A condition ``name=value`` holds for a cell when that parameter's value there has the label ``value``,
     or is ``value`` (numbers compared as numbers, so ``cfg=8`` matches 8.0). O(skipped cells) in matrix mode.
 
     Raises:
-        ParamSyntaxError: a malformed rule. ValueError: a rule naming no parameter, or a value the parameter
-            never takes (the message names the rule).
+        ParamSyntaxError: a malformed rule. ValueError: a rule naming no parameter (or one in ``invalid``,
+            skipped for its own error), or a value the parameter never takes (the message names the rule).
     """
     rules = parameter_parser.parse_skip_rules(skip)
     if not rules:
@@ -517,6 +519,9 @@ def skipped_cells(skip: str, groups: Sequence[Sequence[Member]], combinations: C
     for rule in rules:
         allowed: dict[int, set[int]] = {}
         for name, text in rule.conditions:
+            if name in invalid and name not in where:
+                raise ValueError(f'skip rule {rule.line} "{rule.text}": parameter "{name}" was skipped for its own error; '
+                                 "fix it or remove the rule")
             if name not in where:
                 known = ", ".join(f'"{n}"' for n in where)
                 raise ValueError(f'skip rule {rule.line} "{rule.text}": no parameter is named "{name}" (parameters: {known})')

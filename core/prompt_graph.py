@@ -293,7 +293,7 @@ class SweepPlan:
             for node_id in self.private_nodes:
                 node = template[node_id]
                 prompt[node_id] = {**node, "inputs": node["inputs"].copy()}
-        if self.writers:
+        if not self._plain():
             write_values(prompt, self.writers, combination.values, index=combination.index, seed=self.seed)
             return prompt
         for axis_sites, value in zip(self.sites, combination.values):
@@ -317,6 +317,15 @@ class SweepPlan:
         if self._has_random():
             info["picks"] = self.picks(combination)  # what this cell's {~a|b} values resolved to
         return info
+
+    def _plain(self) -> bool:
+        """Every axis is one parameter whose value goes as it is into its sites: the feeder's hot path then
+        skips the writers (no per-cell list or sort), as before link groups, bundles and search/replace."""
+        cached = self.__dict__.get("_plain_writers")
+        if cached is None:
+            cached = self.__dict__["_plain_writers"] = all(
+                len(ws) == 1 and ws[0].kind == "set" and not ws[0].random for ws in self.writers)
+        return bool(cached)
 
     def _has_random(self) -> bool:
         return any(writer.random for axis_writers in self.writers for writer in axis_writers)
@@ -606,6 +615,9 @@ def plan_sweep(
             raise ValueError("its value goes nowhere: wire its 'value' output into an input, or set 'target' (e.g. KSampler.cfg)")
         sites_of[spec.node_id] = spec_sites
         if spec.type == "PROMPT_SR":
+            if wired.get(spec.node_id):
+                raise ValueError("search/replace edits the text of the inputs named in its 'target' "
+                                 "(e.g. positive.text); leave its 'value' output unconnected")
             return Prepared(texts=tuple(_replace_text(prompt, site, written) for site in spec_sites))
         return _combo_options(prompt, spec_sites, options_for) if spec.type == "COMBO" else None
 

@@ -573,3 +573,19 @@ def test_search_replace_may_pick_its_replacement_at_random_but_not_its_search_te
         plan([{"name": "animal", "type": "PROMPT_SR", "values": "{~cat|dog}, owl"}])
     assert str(info.value) == ('no valid parameter remains: parameter "animal": the first value is the text to find; '
                                '"{~cat|dog}" cannot hold a random pick {~...}')
+
+
+def test_a_skip_rule_naming_a_parameter_skipped_for_its_own_error_says_so() -> None:
+    with pytest.raises(prompt_graph.PlanError) as info:
+        plan([{"name": "cfg", "type": "FLOAT", "values": "4, 8", "target": "4.cfg"},
+              {"name": "steps", "type": "INT", "values": "x", "target": "4.steps"}], skip="steps=3")
+    assert str(info.value) == 'skip rule 1 "steps=3": parameter "steps" was skipped for its own error; fix it or remove the rule'
+
+
+def test_a_search_replace_wired_into_an_input_is_refused() -> None:
+    prompt = text_prompt([{"name": "animal", "type": "PROMPT_SR", "values": "cat, dog", "target": ""}])
+    prompt["4"]["inputs"]["text"] = ["10", 1]
+    with pytest.raises(prompt_graph.PlanError) as info:
+        prompt_graph.plan_sweep(prompt, "3", parse=parse)
+    assert str(info.value) == ('no valid parameter remains: parameter "animal": search/replace edits the text of the inputs '
+                               "named in its 'target' (e.g. positive.text); leave its 'value' output unconnected")
