@@ -623,7 +623,8 @@ def preview(
             f"grid size not estimated for {labels:,} labels (over {PREVIEW_GRID_MAX_LABELS:,}); it is checked when the sweep is queued"]}
     elif plan.combinations is not None and grid_estimate is not None:
         try:
-            result["grid"] = grid_estimate(plan.axes, settings.mode, plan.count, body.get("image_size"), body.get("grid"))
+            # Every cell keeps its slot, skipped ones included: the grid is the size of all the combinations.
+            result["grid"] = grid_estimate(plan.axes, settings.mode, len(plan.combinations), body.get("image_size"), body.get("grid"))
         except Exception:  # the badge still shows the count without a grid estimate
             logger.exception("WI: grid preview failed")
     return result

@@ -589,3 +589,15 @@ def test_a_search_replace_wired_into_an_input_is_refused() -> None:
         prompt_graph.plan_sweep(prompt, "3", parse=parse)
     assert str(info.value) == ('no valid parameter remains: parameter "animal": search/replace edits the text of the inputs '
                                "named in its 'target' (e.g. positive.text); leave its 'value' output unconnected")
+
+
+@pytest.mark.parametrize("mode", ["matrix", "linear"])
+def test_the_badges_grid_estimate_keeps_the_skipped_cells_slots(mode: str) -> None:
+    from comfyui_workflow_iterator.core import batch_outputs
+
+    body = {"parameters": [{"name": "a", "type": "INT", "values": "1-3"}, {"name": "b", "type": "INT", "values": "1-3"}],
+            "mode": mode}
+    full = planner.preview(body, parse=parse, grid_estimate=batch_outputs.preview_grid)
+    skipping = planner.preview({**body, "skip": "a=2"}, parse=parse, grid_estimate=batch_outputs.preview_grid)
+    assert skipping["count"] < full["count"]
+    assert skipping["grid"] == full["grid"]
