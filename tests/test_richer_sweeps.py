@@ -601,3 +601,34 @@ def test_the_badges_grid_estimate_keeps_the_skipped_cells_slots(mode: str) -> No
     skipping = planner.preview({**body, "skip": "a=2"}, parse=parse, grid_estimate=batch_outputs.preview_grid)
     assert skipping["count"] < full["count"]
     assert skipping["grid"] == full["grid"]
+
+
+def test_a_resumed_batch_after_a_restart_never_runs_its_skipped_cells(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Through the journal: the skipped cells have no journal rows; the plan's skip set keeps them skipped."""
+    from comfyui_workflow_iterator.core.journal import BatchJournal
+    from test_routes import RouteHarness, sweep_prompt
+
+    journal = BatchJournal(tmp_path / "journal.sqlite")
+    prompt = sweep_prompt("1, 2", "10, 20")
+    prompt["3"]["inputs"]["skip"] = "width=2 & height=10"
+    first = RouteHarness(monkeypatch, tmp_path, journal=journal)
+    try:
+        first.post_prompt({"prompt": prompt})
+        batch_id = first.only_batch_id()
+        first.server.run_next()  # cell 0 ends; ComfyUI then "dies"
+        first.settle()
+        journal.flush()
+    finally:
+        first.close()
+    second = RouteHarness(monkeypatch, tmp_path, journal=journal)
+    try:
+        assert second.service.restore_interrupted() == [batch_id]
+        status, body, _ = second.post(f"/wi/resume/{batch_id}")
+        assert status == 200 and body["queued"] == 2, body
+        ran = second.run_all()
+        assert sorted(item[3]["wi"]["index"] for item in ran) == [1, 3]
+        detail = second.manager.get_status(batch_id)
+        assert [c["status"] for c in detail["cells"]] == ["done", "done", "skipped", "done"]
+    finally:
+        second.close()
+        journal.close()
