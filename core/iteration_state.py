@@ -167,10 +167,11 @@ class CellCounts:
     cancelled: int
     pending: int
     running: int
+    skipped: int = 0
 
     @property
     def ended(self) -> int:
-        return self.done + self.failed + self.cancelled
+        return self.done + self.failed + self.cancelled + self.skipped
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -180,6 +181,7 @@ class CellCounts:
             "cancelled": self.cancelled,
             "pending": self.pending,
             "running": self.running,
+            "skipped": self.skipped,
         }
 
 
@@ -312,7 +314,7 @@ class BatchState:
 
 
 #: One character per cell status in ``cell_statuses``: queued, running, done, failed, cancelled.
-CELL_STATUS_CHARS = "qrdfc"
+CELL_STATUS_CHARS = "qrdfcs"
 _STATUS_CHAR_TABLE = bytes.maketrans(bytes(range(len(CELL_STATUS_CHARS))), CELL_STATUS_CHARS.encode("ascii"))
 
 
@@ -870,6 +872,7 @@ class IterationStateManager:
             cancelled=c[_CODE[CellStatus.CANCELLED]],
             pending=c[_QUEUED],
             running=c[_RUNNING],
+            skipped=c[_CODE[CellStatus.SKIPPED]],
         )
 
     def _snapshot_locked(self, batch: _Batch, now: float, *, include_cells: bool, offset: int = 0,
@@ -918,6 +921,7 @@ class IterationStateManager:
         meta: Mapping[str, Any] | None = None,
         batch_id: str | None = None,
         snapshot_cells: bool = True,
+        skipped: Iterable[int] = (),
     ) -> BatchState:
         """Register a new batch in state ``pending`` with every cell ``queued``; emits ``batch_created``.
 
@@ -931,6 +935,7 @@ class IterationStateManager:
             meta: Small JSON-ready metadata; a ``"warnings"`` entry (list of str) seeds the warnings list.
             batch_id: Explicit id (``[A-Za-z0-9_-]{1,100}``); generated as ``<sanitised name>_<8 hex>`` if None.
             snapshot_cells: False returns a snapshot without cells (cheap for 10,000-cell batches).
+            skipped: Cells the skip list removed: created ``skipped`` (ended, never queued).
 
         Returns:
             A snapshot of the new batch, cells included.
@@ -970,7 +975,7 @@ class IterationStateManager:
             else:
                 new_id = batch_id
             batch = self._new_batch_locked(new_id, name, str(mode), client_id, combinations, axis_infos,
-                                           meta_ready, warnings, self._wall_clock(), now, now)
+                                           meta_ready, warnings, self._wall_clock(), now, now, skipped)
             snapshot = self._snapshot_locked(batch, now, include_cells=snapshot_cells)
             self._emit_locked(
                 "batch_created",
@@ -982,16 +987,23 @@ class IterationStateManager:
 
     def _new_batch_locked(self, batch_id: str, name: str, mode: str, client_id: str | None,
                           combinations: Sequence[Any], axes: tuple[AxisInfo, ...], meta: dict[str, Any],
-                          warnings: list[str], created_at: float, created_mono: float, now: float) -> _Batch:
+                          warnings: list[str], created_at: float, created_mono: float, now: float,
+                          skipped: Iterable[int] = ()) -> _Batch:
         self._seq += 1
         total = len(combinations)
         counts = [0] * len(_STATUS_BY_CODE)
-        counts[_QUEUED] = total
+        status = bytearray(total)
+        skipped_code = _CODE[CellStatus.SKIPPED]
+        for index in skipped:
+            if 0 <= index < total and status[index] != skipped_code:
+                status[index] = skipped_code
+                counts[skipped_code] += 1
+        counts[_QUEUED] = total - counts[skipped_code]
         batch = _Batch(
             batch_id=batch_id, batch_name=name, mode=mode, client_id=client_id, combinations=combinations,
             axes=axes, total=total, meta=meta, warnings=warnings, created_at=created_at,
             created_mono=created_mono, updated_mono=now, seq=self._seq,
-            status=bytearray(total), counts=counts,
+            status=status, counts=counts,
         )
         self._batches[batch_id] = batch
         self._oldest_update = min(self._oldest_update, now)
@@ -999,7 +1011,7 @@ class IterationStateManager:
         return batch
 
     def restore_batch(self, record: Mapping[str, Any], *, combinations: Sequence[CombinationLike] | None = None,
-                      ) -> BatchState:
+                      skipped: Iterable[int] = ()) -> BatchState:
         """Re-create a batch from its journal record (after a restart) in state ``interrupted``.
 
         ``combinations`` (the batch's plan) supplies every cell's coordinates and values; the record's
@@ -1016,7 +1028,8 @@ class IterationStateManager:
             ValueError: malformed record, or the batch id is already in use.
         """
         axes = tuple(
-            _axis_info(SimpleNamespace(name=a["name"], type=a.get("type", "STRING"), values=tuple(a["values"])))
+            _axis_info(SimpleNamespace(name=a["name"], type=a.get("type", "STRING"), values=tuple(a["values"]),
+                                       labels=a.get("labels")))
             for a in record.get("axes", ())
         )
         raw_cells = sorted(record.get("cells", ()), key=lambda c: int(c["index"]))
@@ -1050,7 +1063,7 @@ class IterationStateManager:
                 batch_id, str(record.get("batch_name", batch_id)), str(record.get("mode", "matrix")),
                 record.get("client_id"), cells_of, axes, meta_ready,
                 _warning_list(record.get("warnings") or []), created_at, now - max(0.0, self._wall_clock() - created_at),
-                now)
+                now, skipped)
             for index, status, error, files in ended:
                 batch.set_status(index, status, now)
                 if error is not None:

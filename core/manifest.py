@@ -195,6 +195,8 @@ def _csv_value(v: Any) -> Any:
         return "true" if v else "false"
     if isinstance(v, float):
         return repr(v)  # round-trips exactly
+    if isinstance(v, (dict, list)):  # a link group's or a bundle's value: JSON, not a Python repr
+        return json.dumps(v, ensure_ascii=False, sort_keys=False)
     return v
 
 

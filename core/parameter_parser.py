@@ -34,6 +34,7 @@ from fractions import Fraction
 from typing import Any, NamedTuple, Union
 
 from .errors import LimitExceededError, ParamSyntaxError
+from .paths import resolve_inside
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,18 @@ __all__ = [
     "FileList",
     "RandomSeeds",
     "ComboPattern",
+    "ChoiceText",
+    "Preset",
+    "SkipRule",
+    "TEXT_TYPES",
+    "WILDCARD_FOLDER",
     "ValueList",
+    "RANDOM_CHOICE",
+    "convert_value",
+    "has_random_choices",
+    "parse_presets",
+    "resolve_random_choices",
+    "parse_skip_rules",
     "normalize_type",
     "iter_fields",
     "tokenize",
@@ -60,7 +72,11 @@ __all__ = [
     "parse",
 ]
 
-VALUE_TYPES: tuple[str, ...] = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "SEED")
+VALUE_TYPES: tuple[str, ...] = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "SEED", "PROMPT_SR", "BUNDLE")
+#: Types whose values are text: the choice syntax ``{a|b}`` and ``__wildcard__`` files expand inside them.
+TEXT_TYPES = frozenset({"STRING", "PROMPT_SR"})
+#: Folder of wildcard files, inside the input folder (``file_root``).
+WILDCARD_FOLDER = "wildcards"
 DEFAULT_MAX_VALUES = 10_000
 SEED_MAX = 2**64 - 1  # ComfyUI seeds go up to 0xffffffffffffffff
 RANDOM_SEED_MAX = 2**32 - 1  # random:N draws below this, which every sampler accepts
@@ -227,7 +243,7 @@ def iter_fields(values_raw: str, type: str = "STRING", *, name: str = "") -> Ite
         ParamSyntaxError: Malformed quoting (when the scan reaches it), or an unknown type.
     """
     kind = normalize_type(type, name=name)
-    if kind == "STRING" and ("\n" in values_raw or "\r" in values_raw):
+    if kind in TEXT_TYPES and ("\n" in values_raw or "\r" in values_raw):
         return _iter_string_lines(values_raw)
     return _iter_csv_fields(values_raw, name=name)
 
@@ -362,7 +378,21 @@ class ComboPattern:
         return len(self.matches)
 
 
-Item = Union[ScalarItem, IntRange, FloatRange, CountRange, FileList, RandomSeeds, ComboPattern]
+@dataclass(frozen=True)
+class ChoiceText:
+    """A text value holding choices (``a {red|blue} cat``) or wildcard references (``__colors__``).
+
+    ``parts`` alternate literal text and alternatives: a ``str`` is literal, a tuple is one choice group whose
+    entries are themselves part sequences (groups nest), a :class:`_Wildcard` names a file read at expansion.
+    """
+
+    text: str
+    parts: tuple[Any, ...]
+    start: int
+    end: int
+
+
+Item = Union[ScalarItem, IntRange, FloatRange, CountRange, FileList, RandomSeeds, ComboPattern, ChoiceText]
 
 
 @dataclass(frozen=True)
@@ -406,7 +436,7 @@ class _Ctx:
 def _convert_scalar(text: str, ctx: _Ctx, start: int, end: int) -> Any:
     """Convert one literal value text to the parameter's type (shared by the parser and file lines)."""
     kind = ctx.kind
-    if kind == "STRING":
+    if kind in TEXT_TYPES:
         return text
     if kind == "BOOLEAN":
         word = text.lower()
@@ -589,6 +619,11 @@ def _parse_field(field: Field, ctx: _Ctx) -> Item:
                     field.start, field.end,
                 )
             return ComboPattern(field.text, matches, field.start, field.end)
+    if ctx.kind in TEXT_TYPES:
+        # Quoted text expands too: quotes are how a one-line list keeps a comma inside a choice.
+        parts = _choice_parts(field.text)
+        if parts is not None:
+            return ChoiceText(field.text, parts, field.start, field.end)
     return ScalarItem(_convert_scalar(field.text, ctx, field.start, field.end), field.start, field.end)
 
 
@@ -640,7 +675,7 @@ def parse_items(
     for position, field in enumerate(fields):
         item = _parse_field(field, ctx)
         items.append(item)
-        if max_values is not None and not isinstance(item, FileList):
+        if max_values is not None and not isinstance(item, (FileList, ChoiceText)):
             values += item.count()
             if values > max_values:
                 start, end = _item_span(item)
@@ -732,7 +767,10 @@ def _count_list(
                     raise _limit_error(total, max_values, *_item_span(item), name=value_list.name, source=value_list.source,
                                        partial=True)
             continue
-        total += item.count()
+        if isinstance(item, ChoiceText):
+            total += _choice_count(item.parts, _WildcardReader(file_root, ctx, item))
+        else:
+            total += item.count()
         if max_values is not None and total > max_values:
             raise _limit_error(total, max_values, *_item_span(item), name=value_list.name, source=value_list.source)
     if total == 0:
@@ -764,6 +802,8 @@ def count_values(
     Raises:
         ParamSyntaxError: Any syntax or value error; LimitExceededError when over ``max_values``.
     """
+    if normalize_type(type, name=name) == "BUNDLE":
+        return len(parse_presets(values_raw, name=name))
     value_list = parse_items(values_raw, type, name=name, options=options, max_values=max_values)
     return _count_list(value_list, file_root=file_root, max_values=max_values)
 
@@ -806,6 +846,8 @@ def expand(
             values.extend(produced)
         elif isinstance(item, ComboPattern):
             values.extend(item.matches)
+        elif isinstance(item, ChoiceText):
+            values.extend(_choice_texts(item.parts, _WildcardReader(file_root, ctx, item)))
         elif isinstance(item, RandomSeeds):
             source = rng if rng is not None else random.Random()
             values.extend(source.sample(range(RANDOM_SEED_MAX + 1), item.n))
@@ -855,5 +897,346 @@ def parse(
         ParamSyntaxError: Invalid text, naming the parameter, the offending text and its position.
         LimitExceededError: More than ``max_values`` values.
     """
+    if normalize_type(type, name=name) == "BUNDLE":
+        presets: list[Any] = parse_presets(values_raw, name=name)
+        if len(presets) > max_values:
+            raise _limit_error(len(presets), max_values, 0, len(values_raw), name=name, source=values_raw)
+        return presets
     value_list = parse_items(values_raw, type, name=name, options=options, max_values=max_values)
     return expand(value_list, file_root=file_root, max_values=max_values, rng=rng)
+
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sweep extensions (issue 16): choices and wildcards in text, bundles of several inputs, skip rules
+# --------------------------------------------------------------------------------------------------------------
+
+#: ``__name__``: a wildcard file ``<input>/wildcards/name.txt``; names may hold sub-folders (``__styles/ink__``).
+_WILDCARD = re.compile(r"__([A-Za-z0-9][A-Za-z0-9_\-./ ]*?)__")
+#: ``{~a|b|c}``: one alternative picked at random per cell (only when asked for with ``~``), recorded per cell.
+RANDOM_CHOICE = "{~"
+#: Most wildcard files one value may read, so a text of 10,000 references cannot read 10,000 files.
+_MAX_WILDCARDS = 100
+
+
+@dataclass(frozen=True)
+class _Wildcard:
+    name: str
+
+
+def _choice_parts(text: str) -> tuple[Any, ...] | None:
+    """The parts of a text holding ``{a|b}`` groups or ``__name__`` references, or None for plain text.
+
+    A brace group is a choice only when it is closed and holds a ``|`` at its own level; any other brace is
+    literal text (prompts use ``{}`` for other things), so ``{x}`` stays ``{x}``.
+    """
+    if "|" not in text and "__" not in text:
+        return None
+    parts, _ = _parse_seq(text, 0, depth=0)
+    has_choice = any(not isinstance(p, str) for p in parts)
+    return tuple(parts) if has_choice else None
+
+
+def _parse_seq(text: str, pos: int, *, depth: int) -> tuple[list[Any], int]:
+    """Parts from ``pos`` up to an unmatched ``|`` or ``}`` (when nested) or the end; returns (parts, stop)."""
+    parts: list[Any] = []
+    literal: list[str] = []
+
+    def flush() -> None:
+        if literal:
+            parts.append("".join(literal))
+            literal.clear()
+
+    while pos < len(text):
+        ch = text[pos]
+        if depth and ch in "|}":
+            break
+        if ch == "{":
+            group = _parse_group(text, pos, depth=depth)
+            if group is not None and text.startswith(RANDOM_CHOICE, pos):
+                # A random pick stays in the value as written; each cell resolves it (resolve_random_choices).
+                literal.append(text[pos:group[1]])
+                pos = group[1]
+                continue
+            if group is not None:
+                flush()
+                parts.append(group[0])
+                pos = group[1]
+                continue
+        if ch == "_" and text.startswith("__", pos):
+            match = _WILDCARD.match(text, pos)
+            if match is not None:
+                flush()
+                parts.append(_Wildcard(match.group(1).strip()))
+                pos = match.end()
+                continue
+        literal.append(ch)
+        pos += 1
+    flush()
+    return parts, pos
+
+
+def _parse_group(text: str, pos: int, *, depth: int) -> tuple[tuple[tuple[Any, ...], ...], int] | None:
+    """``{a|b|...}`` at ``pos``: (alternatives, position after ``}``), or None when it is not a choice group."""
+    if depth >= 8:  # deeper nesting is taken literally: no prompt needs it and recursion must stay bounded
+        return None
+    options: list[tuple[Any, ...]] = []
+    cursor = pos + len(RANDOM_CHOICE) if text.startswith(RANDOM_CHOICE, pos) else pos + 1
+    while True:
+        seq, cursor = _parse_seq(text, cursor, depth=depth + 1)
+        options.append(tuple(seq))
+        if cursor >= len(text):
+            return None  # never closed: literal
+        if text[cursor] == "}":
+            break
+        cursor += 1  # the "|"
+    if len(options) < 2:
+        return None
+    return tuple(options), cursor + 1
+
+
+class _WildcardReader:
+    """Reads (once per expansion) the lines of the wildcard files a value names, inside ``<root>/wildcards``."""
+
+    def __init__(self, file_root: str | os.PathLike[str] | None, ctx: _Ctx, item: ChoiceText) -> None:
+        self._root, self._ctx, self._item = file_root, ctx, item
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def lines(self, name: str) -> tuple[str, ...]:
+        cached = self._cache.get(name)
+        if cached is not None:
+            return cached
+        ctx, item = self._ctx, self._item
+        if len(self._cache) >= _MAX_WILDCARDS:
+            raise ctx.error(f"too many wildcard files in one value (at most {_MAX_WILDCARDS})", item.start, item.end)
+        if self._root is None:
+            raise ctx.error(f'wildcard "__{name}__" needs the input folder, which is not configured', item.start, item.end)
+        filename = name if name.lower().endswith(".txt") else f"{name}.txt"
+        folder = os.path.join(os.fspath(self._root), WILDCARD_FOLDER)
+        try:
+            path = resolve_inside(folder, filename)
+        except ValueError:
+            raise ctx.error(f'wildcard "__{name}__" resolves outside the input folder\'s {WILDCARD_FOLDER}/ folder',
+                            item.start, item.end) from None
+        if not os.path.isfile(path):
+            raise ctx.error(f'wildcard "__{name}__": no file {WILDCARD_FOLDER}/{filename} in the input folder',
+                            item.start, item.end)
+        try:
+            with open(path, encoding="utf-8-sig") as handle:
+                lines = tuple(t for t in (raw.strip() for raw in handle) if t and not t.startswith("#"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ctx.error(f'wildcard "__{name}__" cannot be read: {exc}', item.start, item.end) from exc
+        if not lines:
+            raise ctx.error(f'wildcard "__{name}__": {WILDCARD_FOLDER}/{filename} has no values', item.start, item.end)
+        self._cache[name] = lines
+        return lines
+
+
+def _choice_count(parts: Sequence[Any], reader: _WildcardReader) -> int:
+    total = 1
+    for part in parts:
+        if isinstance(part, tuple):
+            total *= sum(_choice_count(option, reader) for option in part)
+        elif isinstance(part, _Wildcard):
+            total *= len(reader.lines(part.name))
+    return total
+
+
+def _choice_texts(parts: Sequence[Any], reader: _WildcardReader) -> list[str]:
+    """Every text the parts spell, the first group varying slowest (``itertools.product`` order)."""
+    pools: list[list[str]] = []
+    for part in parts:
+        if isinstance(part, str):
+            pools.append([part])
+        elif isinstance(part, _Wildcard):
+            pools.append(list(reader.lines(part.name)))
+        else:
+            pools.append([text for option in part for text in _choice_texts(option, reader)])
+    return ["".join(combo) for combo in itertools.product(*pools)]
+
+
+def has_random_choices(text: Any) -> bool:
+    """Whether a text value holds a ``{~a|b}`` random pick (resolved per cell, not expanded)."""
+    if not isinstance(text, str) or RANDOM_CHOICE not in text:
+        return False
+    return any(_parse_group(text, pos, depth=0) is not None for pos in _positions(text, RANDOM_CHOICE))
+
+
+def _positions(text: str, needle: str) -> Iterator[int]:
+    pos = text.find(needle)
+    while pos != -1:
+        yield pos
+        pos = text.find(needle, pos + 1)
+
+
+def resolve_random_choices(text: str, rng: random.Random) -> str:
+    """``text`` with every ``{~a|b|c}`` replaced by one alternative drawn from ``rng`` (left to right; groups
+    nested in the pick are resolved the same way, so ``{~a|{b|c}}`` gives a, b or c)."""
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        if text.startswith("{", pos):
+            group = _parse_group(text, pos, depth=0)
+            if group is not None:
+                option = rng.choice(group[0])
+                out.append(resolve_random_choices(_spell(option), rng))
+                pos = group[1]
+                continue
+        out.append(text[pos])
+        pos += 1
+    return "".join(out)
+
+
+def _spell(parts: Sequence[Any]) -> str:
+    """The text of parsed parts (groups written back with braces, random ones included)."""
+    text: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            text.append(part)
+        elif isinstance(part, _Wildcard):
+            text.append(f"__{part.name}__")
+        else:
+            text.append("{~" + "|".join(_spell(option) for option in part) + "}")
+    return "".join(text)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One value of a BUNDLE parameter: a label and the raw text of each input it sets.
+
+    ``assignments`` pairs a key with its text; the key is None for a positional value (``512x768``: the
+    first target gets 512, the second 768). Types are checked by the planner against the targets.
+    """
+
+    label: str
+    assignments: tuple[tuple[str | None, str], ...]
+    start: int
+    end: int
+
+
+_POSITIONAL = re.compile(rf"{_NUM_S}(?:\s*[xX×]\s*{_NUM_S})+")
+_POSITIONAL_SPLIT = re.compile(r"\s*[xX×]\s*")
+_PRESET_ENTRY_END = re.compile(r"[;\r\n]")
+
+
+def parse_presets(values_raw: str, *, name: str = "") -> list[Preset]:
+    """A BUNDLE parameter's values: named presets or positional ``AxB`` values.
+
+    * Named presets, separated by ``;`` or new lines: ``fast: steps=12, cfg=4; quality: steps=40, cfg=7``.
+    * Positional values, separated by commas or new lines: ``512x768, 768x512`` (numbers joined by ``x``).
+
+    Raises:
+        ParamSyntaxError: a malformed entry, an empty or repeated preset name, a key set twice, no values.
+    """
+    if not isinstance(values_raw, str):
+        raise ParamSyntaxError(f"value text must be a string, not {values_raw.__class__.__name__}", param=name)
+    presets: list[Preset] = []
+    if ":" in values_raw:
+        pos = 0
+        while pos < len(values_raw):
+            end_match = _PRESET_ENTRY_END.search(values_raw, pos)
+            stop = end_match.start() if end_match is not None else len(values_raw)
+            entry = values_raw[pos:stop]
+            if entry.strip():
+                start = pos + len(entry) - len(entry.lstrip())
+                presets.append(_parse_named_preset(entry.strip(), start, name=name, source=values_raw))
+            pos = stop + 1
+    else:
+        for f in _iter_csv_fields(values_raw, name=name):
+            if not _POSITIONAL.fullmatch(f.text):
+                raise _error(
+                    f'invalid bundle value "{f.text}": write numbers joined by x (e.g. 512x768) or named presets '
+                    f'(e.g. "fast: steps=12, cfg=4; quality: steps=40, cfg=7")',
+                    name=name, source=values_raw, start=f.start, end=f.end,
+                )
+            parts = _POSITIONAL_SPLIT.split(f.text)
+            presets.append(Preset(f.text, tuple((None, p) for p in parts), f.start, f.end))
+    if not presets:
+        raise ParamSyntaxError("no values", param=name, source=values_raw)
+    seen: set[str] = set()
+    for preset in presets:
+        if preset.label in seen:
+            raise _error(f'preset "{preset.label}" is defined twice', name=name, source=values_raw,
+                         start=preset.start, end=preset.end)
+        seen.add(preset.label)
+    return presets
+
+
+def _parse_named_preset(entry: str, start: int, *, name: str, source: str) -> Preset:
+    label, colon, body = entry.partition(":")
+    label = label.strip()
+    end = start + len(entry)
+    if not colon or not label:
+        raise _error(f'preset "{entry}" needs a name before ":" (e.g. "fast: steps=12, cfg=4")',
+                     name=name, source=source, start=start, end=end)
+    assignments: list[tuple[str | None, str]] = []
+    keys: set[str] = set()
+    for raw in body.split(","):
+        if not raw.strip():
+            continue
+        key, equals, text = raw.partition("=")
+        key, text = key.strip(), text.strip()
+        if not equals or not key:
+            raise _error(f'preset "{label}": "{raw.strip()}" must look like input=value (e.g. steps=12)',
+                         name=name, source=source, start=start, end=end)
+        if key in keys:
+            raise _error(f'preset "{label}" sets "{key}" twice', name=name, source=source, start=start, end=end)
+        keys.add(key)
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            text = text[1:-1]
+        assignments.append((key, text))
+    if not assignments:
+        raise _error(f'preset "{label}" sets nothing (e.g. "{label}: steps=12, cfg=4")',
+                     name=name, source=source, start=start, end=end)
+    return Preset(label, tuple(assignments), start, end)
+
+
+def convert_value(text: str, type: str, *, name: str = "", options: Sequence[str] | None = None) -> Any:
+    """One literal value converted and checked like a value of a parameter of ``type`` (for bundle inputs).
+
+    Raises:
+        ParamSyntaxError: the text is not a valid value of that type (or not one of ``options``).
+    """
+    kind = normalize_type(type, name=name)
+    ctx = _Ctx(kind, name, text, None if options is None else tuple(str(o) for o in options))
+    return _convert_scalar(text, ctx, 0, len(text))
+
+
+@dataclass(frozen=True)
+class SkipRule:
+    """One line of the iterator's ``skip`` list: every condition must hold for a cell to be skipped.
+
+    ``conditions`` pairs a parameter name with the value text it is compared to (by label or by value).
+    """
+
+    line: int
+    text: str
+    conditions: tuple[tuple[str, str], ...]
+
+
+def parse_skip_rules(text: str) -> list[SkipRule]:
+    """The iterator's exclusion list: one rule per line, conditions joined by ``&``, ``#`` starts a comment.
+
+    ``sampler=ddim & cfg=8`` skips every cell whose sampler is ddim and whose cfg is 8.
+
+    Raises:
+        ParamSyntaxError: a condition without ``=`` or with an empty name or value (naming the line).
+    """
+    rules: list[SkipRule] = []
+    for number, raw in enumerate(str(text or "").splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        conditions: list[tuple[str, str]] = []
+        for part in line.split("&"):
+            key, equals, value = part.partition("=")
+            key, value = key.strip(), value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            if not equals or not key or not value:
+                raise ParamSyntaxError(
+                    f'skip rule {number} "{line}": "{part.strip()}" must look like name=value (e.g. sampler=ddim & cfg=8)'
+                )
+            conditions.append((key, value))
+        rules.append(SkipRule(number, line, tuple(conditions)))
+    return rules

@@ -19,17 +19,18 @@ import functools
 import io
 import json
 import logging
+import random
 from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeGuard, overload
 
-from . import combination_engine
+from . import combination_engine, parameter_parser
 from .combination_engine import DEFAULT_MAX_COMBINATIONS, Axis, Combination, CombinationSet
 # Re-exported: these moved to the planner, which the badge's preview shares with plan_sweep.
 from .planner import ParameterError as ParameterError
 from .planner import ParameterSpec as ParameterSpec
 from .planner import PlanError as PlanError
-from .planner import SweepSettings, make_spec, plan_axes
+from .planner import Member, Prepared, SweepSettings, make_spec, plan_axes, target_parts
 from .values import json_value, value_text
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ PARAMETER_CLASSES: dict[str, str | None] = {
     "WIParameterBoolean": "BOOLEAN",
     "WIParameterCombo": "COMBO",
     "WIParameterSeed": "SEED",
+    "WIParameterPromptSR": "PROMPT_SR",
+    "WIParameterBundle": "BUNDLE",
 }
 #: Output slots of every parameter node: 0 = the growing stack, 1 = this parameter's value.
 STACK_OUTPUT = 0
@@ -61,6 +64,9 @@ CELL_INFO_KEY = "wi_cell"
 # Widget order of our own nodes in the UI workflow, so a cell's workflow can carry the cell's values.
 _PARAM_WIDGETS_GENERIC = ("name", "type", "values", "target")
 _PARAM_WIDGETS_TYPED = ("name", "values", "target")
+#: Parameter classes whose cell value cannot be written back as a one-value list (a search/replace value
+#: needs its search text first; a bundle's is a preset): their widgets stay as entered.
+_NOT_REWRITTEN = ("WIParameterPromptSR", "WIParameterBundle")
 
 ParseFn = Callable[..., list[Any]]
 OptionsLookup = Callable[[str, str], "Sequence[str] | None"]
@@ -72,6 +78,81 @@ class Site:
 
     node_id: str
     input_name: str
+
+
+@dataclass(frozen=True)
+class Writer:
+    """How one parameter puts its value into a cell's prompt.
+
+    ``kind`` is ``"set"`` (the value replaces each site's input), ``"replace"`` (search/replace: ``search`` is
+    replaced by the value inside each site's text, after every ``set``, in chain ``position`` order) or
+    ``"bundle"`` (the value is ``{target: value}``; ``keyed`` gives each target's sites).
+    """
+
+    name: str
+    node_id: str
+    kind: str
+    sites: tuple[Site, ...]
+    search: str = ""
+    keyed: tuple[tuple[str, tuple[Site, ...]], ...] = ()
+    position: int = 0
+    #: The values hold ``{~a|b}`` random picks: each cell resolves them (see :func:`cell_pick`).
+    random: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "node_id": self.node_id, "kind": self.kind, "search": self.search,
+                "position": self.position, "random": self.random,
+                "sites": [[s.node_id, s.input_name] for s in self.sites],
+                "keyed": [[key, [[s.node_id, s.input_name] for s in sites]] for key, sites in self.keyed]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Writer:
+        return cls(
+            name=str(data["name"]), node_id=str(data["node_id"]), kind=str(data["kind"]),
+            sites=tuple(Site(str(n), str(i)) for n, i in data.get("sites", ())), search=str(data.get("search", "")),
+            keyed=tuple((str(k), tuple(Site(str(n), str(i)) for n, i in sites)) for k, sites in data.get("keyed", ())),
+            position=int(data.get("position", 0)), random=bool(data.get("random", False)),
+        )
+
+
+def cell_pick(text: Any, *, seed: int, index: int, name: str) -> Any:
+    """A random-pick value resolved for one cell: the same batch seed, cell and parameter always give the same
+    text (a resumed batch repeats it), different cells draw independently."""
+    if not isinstance(text, str):
+        return text
+    return parameter_parser.resolve_random_choices(text, random.Random(f"{seed}:{index}:{name}"))
+
+
+def write_values(prompt: dict[str, Any], writers: Sequence[Sequence[Writer]], values: Sequence[Any], *,
+                 index: int = 0, seed: int = 0) -> None:
+    """Write one cell's axis values into ``prompt``, whose nodes at the writers' sites are private copies.
+
+    Plain values and bundles first, then search/replace in chain order: a replacement acts on the text
+    the input holds after every other parameter wrote its value. Random picks are resolved for cell ``index``
+    from the batch's ``seed``."""
+    replacements: list[tuple[int, Writer, Any]] = []
+    for axis_writers, value in zip(writers, values):
+        linked = len(axis_writers) > 1
+        for writer in axis_writers:
+            own = value[writer.name] if linked else value
+            if writer.random:
+                own = cell_pick(own, seed=seed, index=index, name=writer.name)
+            if writer.kind == "set":
+                for site in writer.sites:
+                    prompt[site.node_id]["inputs"][site.input_name] = own
+            elif writer.kind == "bundle":
+                for key, sites in writer.keyed:
+                    if key in own:
+                        for site in sites:
+                            prompt[site.node_id]["inputs"][site.input_name] = own[key]
+            else:
+                replacements.append((writer.position, writer, own))
+    for _, writer, own in sorted(replacements, key=lambda r: r[0]):
+        for site in writer.sites:
+            inputs = prompt[site.node_id]["inputs"]
+            text = inputs.get(site.input_name)
+            if isinstance(text, str):
+                inputs[site.input_name] = text.replace(writer.search, str(own))
 
 
 @dataclass
@@ -93,6 +174,35 @@ class SweepPlan:
     cache_friendly: bool = True
     #: Nodes every cell gets its own node and inputs dicts of (see cell_prompt); None: every node.
     private_nodes: frozenset[str] | None = None
+    #: Per axis, how its parameters write their values (empty: each axis sets its ``sites``, as plans
+    #: journaled before link groups, bundles and search/replace did).
+    writers: tuple[tuple[Writer, ...], ...] = ()
+    #: Cells the iterator's skip list removes: they keep their index but never run.
+    skipped: frozenset[int] = frozenset()
+    #: Seeds the per-cell random picks (``{~a|b}``); drawn once when planned and journaled with the plan.
+    seed: int = 0
+
+    def picks(self, combination: Combination) -> dict[str, Any]:
+        """The random picks of one cell, by parameter name (empty without ``{~a|b}`` values)."""
+        found: dict[str, Any] = {}
+        for axis_writers, value in zip(self.writers, combination.values):
+            for writer in axis_writers:
+                if writer.random:
+                    own = value[writer.name] if len(axis_writers) > 1 else value
+                    found[writer.name] = cell_pick(own, seed=self.seed, index=combination.index, name=writer.name)
+        return found
+
+    @property
+    def first_index(self) -> int:
+        """The cell the Queue press submits: the first of the run order (0 unless the skip list removes it)."""
+        if not self.skipped:
+            return 0
+        return next(iter(self.run_order()))
+
+    @property
+    def count(self) -> int:
+        """Cells that run (the total minus the skipped)."""
+        return self.total - len(self.skipped)
 
     @property
     def template_json(self) -> str:
@@ -114,7 +224,11 @@ class SweepPlan:
             "mode": self.mode,
             "batch_name": self.batch_name,
             "cycle": getattr(self.combinations, "cycle", True),
-            "axes": [{"name": a.name, "type": a.type, "values": [json_ready(v) for v in a.values]} for a in self.axes],
+            "axes": [{"name": a.name, "type": a.type, "values": [json_ready(v) for v in a.values],
+                      **({"labels": list(a.labels)} if a.labels is not None else {})} for a in self.axes],
+            "writers": [[w.to_json() for w in axis_writers] for axis_writers in self.writers],
+            "skipped": sorted(self.skipped),
+            "seed": self.seed,
             "parameters": [vars(p) for p in self.parameters],
             "sites": [[[site.node_id, site.input_name] for site in axis_sites] for axis_sites in self.sites],
             "grid_node_id": self.grid_node_id,
@@ -127,7 +241,8 @@ class SweepPlan:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], *, max_combinations: int = DEFAULT_MAX_COMBINATIONS) -> SweepPlan:
-        axes = tuple(Axis(name=a["name"], values=tuple(a["values"]), type=a.get("type", "STRING")) for a in data["axes"])
+        axes = tuple(Axis(name=a["name"], values=tuple(a["values"]), type=a.get("type", "STRING"), labels=a.get("labels"))
+                     for a in data["axes"])
         if data["mode"] == "matrix":
             combinations = combination_engine.cartesian(axes, max_combinations=max_combinations)
         else:
@@ -147,6 +262,9 @@ class SweepPlan:
             cache_friendly=bool(data.get("cache_friendly", True)),
             # Journals written before this field existed rebuild every node per cell (always safe).
             private_nodes=None if data.get("private_nodes") is None else frozenset(str(n) for n in data["private_nodes"]),
+            writers=tuple(tuple(Writer.from_json(w) for w in axis_writers) for axis_writers in data.get("writers") or ()),
+            skipped=frozenset(int(i) for i in data.get("skipped") or ()),
+            seed=int(data.get("seed") or 0),
         )
 
     def cell_prompt(self, combination: Combination, *, isolated: bool = False) -> dict[str, Any]:
@@ -175,6 +293,9 @@ class SweepPlan:
             for node_id in self.private_nodes:
                 node = template[node_id]
                 prompt[node_id] = {**node, "inputs": node["inputs"].copy()}
+        if not self._plain():
+            write_values(prompt, self.writers, combination.values, index=combination.index, seed=self.seed)
+            return prompt
         for axis_sites, value in zip(self.sites, combination.values):
             for site in axis_sites:
                 prompt[site.node_id]["inputs"][site.input_name] = value
@@ -188,12 +309,27 @@ class SweepPlan:
         if batch_part is None:
             batch_part = self.batch_info(batch_id)
         json_values = self._json_axis_values()
-        return {
+        info = {
             **batch_part,
             "index": combination.index,
             "coords": list(combination.coords),
             "values": {name: values[c] for (name, values), c in zip(json_values, combination.coords)},
         }
+        if self._has_random():
+            info["picks"] = self.picks(combination)  # what this cell's {~a|b} values resolved to
+        return info
+
+    def _plain(self) -> bool:
+        """Every axis is one parameter whose value goes as it is into its sites: the feeder's hot path then
+        skips the writers (no per-cell list or sort), as before link groups, bundles and search/replace."""
+        cached = self.__dict__.get("_plain_writers")
+        if cached is None:
+            cached = self.__dict__["_plain_writers"] = all(
+                len(ws) == 1 and ws[0].kind == "set" and not ws[0].random for ws in self.writers)
+        return bool(cached)
+
+    def _has_random(self) -> bool:
+        return any(writer.random for axis_writers in self.writers for writer in axis_writers)
 
     def _json_axis_values(self) -> tuple[tuple[str, tuple[Any, ...]], ...]:
         # Each axis value's JSON form, converted once per plan instead of once per queued cell.
@@ -210,8 +346,15 @@ class SweepPlan:
             "total": self.total,
             "mode": self.mode,
             "axes": [axis.name for axis in self.axes],
-            "parameter_nodes": [spec.node_id for spec in self.parameters],
+            # Aligned with the axes (the save node pairs them with the cell's values to rewrite the workflow):
+            # "" where an axis is not one plain parameter (a link group, a bundle, a search/replace).
+            "parameter_nodes": self._axis_parameter_nodes(),
         }
+
+    def _axis_parameter_nodes(self) -> list[str]:
+        if not self.writers:
+            return [spec.node_id for spec in self.parameters]
+        return [w[0].node_id if len(w) == 1 and w[0].kind == "set" else "" for w in self.writers]
 
     def _template(self) -> tuple[dict[str, Any], bool]:
         # Never mutated: cells get copies of what may be written into (see cell_prompt).
@@ -223,16 +366,25 @@ class SweepPlan:
         return cached
 
     def run_order(self) -> Sequence[int]:
-        """Cell indices in the order to run them (lazy): see :func:`cache_friendly_order`."""
-        if not self.cache_friendly:
-            return range(self.total)
-        return cache_friendly_order(self.template, self.sites, self.combinations)
+        """Cell indices in the order to run them (lazy): see :func:`cache_friendly_order`. Skipped cells are
+        left out (a list then: O(cells), built off the server loop by the feeder's start)."""
+        order = range(self.total) if not self.cache_friendly else cache_friendly_order(self.template, self.sites, self.combinations)
+        if not self.skipped:
+            return order
+        skipped = self.skipped
+        return [index for index in order if index not in skipped]
 
     def image_size(self, combination: Combination | None = None) -> tuple[int, int] | None:
         """Best guess of a cell's image size from literal width/height inputs (for the grid pre-flight)."""
         template = self.template
         if combination is not None:
             template = dict(template)  # copies of the swept nodes only: the pre-flight asks this per cell
+            if self.writers:
+                for node_id in {site.node_id for axis_sites in self.sites for site in axis_sites}:
+                    node = template[node_id]
+                    template[node_id] = {**node, "inputs": dict(node_inputs(node))}
+                write_values(template, self.writers, combination.values, index=combination.index, seed=self.seed)
+                return guess_image_size(template)
             for axis_sites, value in zip(self.sites, combination.values):
                 for site in axis_sites:
                     node = template[site.node_id]
@@ -328,6 +480,7 @@ def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[Para
         chain.append(make_spec(
             node_id, class_type=_class(node), name=inputs.get("name", ""), title=_node_title(node),
             type=implied or inputs.get("type", "STRING"), values=inputs.get("values", ""), target=inputs.get("target", ""),
+            link=inputs.get("link", ""),
         ))
         link = inputs.get("previous")
     chain.reverse()
@@ -337,10 +490,7 @@ def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[Para
 _TARGET_FORM = "'node title or id.input name', e.g. 'KSampler.cfg'"
 
 
-def _target_parts(text: str) -> list[str]:
-    """``"KSampler.cfg; 12.seed"`` -> ["KSampler.cfg", "12.seed"] (``;`` or new lines separate targets)."""
-    parts = [part.strip() for part in text.replace("\n", ";").split(";")]
-    return [part for part in parts if part]
+_target_parts = target_parts  # the planner owns the rule (the badge's preview reads bundle targets with it)
 
 
 def _nodes_named(prompt: Mapping[str, Any], node_ref: str) -> list[str]:
@@ -463,12 +613,21 @@ def plan_sweep(
     specs = collect_parameters(prompt, iterator_id)
     wired = wired_sites(prompt, {spec.node_id for spec in specs})
     sites_of: dict[str, tuple[Site, ...]] = {}
+    keyed_of: dict[str, tuple[tuple[str, tuple[Site, ...]], ...]] = {}
+    written = _sites_written_by_parameters(prompt, specs, wired)
 
-    def prepare(spec: ParameterSpec) -> Sequence[str] | None:
+    def prepare(spec: ParameterSpec) -> Sequence[str] | Prepared | None:
+        if spec.type == "BUNDLE":
+            return _prepare_bundle(prompt, spec, wired, options_for, input_default, sites_of, keyed_of)
         spec_sites = resolve_sites(prompt, spec, wired)
         if not spec_sites:
             raise ValueError("its value goes nowhere: wire its 'value' output into an input, or set 'target' (e.g. KSampler.cfg)")
         sites_of[spec.node_id] = spec_sites
+        if spec.type == "PROMPT_SR":
+            if wired.get(spec.node_id):
+                raise ValueError("search/replace edits the text of the inputs named in its 'target' "
+                                 "(e.g. positive.text); leave its 'value' output unconnected")
+            return Prepared(texts=tuple(_replace_text(prompt, site, written) for site in spec_sites))
         return _combo_options(prompt, spec_sites, options_for) if spec.type == "COMBO" else None
 
     # The same function the badge's preview calls: counts, errors and name rules cannot disagree.
@@ -483,7 +642,9 @@ def plan_sweep(
         raise PlanError(axes_plan.refusal or "the sweep cannot be planned")
     combinations = axes_plan.combinations
     kept = axes_plan.kept
-    sites = [sites_of[spec.node_id] for spec in kept]
+    writers = tuple(tuple(_writer(member, sites_of, keyed_of) for member in group) for group in axes_plan.members)
+    # Per axis, every input it writes (the cache-friendly order, private nodes and the size pre-flight read it).
+    sites = [tuple(dict.fromkeys(site for writer in axis_writers for site in writer.sites)) for axis_writers in writers]
     mode, batch_name, cache_friendly = settings.mode, settings.batch_name, settings.cache_friendly
     axes = axes_plan.axes
 
@@ -504,7 +665,98 @@ def plan_sweep(
         template=template,
         cache_friendly=cache_friendly,
         private_nodes=private_node_ids(template, sites, node_is_written),
+        writers=writers,
+        skipped=axes_plan.skipped_cells,
+        # Only a sweep with random picks needs one; drawn here, once, and journaled, so a resume repeats them.
+        seed=random.SystemRandom().randrange(2**32) if any(w.random for ws in writers for w in ws) else 0,
     )
+
+
+def _writer(member: Member, sites_of: Mapping[str, tuple[Site, ...]],
+            keyed_of: Mapping[str, tuple[tuple[str, tuple[Site, ...]], ...]]) -> Writer:
+    spec = member.spec
+    if spec.type == "BUNDLE":
+        keyed = keyed_of[spec.node_id]
+        every = tuple(dict.fromkeys(site for _, key_sites in keyed for site in key_sites))
+        return Writer(spec.name, spec.node_id, "bundle", every, keyed=keyed, position=member.position)
+    if spec.type == "PROMPT_SR":
+        return Writer(spec.name, spec.node_id, "replace", sites_of[spec.node_id], search=member.search or "",
+                      position=member.position, random=member.random)
+    return Writer(spec.name, spec.node_id, "set", sites_of[spec.node_id], position=member.position, random=member.random)
+
+
+def _sites_written_by_parameters(prompt: Mapping[str, Any], specs: Sequence[ParameterSpec],
+                                 wired: Mapping[str, Sequence[Site]]) -> set[Site]:
+    """Inputs a plain parameter writes (wired or named): a search/replace there acts on that parameter's
+    values, so the prompt's own text is not what it must find."""
+    found = {site for sites in wired.values() for site in sites}
+    for spec in specs:
+        if spec.type in ("PROMPT_SR", "BUNDLE"):
+            continue
+        for part in _target_parts(spec.target):
+            try:
+                found.update(resolve_target(prompt, part))
+            except ValueError:
+                continue  # reported on that parameter itself
+    return found
+
+
+def _replace_text(prompt: Mapping[str, Any], site: Site, written: set[Site]) -> tuple[str, str | None]:
+    """``(where, text)`` a search/replace target holds, for the planner's check (None: not checkable here).
+
+    Raises:
+        ValueError: the input holds no text (a link to another node, a number).
+    """
+    where = f"{site.node_id}.{site.input_name}"
+    if site in written:
+        return where, None
+    value = node_inputs(prompt[site.node_id]).get(site.input_name)
+    if not isinstance(value, str):
+        shown = "a link to another node" if _is_link(value) else f"{type(value).__name__} {value!r}"
+        raise ValueError(f"target {where} holds {shown}, not text; search/replace edits text written in the node")
+    return where, value
+
+
+def _prepare_bundle(
+    prompt: Mapping[str, Any], spec: ParameterSpec, wired: Mapping[str, Sequence[Site]],
+    options_for: OptionsLookup | None, input_default: Callable[[str, str], Any] | None,
+    sites_of: dict[str, tuple[Site, ...]], keyed_of: dict[str, tuple[tuple[str, tuple[Site, ...]], ...]],
+) -> Prepared:
+    """A bundle's targets (each resolved like a ``target``) and the type of each input they name."""
+    if wired.get(spec.node_id):
+        raise ValueError("a bundle sets the inputs named in its 'target'; leave its 'value' output unconnected")
+    keys = tuple(dict.fromkeys(_target_parts(spec.target)))
+    if not keys:
+        raise ValueError("a bundle needs its inputs in 'target', e.g. 'EmptyLatentImage.width; EmptyLatentImage.height'")
+    keyed = tuple((key, tuple(resolve_target(prompt, key))) for key in keys)
+    key_types: dict[str, tuple[str | None, tuple[str, ...] | None]] = {}
+    for key, key_sites in keyed:
+        key_types[key] = _input_type(prompt, key_sites[0], options_for, input_default)
+    keyed_of[spec.node_id] = keyed
+    sites_of[spec.node_id] = tuple(dict.fromkeys(site for _, key_sites in keyed for site in key_sites))
+    return Prepared(keys=keys, key_types=key_types)
+
+
+def _input_type(prompt: Mapping[str, Any], site: Site, options_for: OptionsLookup | None,
+                input_default: Callable[[str, str], Any] | None) -> tuple[str | None, tuple[str, ...] | None]:
+    """The value type of one input: COMBO with its options, else the type of its default, else of the
+    literal it holds; (None, None) when nothing says (the bundle's value then keeps its own form)."""
+    class_type = _class(prompt[site.node_id])
+    options = options_for(class_type, site.input_name) if options_for is not None else None
+    if options is not None:
+        return "COMBO", tuple(str(o) for o in options)
+    default = input_default(class_type, site.input_name) if input_default is not None else None
+    literal = node_inputs(prompt[site.node_id]).get(site.input_name)
+    for sample in (default, literal):
+        if isinstance(sample, bool):
+            return "BOOLEAN", None
+        if isinstance(sample, int):
+            return "INT", None
+        if isinstance(sample, float):
+            return "FLOAT", None
+        if isinstance(sample, str):
+            return "STRING", None
+    return None, None
 
 
 def _private_copy(prompt: Mapping[str, Any]) -> dict[str, Any]:
@@ -743,7 +995,7 @@ def format_value(value: Any) -> str:
 
 def values_widget_index(node: Any) -> int | None:
     """Where a parameter node of a UI workflow keeps its ``values`` text in ``widgets_values``; None for any other node."""
-    if not isinstance(node, Mapping) or node.get("type") not in PARAMETER_CLASSES:
+    if not isinstance(node, Mapping) or node.get("type") not in PARAMETER_CLASSES or node.get("type") in _NOT_REWRITTEN:
         return None
     order = _PARAM_WIDGETS_GENERIC if node["type"] == "WIParameter" else _PARAM_WIDGETS_TYPED
     return order.index("values")

@@ -49,6 +49,8 @@ class CellStatus(str, Enum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: Removed by the iterator's skip list: created ended, never queued, its grid slot marked "skipped".
+    SKIPPED = "skipped"
 
     def __str__(self) -> str:
         return self.value
@@ -86,7 +88,9 @@ RUNNING_STATES: frozenset[BatchStatus] = frozenset({BatchStatus.PENDING, BatchSt
 #: Batches a restarted ComfyUI must list as interrupted (the journal's view: collecting had no grid yet).
 UNFINISHED_STATES: frozenset[BatchStatus] = RUNNING_STATES | {BatchStatus.COLLECTING}
 CELL_OPEN: frozenset[CellStatus] = frozenset({CellStatus.QUEUED, CellStatus.RUNNING})
-CELL_ENDED: frozenset[CellStatus] = frozenset({CellStatus.DONE, CellStatus.FAILED, CellStatus.CANCELLED})
+CELL_ENDED: frozenset[CellStatus] = frozenset(
+    {CellStatus.DONE, CellStatus.FAILED, CellStatus.CANCELLED, CellStatus.SKIPPED}
+)
 
 
 def can_transition(old: BatchStatus | str, new: BatchStatus | str) -> bool:

@@ -287,12 +287,12 @@ class SweepService:
         # the run order) is done by _start, right after the request returns. Cell 0 runs first in every order.
         batch_id = new_batch_id(plan.batch_name)
         subfolder = batch_subfolder(save_prefix, batch_id)
-        first = plan.combinations[0]
+        first = plan.combinations[plan.first_index]  # cell 0 unless the skip list removed it
         cell_prompt = plan.cell_prompt(first, isolated=True)
         extra = CellExtras(json_data.get("extra_data"), plan, batch_id, subfolder, client_id).for_cell(first)
         self.manager.create_batch(
             batch_name=plan.batch_name, mode=plan.mode, combinations=plan.combinations, axes=plan.axes,
-            client_id=client_id, batch_id=batch_id, snapshot_cells=False,
+            client_id=client_id, batch_id=batch_id, snapshot_cells=False, skipped=plan.skipped,
             meta={
                 "grid_node_id": plan.grid_node_id,
                 "grid_options": plan.grid_options,
@@ -302,7 +302,7 @@ class SweepService:
                 "workflow_id": _workflow_id(json_data.get("extra_data")),
             },
         )
-        self.manager.attach_prompt(batch_id, 0, prompt_id)
+        self.manager.attach_prompt(batch_id, first.index, prompt_id)
         run = BatchRun(
             batch_id=batch_id, plan=plan, number=number, partial_targets=json_data.get("partial_execution_targets"),
             subfolder=subfolder, prompt_obj=cell_prompt, prompt_id=prompt_id, client_id=client_id, extra=extra,
@@ -363,7 +363,7 @@ class SweepService:
         logger.warning("WI: batch %s not started: %s", run.batch_id, reason)
         try:
             self.manager.add_warning(run.batch_id, f"not started: {reason}")
-            self.manager.register_failure(run.batch_id, 0, reason)
+            self.manager.register_failure(run.batch_id, run.plan.first_index, reason)
             self.manager.cancel_batch(run.batch_id)
         except WIError:
             pass
@@ -464,7 +464,8 @@ class SweepService:
         plan = self._plan_of(record) if record.get("sparse") else None
         if record.get("sparse") and plan is None:
             raise ValueError(f"journal record of {record.get('batch_id')!r} has neither cells nor a plan")
-        self.manager.restore_batch(record, combinations=plan.combinations if plan is not None else None)
+        self.manager.restore_batch(record, combinations=plan.combinations if plan is not None else None,
+                                   skipped=plan.skipped if plan is not None else ())
 
     def resume(self, batch_id: str, *, output_dir: str | None = None) -> dict[str, Any]:
         """Queue exactly the cells of an interrupted batch that did not finish, with the same values and seeds.
@@ -572,7 +573,8 @@ class SweepService:
         cells = []
         for combination in plan.combinations:
             row = by_index.get(combination.index)
-            cells.append({**(row or {"status": default, "error": None, "prompt_id": None, "files": [], "ended_at": None}),
+            status = "skipped" if combination.index in plan.skipped else default
+            cells.append({**(row or {"status": status, "error": None, "prompt_id": None, "files": [], "ended_at": None}),
                           "index": combination.index, "coords": list(combination.coords),
                           "values": {a.name: prompt_graph.json_ready(v) for a, v in zip(plan.axes, combination.values)}})
         return cells
@@ -614,7 +616,7 @@ class SweepService:
             return
         if item.prompt_id != run.prompt_id:  # a ComfyUI that chose its own id for the submitted prompt
             run.prompt_id = item.prompt_id
-            self.manager.attach_prompt(run.batch_id, 0, run.prompt_id)
+            self.manager.attach_prompt(run.batch_id, run.plan.first_index, run.prompt_id)
         # A snapshot: when an item ends ComfyUI strips the API keys from its extra_data (0.3.64 from its running
         # copy; the item itself is also handed to nodes, which may edit it), and clones queued later still need
         # them. The worker cannot have finished the item yet: this runs right after the put, holding the GIL.

@@ -28,6 +28,9 @@ class WIIterator:
                 "run_order": (["cache-friendly", "as entered"], {"default": "cache-friendly",
                               "tooltip": "cache-friendly: the parameter that forces the most expensive re-work (e.g. a checkpoint) "
                                          "changes least often, so ComfyUI's cache reuses it; the grid keeps your order either way."}),
+                "skip": ("STRING", {"multiline": True, "default": "",
+                         "tooltip": "Combinations not to run, one rule per line: 'sampler=ddim & cfg=8' skips every cell with "
+                                    "both; values by label or value; # starts a comment. Skipped cells keep their grid slot."}),
             },
         }
 

@@ -15,7 +15,7 @@ from . import _comfy
 
 logger = logging.getLogger(__name__)
 
-VALUE_TYPES = ["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "SEED"]
+VALUE_TYPES = list(parameter_parser.VALUE_TYPES)  # new types are appended: saved workflows keep their choice
 STACK_TYPE = "WI_PARAMS"
 
 
@@ -29,13 +29,18 @@ class AnyType(str):
 
 
 ANY = AnyType("*")
-_OUTPUT_TYPE = {"INT": "INT", "FLOAT": "FLOAT", "STRING": "STRING", "BOOLEAN": "BOOLEAN", "SEED": "INT", "COMBO": ANY}
+_OUTPUT_TYPE = {"INT": "INT", "FLOAT": "FLOAT", "STRING": "STRING", "BOOLEAN": "BOOLEAN", "SEED": "INT", "COMBO": ANY,
+                "PROMPT_SR": "STRING", "BUNDLE": ANY}
 
 _VALUES_TOOLTIP = (
     "Values in the sweep syntax: comma list (quotes allow commas), ranges 1-5, 1-10 (+2), 0.5-1.5 [5], "
     "negative ranges with '..' (-5..5), file:name.txt, COMBO wildcards * and *euler*, SEED random:N; "
-    "STRING takes one value per line when the text has several lines."
+    "STRING takes one value per line when the text has several lines; {a|b|c} and __wildcard__ expand into values; {~a|b|c} picks one at random per cell. "
+    "PROMPT_SR: the first value is the text to find in the target text, each value replaces it. "
+    "BUNDLE: 512x768 (one number per target) or presets 'fast: steps=12, cfg=4; quality: steps=40, cfg=7'."
 )
+_LINK_TOOLTIP = ("Link group: parameters with the same group name advance together (like linear mode) and form one "
+                 "grid axis; groups still combine as a matrix. Empty: this parameter is its own axis.")
 
 
 def _input_types(value_type: str | None) -> dict[str, Any]:
@@ -51,6 +56,7 @@ def _input_types(value_type: str | None) -> dict[str, Any]:
             "target": ("STRING", {"default": "", "tooltip": "Where the value goes when wiring is awkward: node title or id, a dot, "
                                   "the input name (e.g. 'KSampler.cfg' or '3.seed'); several separated by ';'."}),
             "previous": (STACK_TYPE, {"tooltip": "The stack from the previous parameter node; this one is added after it."}),
+            "link": ("STRING", {"default": "", "tooltip": _LINK_TOOLTIP}),
         },
     }
 
@@ -66,11 +72,15 @@ class _ParameterNode:
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return _input_types(cls.VALUE_TYPE)
 
-    def build(self, name: str, values: str, type: str | None = None, target: str = "", previous: list | None = None):
+    def build(self, name: str, values: str, type: str | None = None, target: str = "", previous: list | None = None,
+              link: str = ""):
         value_type = (self.VALUE_TYPE or type or "STRING").upper()
         parsed = parameter_parser.parse(values, value_type, name=name, file_root=_comfy.input_directory())
-        stack = list(previous or []) + [{"name": name, "type": value_type, "values": parsed, "target": target}]
-        return (stack, parsed[0])
+        first = parsed[0]
+        if isinstance(first, parameter_parser.Preset):  # a bundle outside a sweep: its first preset, as text
+            first = {key: text for key, text in first.assignments}
+        stack = list(previous or []) + [{"name": name, "type": value_type, "values": parsed, "target": target, "link": link}]
+        return (stack, first)
 
 
 def _make_class(class_name: str, value_type: str | None) -> type:
@@ -87,4 +97,6 @@ DISPLAY_NAMES = {
     "WIParameterBoolean": "WI Parameter (BOOLEAN)",
     "WIParameterCombo": "WI Parameter (COMBO)",
     "WIParameterSeed": "WI Parameter (SEED)",
+    "WIParameterPromptSR": "WI Parameter (Prompt S/R)",
+    "WIParameterBundle": "WI Parameter (Bundle)",
 }

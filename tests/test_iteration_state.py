@@ -106,7 +106,7 @@ def test_statuses_go_over_the_wire_as_lower_case_strings() -> None:
     assert [s.value for s in BatchStatus] == [
         "pending", "active", "collecting", "complete", "cancelled", "expired", "interrupted",
     ]
-    assert [s.value for s in CellStatus] == ["queued", "running", "done", "failed", "cancelled"]
+    assert [s.value for s in CellStatus] == ["queued", "running", "done", "failed", "cancelled", "skipped"]
     assert BatchStatus.ACTIVE == "active" and str(BatchStatus.ACTIVE) == "active"
     assert ist.TERMINAL == frozenset({BatchStatus.COMPLETE, BatchStatus.CANCELLED, BatchStatus.EXPIRED})
 
@@ -236,7 +236,7 @@ def test_create_batch_starts_pending_with_every_cell_queued(mgr: IterationStateM
     assert state.state is BatchStatus.PENDING
     assert state.total == 3 and state.mode == "linear" and state.client_id == "c1"
     assert [c.status for c in state.cells] == [CellStatus.QUEUED] * 3
-    assert state.counts.as_dict() == {"total": 3, "done": 0, "failed": 0, "cancelled": 0, "pending": 3, "running": 0}
+    assert state.counts.as_dict() == {"total": 3, "done": 0, "failed": 0, "cancelled": 0, "pending": 3, "running": 0, "skipped": 0}
     assert dict(state.meta) == {"note": "hi"}
 
 
@@ -444,7 +444,7 @@ def test_register_result_emits_cell_ended_then_batch_finished(mgr: IterationStat
     assert events[0][1]["counts"]["failed"] == 1 and events[0][1]["error"] == "oops"
     assert events[2][1] == {
         "batch_id": bid, "state": "collecting", "grid": None, "client_id": "c",
-        "counts": {"total": 2, "done": 1, "failed": 1, "cancelled": 0, "pending": 0, "running": 0},
+        "counts": {"total": 2, "done": 1, "failed": 1, "cancelled": 0, "pending": 0, "running": 0, "skipped": 0},
     }
 
 
@@ -491,7 +491,7 @@ def test_cancel_emits_batch_cancelled(mgr: IterationStateManager, clock: FakeClo
             "batch_cancelled",
             {
                 "batch_id": bid, "removed": [f"{bid}-p0", f"{bid}-p1"], "running": [], "client_id": None,
-                "counts": {"total": 2, "done": 0, "failed": 0, "cancelled": 2, "pending": 0, "running": 0},
+                "counts": {"total": 2, "done": 0, "failed": 0, "cancelled": 2, "pending": 0, "running": 0, "skipped": 0},
             },
         )
     ]

@@ -463,7 +463,7 @@ def test_deleting_every_queued_cell_one_by_one_ends_the_batch(monkeypatch, tmp_p
         assert comfy_standin.INTERRUPTS == []  # ComfyUI's own cancel interrupts the running job, not us
         _finish(h, got)
         batch = only_batch(h)
-        assert batch["counts"] == {"total": 16, "done": 1, "failed": 0, "cancelled": 15, "pending": 0, "running": 0}
+        assert batch["counts"] == {"total": 16, "done": 1, "failed": 0, "cancelled": 15, "pending": 0, "running": 0, "skipped": 0}
         assert h.grids == [batch_id] and h.run_all() == []
     finally:
         h.close()

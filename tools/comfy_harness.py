@@ -250,7 +250,7 @@ class ComfyServer:
             code, status = self.get(f"/wi/status/{batch_id}")
             if code == 200 and status["state"] in states and (not need_grid or status.get("grid")):
                 counts = status.get("counts") or {}
-                ended = counts.get("done", 0) + counts.get("failed", 0) + counts.get("cancelled", 0)
+                ended = sum(counts.get(key, 0) for key in ("done", "failed", "cancelled", "skipped"))
                 if status["state"] not in ("complete", "cancelled") or ended >= counts.get("total", 0):
                     return status
             time.sleep(0.1)

@@ -129,6 +129,7 @@ async function refreshIterator(graph, iterator, conflict) {
     parameters: chain.parameters,
     mode: settings.mode,
     unequalLengths: settings.unequalLengths,
+    skip: settings.skip,
     imageSize: findImageSize(graph),
   };
   const key = JSON.stringify(buildPreviewBody(request));

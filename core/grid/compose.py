@@ -54,7 +54,7 @@ PLACEHOLDER_COLORS: dict[str, tuple[int, int, int]] = {
     "queued": (238, 238, 238),
     "running": (238, 238, 238),
     "unreadable": (232, 214, 214),
-    "skipped": (230, 230, 236),
+    "skipped": (246, 246, 246),  # lighter than "not run": removed on purpose by the skip list, not a problem
     "text": (246, 246, 246),
     "video": (228, 228, 228),
 }

@@ -56,7 +56,7 @@ export function buildResumeRequest(batchId) {
  * `node_id` is echoed back in the server's errors, which ties each error to its node even when names repeat;
  * `options` (a COMBO's allowed choices), `unequal_lengths` and `image_size` are sent only when known.
  */
-export function buildPreviewBody({ parameters, mode, imageSize, unequalLengths }) {
+export function buildPreviewBody({ parameters, mode, imageSize, unequalLengths, skip }) {
   const body = {
     parameters: (parameters ?? []).map((parameter) => {
       const item = {
@@ -66,11 +66,16 @@ export function buildPreviewBody({ parameters, mode, imageSize, unequalLengths }
       };
       if (parameter.nodeId !== undefined && parameter.nodeId !== null) item.node_id = String(parameter.nodeId);
       if (Array.isArray(parameter.options)) item.options = parameter.options.map(String);
+      // Issue 16: link groups, bundle targets and search/replace target texts plan like the Queue press.
+      if (parameter.link) item.link = String(parameter.link);
+      if (parameter.target) item.target = String(parameter.target);
+      if (Array.isArray(parameter.texts)) item.texts = parameter.texts.map(String);
       return item;
     }),
     mode: mode === "linear" ? "linear" : "matrix",
   };
   if (unequalLengths === "cycle" || unequalLengths === "error") body.unequal_lengths = unequalLengths;
+  if (typeof skip === "string" && skip.trim()) body.skip = skip;
   if (Array.isArray(imageSize) && imageSize.length === 2 && imageSize.every((n) => Number.isFinite(n) && n > 0)) {
     body.image_size = [Math.round(imageSize[0]), Math.round(imageSize[1])];
   }

@@ -18,6 +18,8 @@ export function iteratorBadge({ settings, preview = null, problems = [], request
   const lines = [];
   const head = [`${plural(count, "prompt")}`];
   if (settings?.mode) head.push(settings.mode);
+  // The count is after the skip list; say how many combinations it removed.
+  if (Number.isFinite(preview.skipped) && preview.skipped > 0) head.push(`${preview.skipped} skipped`);
   if (errors.length > 0) head.push(plural(errors.length, "invalid parameter"));
   lines.push(head.join(" · "));
 

@@ -19,6 +19,8 @@ export const IMPLIED_PARAMETER_TYPES = Object.freeze({
   WIParameterBoolean: "BOOLEAN",
   WIParameterCombo: "COMBO",
   WIParameterSeed: "SEED",
+  WIParameterPromptSR: "PROMPT_SR",
+  WIParameterBundle: "BUNDLE",
 });
 /** Output 0 of a parameter node is the growing stack; output 1 is its single value. */
 const STACK_OUTPUT_SLOT = 0;
@@ -97,6 +99,44 @@ export function comboOptions(graph, node) {
   return null;
 }
 
+/** `"KSampler.cfg; 12.seed"` -> ["KSampler.cfg", "12.seed"] (mirrors core/planner.py `target_parts`). */
+export function targetParts(text) {
+  return String(text ?? "")
+    .replace(/\n/g, ";")
+    .split(";")
+    .map((part) => part.trim())
+    .filter(Boolean);
+}
+
+/** Nodes a target's node reference names: the id, else every node with that title, else of that class. */
+function nodesNamed(graph, ref) {
+  const nodes = graphNodes(graph);
+  const byId = nodes.filter((node) => String(node.id) === ref);
+  if (byId.length > 0) return byId;
+  const byTitle = nodes.filter((node) => node.title === ref);
+  return byTitle.length > 0 ? byTitle : nodes.filter((node) => nodeClass(node) === ref);
+}
+
+/**
+ * The texts a search/replace parameter's targets hold in the editor (the widget values), so the preview can
+ * check the search text like the Queue press does. Targets whose node or widget is not found are left out:
+ * the server reports those when the sweep is queued.
+ */
+export function targetTexts(graph, target) {
+  const texts = [];
+  for (const part of targetParts(target)) {
+    const dot = part.lastIndexOf(".");
+    if (dot <= 0) continue;
+    const ref = part.slice(0, dot).trim().replace(/^#/, "");
+    const inputName = part.slice(dot + 1).trim();
+    for (const node of nodesNamed(graph, ref)) {
+      const value = widgetValue(node, inputName);
+      if (typeof value === "string") texts.push(value);
+    }
+  }
+  return texts;
+}
+
 /**
  * The values a parameter node sends to the server, as typed by the user. Name and type follow the server's
  * rules: a blank name falls back to the node title, then to "param <id>"; a typed class implies its type.
@@ -111,6 +151,11 @@ export function readParameter(node, graph = null) {
     type: String(implied ?? widgetValue(node, "type", "STRING") ?? "STRING").toUpperCase(),
     values: String(widgetValue(node, "values", "") ?? ""),
   };
+  const link = String(widgetValue(node, "link", "") ?? "").trim();
+  if (link) parameter.link = link;
+  const target = String(widgetValue(node, "target", "") ?? "");
+  if (target.trim()) parameter.target = target;
+  if (graph && parameter.type === "PROMPT_SR") parameter.texts = targetTexts(graph, target);
   if (graph && parameter.type === "COMBO") {
     const options = comboOptions(graph, node);
     if (options) parameter.options = options;
@@ -180,6 +225,7 @@ export function readIteratorSettings(iterator) {
     mode: widgetValue(iterator, "mode", "matrix") === "linear" ? "linear" : "matrix",
     batchName: String(widgetValue(iterator, "batch_name", "") ?? ""),
     unequalLengths: unequalLengths === "cycle" || unequalLengths === "error" ? unequalLengths : null,
+    skip: String(widgetValue(iterator, "skip", "") ?? ""),
   };
 }
 

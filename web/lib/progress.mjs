@@ -166,7 +166,7 @@ function formatValue(value) {
 }
 
 /** `GET /wi/status/{id}` gives every cell's status as one character (`cell_statuses`). */
-const STATUS_BY_CHAR = Object.freeze({ q: "queued", r: "running", d: "done", f: "failed", c: "cancelled" });
+const STATUS_BY_CHAR = Object.freeze({ q: "queued", r: "running", d: "done", f: "failed", c: "cancelled", s: "skipped" });
 
 export function cellStatusFromChar(statuses, index) {
   return typeof statuses === "string" ? STATUS_BY_CHAR[statuses[index]] ?? null : null;

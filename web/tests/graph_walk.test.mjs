@@ -194,8 +194,9 @@ describe("graph helpers", () => {
       mode: "linear",
       batchName: "sweep",
       unequalLengths: "error",
+      skip: "",
     });
-    assert.deepEqual(readIteratorSettings({ widgets: [] }), { enabled: true, mode: "matrix", batchName: "", unequalLengths: null });
+    assert.deepEqual(readIteratorSettings({ widgets: [] }), { enabled: true, mode: "matrix", batchName: "", unequalLengths: null, skip: "" });
   });
 
   test("findImageSize prefers a latent-image node, and findIterators finds iterators", () => {
