@@ -13,12 +13,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .states import BatchStatus, CellStatus
+
 __all__ = ["document", "operations"]
 
 _NULLABLE_STRING: dict[str, Any] = {"type": ["string", "null"]}
 _NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
-CELL_STATUSES = ["queued", "running", "done", "failed", "cancelled", "skipped"]
-BATCH_STATES = ["pending", "active", "collecting", "complete", "cancelled", "expired", "interrupted"]
+CELL_STATUSES = [status.value for status in CellStatus]  # the one state module's, so they cannot drift
+BATCH_STATES = [state.value for state in BatchStatus]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -270,12 +272,10 @@ _CHOICES: dict[str, Any] = {
                    "rejected": {"type": "array", "items": {"type": "integer", "minimum": 0}}},
 }
 
-#: The routes other branches of this round register (issue 14: workers, issue 17: choices), described from the
-#: contracts in the round's brief. Not in :func:`document` until they are registered (the coverage test would
-#: fail): at merge, move each into ``_PATHS`` (``_PATHS.update(CONTRACT_PATHS)``). Note for the merge: GET
-#: ``/wi/batch/{batch_id}/choices`` is also matched by ``/wi/batch/{batch_id}/{filename}``; aiohttp takes the
-#: route registered first, so the choices route must be registered before the files route.
-CONTRACT_PATHS: dict[str, Any] = {
+#: The worker routes (issue 14, nodes/worker_routes.py) and the viewer's choices (issue 17). GET
+#: ``/wi/batch/{batch_id}/choices`` is also matched by ``/wi/batch/{batch_id}/{filename}``: aiohttp takes the route
+#: registered first, so nodes/routes.py registers the choices route before the files route.
+_PATHS.update({
     "/wi/workers": {
         "get": {"operationId": "listWorkers", "summary": "The ComfyUI servers cells can run on (auth values never sent)",
                 "responses": {"200": _json({"type": "object", "required": ["workers"],
@@ -289,8 +289,10 @@ CONTRACT_PATHS: dict[str, Any] = {
     },
     "/wi/workers/{worker_id}": {"delete": {
         "operationId": "deleteWorker", "summary": "Remove a worker",
-        "parameters": [{"name": "worker_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "Removed"}, **_errors(404)}}},
+        "parameters": [{"name": "worker_id", "in": "path", "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}],
+        "responses": {"200": _json({"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "string"}}},
+                                   "Removed"), **_errors(400, 404)}}},
     "/wi/batch/{batch_id}/choices": {
         "get": {"operationId": "getChoices", "summary": "The cells starred and rejected in the viewer",
                 "parameters": [_BATCH_ID], "responses": {"200": _json(_CHOICES, "The choices"), **_errors(404)}},
@@ -299,7 +301,7 @@ CONTRACT_PATHS: dict[str, Any] = {
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _CHOICES}}},
                 "responses": {"200": _json(_CHOICES, "The saved choices"), **_errors(400, 404)}},
     },
-}
+})
 
 
 def document() -> dict[str, Any]:

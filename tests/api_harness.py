@@ -22,7 +22,9 @@ import comfy_standin
 from comfyui_workflow_iterator.core.batch_outputs import BatchOutputs
 from comfyui_workflow_iterator.core.iteration_state import IterationStateManager
 from comfyui_workflow_iterator.core.sweep import SweepService
+from comfyui_workflow_iterator.core.worker_registry import WorkerRegistry
 from comfyui_workflow_iterator.nodes import _comfy, api_routes, routes
+from comfyui_workflow_iterator.nodes.worker_routes import add_worker_routes
 
 
 def plain_prompt() -> dict:
@@ -66,6 +68,9 @@ class ApiHarness:
         self.table = web.RouteTableDef()
         routes.add_routes(self.table, self.service)
         self.hub = api_routes.add_routes(self.table, self.service, keep_alive_s=keep_alive_s)
+        # As nodes/__init__.py wires them: the worker list (only the local worker: nothing about a sweep changes).
+        self.workers = WorkerRegistry(os.path.join(str(tmp_path), "wi_workers.json"))
+        add_worker_routes(self.table, self.workers)
         app = web.Application()
         app.add_routes(self.table)
         self.client: TestClient = self.run(self._start(app))

@@ -144,16 +144,3 @@ def test_fuzz_invalid_input_is_refused_without_a_server_error(operation_name, se
         case.call_and_validate(base_url=served, checks=FUZZ_CHECKS, timeout=30)
 
     fuzz()
-
-
-def test_the_contract_routes_of_the_other_branches_are_ready_to_merge():
-    # Well-formed OpenAPI operations whose $refs resolve, so the merge only has to move them into the document.
-    merged = dict(DOC, paths={**DOC["paths"], **openapi.CONTRACT_PATHS})
-    schemathesis.openapi.from_dict(merged)  # raises on a malformed description
-    assert not set(openapi.CONTRACT_PATHS) & set(DOC["paths"])
-    for item in openapi.CONTRACT_PATHS.values():
-        for operation in item.values():
-            for response in operation["responses"].values():
-                schema_ = response.get("content", {}).get("application/json", {}).get("schema")
-                if schema_ is not None:
-                    _validator(schema_)  # compiles: every $ref names a schema
