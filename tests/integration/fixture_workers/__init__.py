@@ -1,7 +1,7 @@
 """Test-only pack for the multi-server tests (issue 14): gives the master's sweep service a worker directory
 read from the JSON file named by ``WI_TEST_WORKERS_FILE`` (re-read on every sweep, so a test can change the
-list between batches). The real directory is ``core/worker_registry.py``; this stands in for it so the
-dispatch can be tested against real servers on its own."""
+list between batches). It replaces the real directory (``core/worker_registry.py``) on that master, so the
+dispatch is tested against real servers on its own."""
 import json
 import os
 import sys
@@ -35,7 +35,9 @@ def _attach(json_data):
     if path:
         for module in list(sys.modules.values()):
             service = getattr(module, "_service", None) if getattr(module, "__name__", "").endswith(".nodes") else None
-            if service is not None and hasattr(service, "workers") and getattr(service, "workers") is None:
+            # Replaces the real registry (core/worker_registry.py, tested on its own) for this test master only:
+            # the dispatch tests rewrite the list between batches.
+            if service is not None and hasattr(service, "workers") and not isinstance(service.workers, _FileDirectory):
                 workers_module = sys.modules[type(service).__module__.rsplit(".", 1)[0] + ".workers"]
                 service.workers = _FileDirectory(path, workers_module.WorkerConfig, workers_module.WorkerHealth)
     return json_data
