@@ -156,6 +156,8 @@ def check_parse(text: str, value_type: str, name: str, options: Any, file_root: 
             assert type(value) is float and math.isfinite(value)
         elif kind == "BOOLEAN":
             assert type(value) is bool
+        elif kind == "BUNDLE":  # each value sets several inputs: typed later, against its targets (issue 16)
+            assert type(value) is parameter_parser.Preset and value.assignments
         else:
             assert type(value) is str
     if kind == "COMBO" and options is not None:

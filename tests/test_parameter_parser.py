@@ -6,10 +6,11 @@ import math
 import os
 import pickle
 import random
+import re
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from comfyui_workflow_iterator.core import parameter_parser as pp
@@ -594,6 +595,9 @@ safe_text = st.text(alphabet=st.characters(blacklist_characters='",\r\n', blackl
 @settings(max_examples=200, deadline=None)
 @given(st.lists(safe_text, min_size=1, max_size=8))
 def test_quoted_string_values_round_trip(values: list[str]) -> None:
+    # Text holding a {a|b} choice or a __name__ wildcard expands, quoted or not (issue 16: quotes keep a comma
+    # inside a choice); those have their own tables in test_richer_sweeps.py.
+    assume(not any(re.search(r"__[A-Za-z0-9]", v) or ("|" in v and "{" in v) for v in values))
     wanted = [v.strip() for v in values]
     text = ", ".join('"' + v.replace('"', '""') + '"' for v in values)
     assert pp.parse(text, "STRING") == wanted
