@@ -18,6 +18,7 @@ from aiohttp import web
 from ..core import choices
 from ..core.errors import InvalidBatchState, UnknownBatchError, WIError
 from ..core.paths import resolve_inside
+from ..core.worker_registry import UnknownWorkerError, WorkerConfigError
 from . import _comfy
 
 logger = logging.getLogger(__name__)
@@ -80,11 +81,16 @@ async def _off_loop(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _guarded(handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+    """The one boundary of every /wi/ handler (these routes, api_routes, worker_routes): errors become JSON."""
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except UnknownBatchError as exc:
             return _error(404, "unknown batch", str(exc))
+        except UnknownWorkerError as exc:
+            return _error(404, "unknown worker", str(exc))
+        except WorkerConfigError as exc:  # names the field, so the Workers form can point at it
+            return web.json_response({"error": "bad worker", "detail": str(exc), "field": exc.field}, status=400)
         except InvalidBatchState as exc:
             return _error(409, "batch already finished", str(exc))
         except web.HTTPRequestEntityTooLarge:

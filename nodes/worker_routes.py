@@ -11,16 +11,15 @@ worker, 413 body too large.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from ..core.worker_registry import UnknownWorkerError, WorkerConfigError, WorkerRegistry, worker_state
+from ..core.worker_registry import WorkerConfigError, WorkerRegistry, worker_state
 from ..core.workers import WorkerConfig, WorkerState
-from .routes import MAX_BODY_BYTES, _error, _json_body
+from .routes import _guarded, _json_body, _off_loop
 
 logger = logging.getLogger(__name__)
 
@@ -46,31 +45,6 @@ def worker_entry(registry: WorkerRegistry, worker: WorkerConfig) -> dict[str, An
 
 def state_event(worker_id: str, state: WorkerState, detail: str | None, batch_id: str | None = None) -> dict[str, Any]:
     return {"worker_id": worker_id, "state": state, "batch_id": batch_id, "detail": detail}
-
-
-def _guarded(handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)  # type: ignore[no-any-return]
-        except UnknownWorkerError as exc:
-            return _error(404, "unknown worker", str(exc))
-        except WorkerConfigError as exc:
-            return web.json_response({"error": "bad worker", "detail": str(exc), "field": exc.field}, status=400)
-        except web.HTTPRequestEntityTooLarge:
-            return _error(413, "request body too large", f"limit {MAX_BODY_BYTES} bytes")
-        except (ValueError, TypeError) as exc:
-            return _error(400, "bad request", str(exc))
-        except Exception as exc:  # the boundary: log it, answer JSON, never a bare 500 page
-            logger.exception("WI: route %s failed", request.path)
-            return _error(500, "internal error", f"{type(exc).__name__}: {exc}")
-
-    wrapper.__name__ = handler.__name__
-    return wrapper
-
-
-async def _off_loop(fn: Callable[..., Any], *args: Any) -> Any:
-    """The file is written (and fsync-free, but still disk I/O): keep it off the aiohttp loop."""
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 def add_worker_routes(routes: web.RouteTableDef, registry: WorkerRegistry, *,
