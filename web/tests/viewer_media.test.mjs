@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { cellOutputs, isPictureOutput, kindOfPath, primaryOutput, syncedTime } from "../viewer/media.mjs";
+import { cellOutputs, isPictureOutput, kindOfPath, primaryOutput, syncedTime, valueTitle } from "../viewer/media.mjs";
 
 describe("viewer media", () => {
   test("outputs are taken as recorded, entries without a path (or text) left out", () => {
@@ -38,5 +38,14 @@ describe("viewer media", () => {
     assert.equal(syncedTime(0.5, 2, 10), 2);
     assert.equal(syncedTime(1.5, 4, 4), 4);
     assert.equal(syncedTime(0.5, NaN, 10), 0);
+  });
+  test("a linked group's or a bundle's value reads as name=value pairs, not [object Object]", () => {
+    assert.equal(valueTitle({ sampler: "euler", cfg: 7.5 }), "sampler=euler, cfg=7.5");
+    assert.equal(valueTitle({ width: 512, height: 768 }), "width=512, height=768");
+    assert.equal(valueTitle("a cat, running"), "a cat, running");
+    assert.equal(valueTitle(0.3), "0.3");
+    assert.equal(valueTitle(false), "false");
+    assert.equal(valueTitle([1, 2]), "[1,2]");
+    assert.equal(valueTitle(null), "");
   });
 });

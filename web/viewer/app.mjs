@@ -2,7 +2,7 @@
 // rules it applies live in the pure modules beside it (media, choices, compare, export), which core/viewer.py
 // inlines before this one into the single viewer.html. Every string reaches the page through textContent or an
 // attribute, never innerHTML: parameter values are user text.
-import { cellOutputs, isPictureOutput, primaryOutput, syncedTime } from "./media.mjs";
+import { cellOutputs, isPictureOutput, primaryOutput, syncedTime, valueTitle } from "./media.mjs";
 import { choiceOf, choicesFileText, emptyChoices, normalizeChoices, parseChoicesFile, storageKey, toggleChoice } from "./choices.mjs";
 import { blendTransfer, clampFraction, diffPixels, diffSummary, nextPick, stepWipe, wipeClip } from "./compare.mjs";
 import { winnersSweep, winnersText, winnersWorkflow } from "./export.mjs";
@@ -52,7 +52,7 @@ export function startViewer(doc, win) {
   function label(ai, vi) { return `${axes[ai].name}: ${axes[ai].labels[vi]}`; }
   function describe(c) {
     // Values live once, on the axis: a cell names its position on each axis (coords).
-    const lines = axes.map((a, i) => { const v = a.values[c.coords[i]]; return `${a.name}: ${v === undefined ? "" : String(v)}`; });
+    const lines = axes.map((a, i) => { return `${a.name}: ${valueTitle(a.values[c.coords[i]])}`; });
     if (c.seed !== null && c.seed !== undefined) lines.push(`seed: ${c.seed}`);
     lines.push(`status: ${c.status}${c.error ? ` — ${c.error}` : ""}`);
     const first = primaryOutput(c);
@@ -187,7 +187,7 @@ export function startViewer(doc, win) {
         const cb = el("input", { type: "checkbox", "data-axis": String(i), "data-value": String(j) });
         cb.checked = !hidden[i][j];
         cb.addEventListener("change", () => { hidden[i][j] = !cb.checked; selects(); render(); });
-        const l = el("label", { title: String(v) });
+        const l = el("label", { title: valueTitle(v) });
         l.appendChild(cb);
         l.appendChild(doc.createTextNode(` ${a.labels[j]}`));
         fs.appendChild(l);
@@ -245,12 +245,12 @@ export function startViewer(doc, win) {
       const t = el("table", { "class": "grid", id: "grid" });
       const head = el("tr");
       head.appendChild(el("th", { "class": "corner" }, (yAxis >= 0 ? `${axes[yAxis].name} ↓ ` : "") + (xAxis >= 0 ? `${axes[xAxis].name} →` : "")));
-      xs.forEach((j) => head.appendChild(el("th", { "class": "col", title: j === null ? "" : String(axes[xAxis].values[j]) }, j === null ? "" : label(xAxis, j))));
+      xs.forEach((j) => head.appendChild(el("th", { "class": "col", title: j === null ? "" : valueTitle(axes[xAxis].values[j]) }, j === null ? "" : label(xAxis, j))));
       t.appendChild(head);
       ys.forEach((yi, r) => {
         const tr = el("tr");
         const rowCells = [];
-        tr.appendChild(el("th", { "class": "row", title: yi === null ? "" : String(axes[yAxis].values[yi]) }, yi === null ? "" : label(yAxis, yi)));
+        tr.appendChild(el("th", { "class": "row", title: yi === null ? "" : valueTitle(axes[yAxis].values[yi]) }, yi === null ? "" : label(yAxis, yi)));
         xs.forEach((xi, col) => {
           const coords = fixed.slice();
           if (xAxis >= 0) coords[xAxis] = xi;

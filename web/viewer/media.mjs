@@ -51,3 +51,14 @@ export function syncedTime(fraction, duration, longest) {
   const target = f * (Number.isFinite(longest) && longest > 0 ? longest : duration);
   return Math.min(target, duration);
 }
+
+/** The full text of an axis value for tooltips and the cell view: text as it is, a linked group's or a bundle's
+ * `{name: value}` object as `name=value` pairs (String() would print "[object Object]"), anything else as JSON. */
+export function valueTitle(value) {
+  if (value === undefined || value === null) return "";
+  if (typeof value === "string") return value;
+  if (typeof value === "object" && !Array.isArray(value)) {
+    return Object.entries(value).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ");
+  }
+  return typeof value === "number" || typeof value === "boolean" ? String(value) : JSON.stringify(value);
+}
