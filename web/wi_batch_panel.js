@@ -888,6 +888,22 @@ function registerSidebarTab() {
 // ---------------------------------------------------------------------------------------------------------------
 // Registration
 
+/**
+ * The pack's websocket events are listened to from the moment this module is imported, not from setup(): the
+ * frontend opens its socket (app.setup → api.init) before it calls the extensions' setup, and awaits /object_info
+ * in between, so a broadcast such as wi.worker_state could arrive with no listener and be reported as
+ * "Unknown message type" (frontend 1.58.1). The handlers only update state; setup()'s resync re-reads it all.
+ */
+function listenToServerEvents() {
+  for (const eventName of STATE_EVENTS) {
+    api.addEventListener(eventName, (event) => onStateEvent(eventName, event.detail));
+  }
+  api.addEventListener("wi.param_error", (event) => onParamError(event.detail));
+  api.addEventListener("wi.worker_state", (event) => onWorkerState(event.detail));
+}
+
+listenToServerEvents();
+
 app.registerExtension({
   name: EXTENSION_NAME,
   settings: [
@@ -932,11 +948,6 @@ app.registerExtension({
   },
 
   async setup() {
-    for (const eventName of STATE_EVENTS) {
-      api.addEventListener(eventName, (event) => onStateEvent(eventName, event.detail));
-    }
-    api.addEventListener("wi.param_error", (event) => onParamError(event.detail));
-    api.addEventListener("wi.worker_state", (event) => onWorkerState(event.detail));
     // Back from the viewer's tab, where stars are made: the choices may have changed.
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) refreshChoices({ cue: "visible" });

@@ -29,8 +29,11 @@
 //   restart_resume   ComfyUI is killed mid-sweep and restarted on the same base directory: the card reads
 //                    "interrupted" (live and after a reload), the pill does not count it, Resume runs the rest
 //   deprecations     with LiteGraph.alwaysRepeatWarnings on, no deprecation warning has a frame of this pack
+//   early_events     wi.* events that reach the page between the frontend opening its socket and the
+//                    extensions' setup (delivered there on every page load, /object_info held back on the first)
+//                    are handled, never reported as "Unknown message type" (the race CI once hit with 1.58.1)
 //   console_clean    no page errors and no console errors from this pack during all of the above
-// With the renderer on: sweep_grid, badges, param_error, deprecations, console_clean. A scenario this frontend
+// With the renderer on: sweep_grid, badges, param_error, deprecations, early_events, console_clean. A scenario this frontend
 // cannot run (1.27's experimental Vue renderer draws no DOM widgets) is recorded as skipped with the reason.
 
 import fs from "node:fs";
@@ -185,6 +188,53 @@ function recordDeprecations(packPath) {
       return original(...args);
     };
   }
+}
+
+/** The events delivered early on every page load: a worker's state (broadcast by the health probe whenever it
+ * changes) and a parameter error meant for another browser (ignored here, but it must have a listener). */
+const EARLY_EVENTS = [
+  { type: "wi.worker_state", data: { worker_id: "local", state: "idle", batch_id: null, detail: null } },
+  { type: "wi.param_error", data: { client_id: "wi-e2e-another-browser", prompt_id: null, errors: [] } },
+];
+
+/**
+ * Runs before any page script: once the page's ComfyUI socket opens, delivers EARLY_EVENTS to it as if the
+ * server had broadcast them then, and records whether the app was still starting (window.app is assigned after
+ * app.setup, which calls the extensions' setup). That is the window in which a listener registered only in
+ * setup() misses an event and the frontend reports "Unknown message type".
+ */
+function deliverEarlyServerEvents(events) {
+  const NativeWebSocket = window.WebSocket;
+  let delivered = false;
+  window.WebSocket = class extends NativeWebSocket {
+    constructor(...args) {
+      super(...args);
+      if (delivered || !/\/ws(\?|$)/.test(String(args[0]))) return;
+      delivered = true;
+      this.addEventListener("open", () => {
+        setTimeout(() => {
+          const appWasStarting = !window.app;
+          for (const event of events) this.dispatchEvent(new MessageEvent("message", { data: JSON.stringify(event) }));
+          // Kept across reloads (the tab's sessionStorage): the first load is the one whose setup was held back.
+          const loads = JSON.parse(sessionStorage.getItem("wiE2eEarlyEvents") || "[]");
+          loads.push({ appWasStarting, types: events.map((event) => event.type) });
+          sessionStorage.setItem("wiE2eEarlyEvents", JSON.stringify(loads));
+        }, 0);
+      });
+    }
+  };
+}
+
+/** Holds the first page load's /object_info back, so the early events surely arrive before the extensions' setup. */
+async function holdBackFirstNodeList(context) {
+  let first = true;
+  await context.route(/\/(api\/)?object_info$/, async (route) => {
+    if (first) {
+      first = false;
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+    }
+    await route.continue();
+  });
 }
 
 function watchPage(page) {
@@ -1055,6 +1105,20 @@ async function scenarioDeprecations(page) {
   return { recorded: recorded.length, foreign: [...new Set(recorded.map((e) => e.text))].slice(0, 20) };
 }
 
+async function scenarioEarlyEvents(page) {
+  const loads = await page.evaluate(() => JSON.parse(sessionStorage.getItem("wiE2eEarlyEvents") || "[]"));
+  check(loads.length > 0, "the early events were never delivered (no ComfyUI socket opened?)");
+  const tag = `[renderer ${currentRenderer}]`;
+  // 1.58.1 prints console.error("Unknown message type …"); older frontends throw it and print console.warn
+  // ("Unhandled message: {…"type":"wi.…"} Error: Unknown message type …"): both count, whichever bucket holds them.
+  const unknown = [...consoleLog.ours, ...consoleLog.warningsOurs, ...consoleLog.foreign].filter(
+    (entry) => entry.startsWith(tag) && /Unknown message type wi\.|Unhandled message:.*"type":\s*"wi\./.test(entry),
+  );
+  check(unknown.length === 0, `wi.* events that arrived before setup had no listener:\n  ${unknown.join("\n  ")}`);
+  check(loads[0].appWasStarting, "on the first load the early events arrived after the app had started, so this check proved nothing");
+  return { loads: loads.length, appWasStarting: loads.map((load) => load.appWasStarting) };
+}
+
 async function scenarioConsoleClean() {
   const tag = `[renderer ${currentRenderer}]`;
   const ours = consoleLog.ours.filter((entry) => entry.startsWith(tag));
@@ -1074,6 +1138,7 @@ const SCENARIOS = [
   ["bottom_panel", scenarioBottomPanel, ["off"]],
   ["restart_resume", scenarioRestartResume, ["off"]],
   ["deprecations", scenarioDeprecations, ["off", "on"]],
+  ["early_events", scenarioEarlyEvents, ["off", "on"]],
   ["console_clean", scenarioConsoleClean, ["off", "on"]],
 ];
 
@@ -1099,6 +1164,8 @@ async function main() {
       const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1 });
       context.setDefaultTimeout(20000);
       await context.addInitScript(recordDeprecations, PACK_PATH);
+      await context.addInitScript(deliverEarlyServerEvents, EARLY_EVENTS);
+      await holdBackFirstNodeList(context);
       const page = await context.newPage();
       watchPage(page);
       const t0 = Date.now();

@@ -49,7 +49,7 @@ FRONTENDS_ROOT = Path("/opt/frontends")
 BUNDLED = "bundled"
 RENDERERS = ("off", "on")
 # Scenarios the driver runs under each renderer (it runs the others with the canvas renderer only).
-BOTH_RENDERERS = ("sweep_grid", "badges", "param_error", "deprecations", "console_clean")
+BOTH_RENDERERS = ("sweep_grid", "badges", "param_error", "deprecations", "early_events", "console_clean")
 # Clipped screenshots the README uses: artifact name -> docs name.
 DOC_SHOTS = {
     "panel_running.png": "panel_running.png",
@@ -392,6 +392,14 @@ def test_bottom_panel_scrolls_to_the_last_card(e2e):
 @pytest.mark.parametrize("renderer", RENDERERS)
 def test_no_deprecation_warning_from_the_pack(e2e, renderer):
     _scenario(e2e, "deprecations", renderer)
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_events_arriving_before_setup_have_a_listener(e2e, renderer):
+    """Regression (CI, 0.8.0 + 1.58.1): a wi.worker_state broadcast between the socket opening and the extensions'
+    setup was reported as "Unknown message type"; the pack now listens from import."""
+    data = _scenario(e2e, "early_events", renderer)
+    assert data["loads"] >= 1 and data["appWasStarting"][0] is True
 
 
 @pytest.mark.parametrize("renderer", RENDERERS)
