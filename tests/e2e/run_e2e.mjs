@@ -1051,31 +1051,36 @@ async function scenarioBottomPanel(page) {
     data.before = await panel.evaluate((el) => ({ cards: el.querySelectorAll("[data-wi-batch]").length, scrollHeight: el.scrollHeight, clientHeight: el.clientHeight }));
     check(data.before.scrollHeight > data.before.clientHeight, `the cards overflow the bottom panel, so it must scroll: ${JSON.stringify(data.before)}`);
     // Scroll to the end (a card with a grid can be taller than the panel, so "fits entirely" is not the test):
-    // the last card's end must come into the visible panel, and be what is on top there.
-    // Grid thumbnails load lazily as they scroll into view and make their cards taller: scroll until it settles.
-    await panel.evaluate(async (el) => {
-      let previous = -1;
+    // the last card's end must come into the visible panel, and be what is on top there. Grid thumbnails load
+    // lazily as they scroll into view, and a re-render (a worker's state, a poll) can land in between, so the
+    // cards may grow after a scroll: scroll and measure again until the layout has settled (or 20 tries).
+    data.after = await panel.evaluate(async (el) => {
+      const measure = () => {
+        const lastCard = [...el.querySelectorAll("[data-wi-batch]")].at(-1);
+        const p = el.getBoundingClientRect();
+        const c = lastCard.getBoundingClientRect();
+        const hit = document.elementFromPoint(c.x + c.width / 2, c.bottom - 6);
+        return {
+          scrollTop: el.scrollTop,
+          scrollHeight: el.scrollHeight,
+          panel: { top: p.top, bottom: p.bottom },
+          card: { top: c.top, bottom: c.bottom },
+          cardEndInsidePanel: c.bottom <= p.bottom + 1 && c.bottom > p.top,
+          panelInViewport: p.top >= 0 && p.bottom <= innerHeight + 1,
+          hitIsCard: lastCard.contains(hit),
+        };
+      };
+      let previous = null;
+      let seen = null;
       for (let attempt = 0; attempt < 20; attempt += 1) {
         el.scrollTo({ top: el.scrollHeight, behavior: "instant" });
         await new Promise((resolve) => setTimeout(resolve, 250));
         const settled = [...el.querySelectorAll("img")].every((img) => img.complete);
-        if (settled && el.scrollTop === previous) return;
-        previous = el.scrollTop;
+        seen = { ...measure(), attempts: attempt + 1 };
+        if (settled && previous && previous.scrollTop === seen.scrollTop && previous.scrollHeight === seen.scrollHeight) break;
+        previous = seen;
       }
-    });
-    data.after = await panel.evaluate((el) => {
-      const lastCard = [...el.querySelectorAll("[data-wi-batch]")].at(-1);
-      const p = el.getBoundingClientRect();
-      const c = lastCard.getBoundingClientRect();
-      const hit = document.elementFromPoint(c.x + c.width / 2, c.bottom - 6);
-      return {
-        scrollTop: el.scrollTop,
-        panel: { top: p.top, bottom: p.bottom },
-        card: { top: c.top, bottom: c.bottom },
-        cardEndInsidePanel: c.bottom <= p.bottom + 1 && c.bottom > p.top,
-        panelInViewport: p.top >= 0 && p.bottom <= innerHeight + 1,
-        hitIsCard: lastCard.contains(hit),
-      };
+      return seen;
     });
     check(data.after.scrollTop > 0, `the panel scrolled: ${JSON.stringify(data.after)}`);
     check(data.after.cardEndInsidePanel && data.after.panelInViewport, `the last card's end is inside the visible panel: ${JSON.stringify(data.after)}`);
