@@ -892,7 +892,8 @@ function registerSidebarTab() {
  * The pack's websocket events are listened to from the moment this module is imported, not from setup(): the
  * frontend opens its socket (app.setup → api.init) before it calls the extensions' setup, and awaits /object_info
  * in between, so a broadcast such as wi.worker_state could arrive with no listener and be reported as
- * "Unknown message type" (frontend 1.58.1). The handlers only update state; setup()'s resync re-reads it all.
+ * "Unknown message type" (an error on 1.58.1, a warning on older frontends). The handlers only update state;
+ * setup()'s resync re-reads it all.
  */
 function listenToServerEvents() {
   for (const eventName of STATE_EVENTS) {

@@ -194,7 +194,7 @@ function recordDeprecations(packPath) {
  * changes) and a parameter error meant for another browser (ignored here, but it must have a listener). */
 const EARLY_EVENTS = [
   { type: "wi.worker_state", data: { worker_id: "local", state: "idle", batch_id: null, detail: null } },
-  { type: "wi.param_error", data: { client_id: "wi-e2e-another-browser", prompt_id: null, errors: [] } },
+  { type: "wi.param_error", data: { node_id: "1", param: "wi_e2e", message: "early event", client_id: "wi-e2e-another-browser" } },
 ];
 
 /**

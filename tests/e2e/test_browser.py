@@ -48,8 +48,6 @@ DRIVER_TIMEOUT_S = 900
 FRONTENDS_ROOT = Path("/opt/frontends")
 BUNDLED = "bundled"
 RENDERERS = ("off", "on")
-# Scenarios the driver runs under each renderer (it runs the others with the canvas renderer only).
-BOTH_RENDERERS = ("sweep_grid", "badges", "param_error", "deprecations", "early_events", "console_clean")
 # Clipped screenshots the README uses: artifact name -> docs name.
 DOC_SHOTS = {
     "panel_running.png": "panel_running.png",
