@@ -51,6 +51,12 @@ REFILL_FRACTION = 0.5
 YIELD_EVERY = 8
 #: How long a submitted sweep may wait for ComfyUI to queue (or reject) its first cell.
 ACCEPT_TIMEOUT_S = 600.0
+#: Longest the worker waits for a starved batch's next cell before taking whatever is queued (see
+#: SweepService.hold_worker): long enough for the run order of a big sweep, short enough that a stuck
+#: feeder never stalls other users' prompts for more than a moment.
+FEEDER_HOLD_S = 2.0
+#: How often a held worker looks again (the feeder also wakes it after every put).
+_HOLD_POLL_S = 0.005
 
 
 GridBuilder = Callable[[str], None]
@@ -227,6 +233,8 @@ class SweepService:
         self._event_outbox: list[tuple[str, dict[str, Any]]] = []
         self._flushing = False
         self._lock = threading.Lock()
+        # Notified after every clone the feeder puts: wakes a worker held by hold_worker.
+        self._fed = threading.Condition()
         manager.add_listener(self._forward_event)
         if journal is not None:
             manager.add_listener(self._journal_event)
@@ -734,6 +742,8 @@ class SweepService:
                     run.queued.add(prompt_id)
                 number = base_number + position / total
                 self.host.put_clone(template, number, prompt_id, cell_prompt, extras.for_cell(combination), list(valid[2]))
+                with self._fed:
+                    self._fed.notify_all()
                 if position % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let routes and other requests run between runs of cells
         except Exception:
@@ -764,6 +774,44 @@ class SweepService:
         finally:
             with run.lock:
                 run.refill_at = -1
+
+    def hold_worker(self, timeout: float | None) -> None:
+        """Called on ComfyUI's worker thread before it takes its next item: while a batch that is being fed
+        has none of its cells in the queue, wait (at most ``FEEDER_HOLD_S``, and never longer than the
+        caller's own ``timeout``) for the feeder to queue the next one.
+
+        That gap opens once per batch: a fast cell 0 can end before the feeder has its run order and has
+        validated cell 1, and the worker would then take a prompt posted after the batch (another user's
+        sweep, say), splitting the batch. Later gaps cannot open: the feeder refills its window long before
+        it empties."""
+        limit = FEEDER_HOLD_S if timeout is None else min(FEEDER_HOLD_S, max(0.0, float(timeout)))
+        if limit <= 0 or not self._runs:
+            return
+        deadline = time.monotonic() + limit
+        while self._starved_run() is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                logger.warning("WI: the next cell of a batch was not queued within %.1f s; the worker goes on "
+                               "with the queue as it is", limit)
+                return
+            with self._fed:
+                self._fed.wait(min(left, _HOLD_POLL_S))
+
+    def _starved_run(self) -> BatchRun | None:
+        """A batch still being fed on this server with no cell of it left in ComfyUI's queue, if any."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            if run.template is None or run.rejection is not None or run.dispatch is not None:
+                continue  # not accepted (cell 0 itself may be queued still), or spread over several servers
+            with run.lock:
+                if run.phase is Phase.AWAITING_ACCEPTANCE:
+                    starved = run.plan.total > 1 and run.submitted_left_queue
+                else:
+                    starved = run.phase is Phase.FEEDING and not run.queued and run.unfed()
+            if starved and self._accepting(run.batch_id):
+                return run
+        return None
 
     def _fail_unqueued(self, batch_id: str, reason: str) -> None:
         if self.manager.fail_unqueued(batch_id, reason):

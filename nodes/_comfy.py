@@ -408,6 +408,10 @@ class ComfyHost:
         original_get = queue.get
 
         def get(*args: Any, **kwargs: Any) -> Any:
+            try:
+                service.hold_worker(kwargs.get("timeout", args[0] if args else None))
+            except Exception:
+                logger.exception("WI: holding the worker for a batch's next cell failed")
             result = original_get(*args, **kwargs)
             if result is not None:
                 try:

@@ -195,13 +195,15 @@ class PromptServer:
         return 400, {"error": valid[1], "node_errors": valid[3]}
 
     # -------------------------------------------------------------- a worker that "executes" items
-    def run_next(self, execute: Callable[[dict, tuple], tuple[str, list, dict]] | None = None) -> tuple | None:
+    def run_next(self, execute: Callable[[dict, tuple], tuple[str, list, dict]] | None = None,
+                 timeout: float = 0) -> tuple | None:
         """Take the next item like ComfyUI's worker and finish it.
 
         ``execute(prompt, item) -> (status_str, messages, outputs)``; the default succeeds and reports one
-        saved image per WISaveImage node.
+        saved image per WISaveImage node. ``timeout``: how long to wait for an item (ComfyUI's worker waits
+        on its own thread; on the loop's thread only 0 makes sense).
         """
-        got = self.prompt_queue.get(timeout=0)
+        got = self.prompt_queue.get(timeout=timeout)
         if got is None:
             return None
         item, item_id = got

@@ -4,11 +4,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import threading
 
 import pytest
 
 import comfy_standin
 from comfyui_workflow_iterator.core.iteration_state import IterationStateManager
+from comfyui_workflow_iterator.core import sweep as sweep_module
 from comfyui_workflow_iterator.core.sweep import SweepService, classify_outcome
 from comfyui_workflow_iterator.nodes import _comfy
 
@@ -149,6 +151,68 @@ def test_batch_cells_run_before_prompts_posted_later(harness):
     harness.post({"prompt": plain_prompt(), "client_id": "other"})
     ran = harness.run_all()
     assert [("wi" in item[3]) for item in ran] == [True] * 9 + [False]
+
+
+def _hold_the_feeder(harness, monkeypatch) -> asyncio.Event:
+    """The feeder waits for the returned event before queueing cell 1, as a busy loop (or the run order of
+    a big sweep) makes it wait on a real server."""
+    gate = asyncio.Event()
+    original = SweepService._feed
+
+    async def held_feed(self, *args, **kwargs):
+        await gate.wait()
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SweepService, "_feed", held_feed)
+    return gate
+
+
+def _worker_thread(harness) -> tuple[threading.Thread, list]:
+    """ComfyUI's worker: its own thread, waiting for the next item with a timeout."""
+    taken: list = []
+    thread = threading.Thread(target=lambda: taken.append(harness.server.run_next(timeout=10)), daemon=True)
+    thread.start()
+    return thread, taken
+
+
+def test_a_prompt_posted_while_the_feeder_is_behind_still_runs_after_the_batch(harness, monkeypatch):
+    # Seen against ComfyUI 0.8.0 under load: cell 0 ended before the feeder had queued cell 1, the worker took
+    # the next queued item, another client's sweep, and the two batches interleaved.
+    gate = _hold_the_feeder(harness, monkeypatch)
+    harness.post({"prompt": sweep_prompt("1, 2", "10")})
+    assert "wi" in harness.server.run_next()[3]  # cell 0 ran; cell 1 is not queued yet
+    harness.post({"prompt": plain_prompt(), "client_id": "other"})
+    thread, taken = _worker_thread(harness)
+    thread.join(0.5)  # the worker asks for its next item while the feeder is still behind
+    harness.loop.call_soon(gate.set)
+    while thread.is_alive():
+        harness.settle(1)
+    assert "wi" in taken[0][3]  # the batch's cell 1, not the prompt posted after the batch
+    assert ["wi" in item[3] for item in harness.run_all()] == [False]
+    assert only_batch(harness)["counts"]["done"] == 2
+
+
+def test_a_feeder_that_never_catches_up_holds_the_worker_only_briefly(harness, monkeypatch):
+    monkeypatch.setattr(sweep_module, "FEEDER_HOLD_S", 0.2)
+    _hold_the_feeder(harness, monkeypatch)  # never opened
+    harness.post({"prompt": sweep_prompt("1, 2", "10")})
+    harness.server.run_next()
+    harness.post({"prompt": plain_prompt(), "client_id": "other"})
+    thread, taken = _worker_thread(harness)
+    thread.join(5)
+    assert not thread.is_alive() and "wi" not in taken[0][3]  # the worker went on with what was queued
+
+
+def test_the_worker_is_not_held_once_the_batch_is_cancelled(harness, monkeypatch):
+    monkeypatch.setattr(sweep_module, "FEEDER_HOLD_S", 30.0)
+    _hold_the_feeder(harness, monkeypatch)
+    harness.post({"prompt": sweep_prompt("1, 2", "10")})
+    harness.server.run_next()
+    harness.post({"prompt": plain_prompt(), "client_id": "other"})
+    harness.service.cancel(only_batch(harness)["batch_id"])
+    thread, taken = _worker_thread(harness)
+    thread.join(5)
+    assert not thread.is_alive() and "wi" not in taken[0][3]
 
 
 def test_front_prompt_runs_first_and_batch_stays_contiguous(harness):
