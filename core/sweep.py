@@ -775,27 +775,31 @@ class SweepService:
             with run.lock:
                 run.refill_at = -1
 
-    def hold_worker(self, timeout: float | None) -> None:
+    def hold_worker(self, timeout: float | None) -> bool:
         """Called on ComfyUI's worker thread before it takes its next item: while a batch that is being fed
-        has none of its cells in the queue, wait (at most ``FEEDER_HOLD_S``, and never longer than the
-        caller's own ``timeout``) for the feeder to queue the next one.
+        has none of its cells in the queue, wait (at most ``FEEDER_HOLD_S``) for the feeder to queue the next.
 
         That gap opens once per batch: a fast cell 0 can end before the feeder has its run order and has
         validated cell 1, and the worker would then take a prompt posted after the batch (another user's
         sweep, say), splitting the batch. Later gaps cannot open: the feeder refills its window long before
-        it empties."""
-        limit = FEEDER_HOLD_S if timeout is None else min(FEEDER_HOLD_S, max(0.0, float(timeout)))
-        if limit <= 0 or not self._runs:
-            return
-        deadline = time.monotonic() + limit
+        it empties. True when the worker's own ``timeout`` (ComfyUI shortens it before its periodic garbage
+        collection) ran out first: its ``get`` then answers "nothing queued", as it would have after waiting
+        that long for an empty queue, and the worker asks again after collecting."""
+        if timeout is not None and timeout <= 0 or not self._runs:
+            return False
+        hold = FEEDER_HOLD_S if timeout is None else min(FEEDER_HOLD_S, float(timeout))
+        deadline = time.monotonic() + hold
         while self._starved_run() is not None:
             left = deadline - time.monotonic()
             if left <= 0:
+                if hold < FEEDER_HOLD_S:
+                    return True
                 logger.warning("WI: the next cell of a batch was not queued within %.1f s; the worker goes on "
-                               "with the queue as it is", limit)
-                return
+                               "with the queue as it is", hold)
+                return False
             with self._fed:
                 self._fed.wait(min(left, _HOLD_POLL_S))
+        return False
 
     def _starved_run(self) -> BatchRun | None:
         """A batch still being fed on this server with no cell of it left in ComfyUI's queue, if any."""

@@ -409,7 +409,8 @@ class ComfyHost:
 
         def get(*args: Any, **kwargs: Any) -> Any:
             try:
-                service.hold_worker(kwargs.get("timeout", args[0] if args else None))
+                if service.hold_worker(kwargs.get("timeout", args[0] if args else None)):
+                    return None  # its timeout ran out while a batch's next cell was on its way (see hold_worker)
             except Exception:
                 logger.exception("WI: holding the worker for a batch's next cell failed")
             result = original_get(*args, **kwargs)

@@ -203,6 +203,23 @@ def test_a_feeder_that_never_catches_up_holds_the_worker_only_briefly(harness, m
     assert not thread.is_alive() and "wi" not in taken[0][3]  # the worker went on with what was queued
 
 
+def test_a_worker_whose_own_timeout_runs_out_while_held_is_told_nothing_is_queued(harness, monkeypatch):
+    # ComfyUI shortens the worker's get timeout before its periodic gc; the prompt posted later must not run
+    # then either: the get answers None (as after an empty wait), and the worker's next get finds cell 1.
+    gate = _hold_the_feeder(harness, monkeypatch)
+    harness.post({"prompt": sweep_prompt("1, 2", "10")})
+    harness.server.run_next()
+    harness.post({"prompt": plain_prompt(), "client_id": "other"})
+    taken: list = []
+    thread = threading.Thread(target=lambda: taken.append(harness.server.run_next(timeout=0.2)), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive() and taken == [None]
+    harness.loop.call_soon(gate.set)
+    harness.settle()
+    assert ["wi" in item[3] for item in harness.run_all()] == [True, False]
+
+
 def test_the_worker_is_not_held_once_the_batch_is_cancelled(harness, monkeypatch):
     monkeypatch.setattr(sweep_module, "FEEDER_HOLD_S", 30.0)
     _hold_the_feeder(harness, monkeypatch)
