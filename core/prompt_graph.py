@@ -291,8 +291,9 @@ class SweepPlan:
         else:
             prompt = template.copy()
             for node_id in self.private_nodes:
-                node = template[node_id]
-                prompt[node_id] = {**node, "inputs": node["inputs"].copy()}
+                node = template.get(node_id)
+                if node is not None:  # None: a declaration left out of the cells (unread_declarations)
+                    prompt[node_id] = {**node, "inputs": node["inputs"].copy()}
         if not self._plain():
             write_values(prompt, self.writers, combination.values, index=combination.index, seed=self.seed)
             return prompt
@@ -362,6 +363,9 @@ class SweepPlan:
         if cached is None:
             template = self.template
             well_formed = all(type(n) is dict and type(n.get("inputs")) is dict for n in template.values())
+            if well_formed:
+                unused = unread_declarations(template, self.iterator_id, self.sites)
+                template = {node_id: node for node_id, node in template.items() if node_id not in unused}
             cached = self.__dict__["_template_checked"] = (template, well_formed)
         return cached
 
@@ -456,6 +460,34 @@ def find_enabled_iterator(prompt: Mapping[str, Any]) -> str | None:
     if len(enabled) > 1:
         raise PlanError(f"only one WIIterator may be enabled per workflow; found {len(enabled)} (nodes {', '.join(sorted(enabled))})")
     return enabled[0] if enabled else None
+
+
+def unread_declarations(template: Mapping[str, Any], iterator_id: str,
+                        sites: Sequence[Sequence[Site]]) -> frozenset[str]:
+    """The iterator and the parameter nodes that no other node of a cell reads once its values are written.
+
+    ComfyUI never executes them (WIIterator is no output node; a parameter feeds only the chain and the inputs
+    its values replace), yet its queue deep-copies every node of a queued item on the worker thread between two
+    prompts, and a cell's saved prompt re-runs exactly that cell without them. A parameter whose output is read
+    elsewhere (as data, not at a swept input), or whose own inputs receive a value, stays, with what it reads."""
+    written = {(site.node_id, site.input_name) for axis_sites in sites for site in axis_sites}
+    declared = {node_id for node_id, node in template.items()
+                if node_id == iterator_id or _class(node) in PARAMETER_CLASSES}
+    needed = {node_id for node_id, _ in written if node_id in declared}
+    for node_id, node in template.items():
+        if node_id in declared:
+            continue
+        for name, value in node_inputs(node).items():
+            if _is_link(value) and str(value[0]) in declared and (node_id, name) not in written:
+                needed.add(str(value[0]))
+    pending = list(needed)
+    while pending:  # what a needed declaration reads is needed too
+        for value in node_inputs(template.get(pending.pop())).values():
+            source = str(value[0]) if _is_link(value) else None
+            if source in declared and source not in needed:
+                needed.add(source)
+                pending.append(source)
+    return frozenset(declared - needed)
 
 
 def collect_parameters(prompt: Mapping[str, Any], iterator_id: str) -> list[ParameterSpec]:

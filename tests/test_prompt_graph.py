@@ -219,8 +219,9 @@ def test_cells_own_the_swept_memoised_and_dict_literal_nodes_and_share_the_rest(
     a, b = result.cell_prompt(result.combinations[0]), result.cell_prompt(result.combinations[5])
     for node_id in ("7", "9", "10", "12"):
         assert a[node_id] is not b[node_id] and a[node_id]["inputs"] is not b[node_id]["inputs"]
-    for node_id in ("1", "2", "3", "8", "11"):
+    for node_id in ("8", "11"):
         assert a[node_id] is b[node_id]
+    assert not {"1", "2", "3"} & (a.keys() | b.keys())  # the parameters and the iterator: see the next test
     assert (a["7"]["inputs"]["steps"], a["9"]["inputs"]["text"]) == (1, "a")
     assert (b["7"]["inputs"]["steps"], b["9"]["inputs"]["text"]) == (2, "c")
     a["10"]["is_changed"] = [1.0]  # what ComfyUI's executor writes: never seen by another cell
@@ -229,16 +230,44 @@ def test_cells_own_the_swept_memoised_and_dict_literal_nodes_and_share_the_rest(
     assert "is_changed" not in result.cell_prompt(result.combinations[1])["10"]
 
 
+def test_cells_leave_out_the_iterator_and_the_parameters_that_nothing_reads():
+    """ComfyUI's queue deep-copies every node of an item on the worker thread between two prompts, and nothing
+    in a cell reads the declarations once its values are written; the cell's prompt (history, PNG metadata)
+    is then exactly what ran, and re-queued it runs that one cell instead of starting the sweep again."""
+    prompt = base_prompt(target_a="7.steps")
+    result = plan(prompt)
+    for isolated in (False, True):
+        cell = result.cell_prompt(result.combinations[3], isolated=isolated)
+        assert set(cell) == set(prompt) - {"1", "2", "3"}
+        assert not any(prompt_graph.ITERATOR_CLASS == n["class_type"] or n["class_type"] in prompt_graph.PARAMETER_CLASSES
+                       for n in cell.values())
+    assert set(result.template) == set(prompt)  # the journal and the run order still see the whole prompt
+
+
+def test_a_parameter_read_as_data_stays_in_the_cell_with_what_it_reads():
+    prompt = base_prompt(target_a="7.steps")
+    prompt["13"] = {"class_type": "ShowAny", "inputs": {"anything": ["2", 0]}}  # reads parameter 2's chain output
+    result = plan(prompt)
+    cell = result.cell_prompt(result.combinations[0])
+    assert {"1", "2"} <= set(cell) and "3" not in set(cell)  # 2 reads 1 through 'previous'; nothing reads 3
+    assert cell["13"]["inputs"]["anything"] == ["2", 0]
+    # A parameter whose own input receives a value stays too (the write needs its node).
+    plain = plan(base_prompt(target_a="7.steps"))
+    assert prompt_graph.unread_declarations(plain.template, "3", plain.sites) == frozenset({"1", "2", "3"})
+    sites = [*plain.sites, (prompt_graph.Site("1", "values"),)]
+    assert prompt_graph.unread_declarations(plain.template, "3", sites) == frozenset({"2", "3"})
+
+
 def test_an_isolated_cell_and_a_plan_without_the_host_lookup_own_every_node():
     prompt = sharing_prompt()
     result = plan_sharing(prompt)
     isolated, other = result.cell_prompt(result.combinations[0], isolated=True), result.cell_prompt(result.combinations[0])
-    assert all(isolated[n] is not other[n] and isolated[n]["inputs"] is not other[n]["inputs"] for n in prompt)
+    assert all(isolated[n] is not other[n] and isolated[n]["inputs"] is not other[n]["inputs"] for n in isolated)
     assert isolated == other
     safe = prompt_graph.plan_sweep(prompt, "3", parse=parameter_parser.parse)
     assert safe.private_nodes is None
     a, b = safe.cell_prompt(safe.combinations[0]), safe.cell_prompt(safe.combinations[0])
-    assert all(a[n] is not b[n] for n in prompt)
+    assert all(a[n] is not b[n] for n in a)
 
 
 def test_shared_nodes_are_never_the_submitted_prompts_own_dicts():
@@ -246,7 +275,7 @@ def test_shared_nodes_are_never_the_submitted_prompts_own_dicts():
     before = copy.deepcopy(prompt)
     result = plan_sharing(prompt)
     cell = result.cell_prompt(result.combinations[0])
-    assert all(cell[n] is not prompt[n] and cell[n]["inputs"] is not prompt[n]["inputs"] for n in prompt)
+    assert all(cell[n] is not prompt[n] and cell[n]["inputs"] is not prompt[n]["inputs"] for n in cell)
     prompt["11"]["inputs"]["blur_radius"] = 9  # the caller edits its prompt afterwards: the plan does not see it
     assert result.cell_prompt(result.combinations[1])["11"]["inputs"]["blur_radius"] == 1
     prompt["11"]["inputs"]["blur_radius"] = 1

@@ -125,7 +125,7 @@ def test_cells_are_isolated_clones(harness):
     # What ComfyUI writes into is each cell's own: the swept node, and the save node (IS_CHANGED memo).
     assert ran[1][2]["4"] is not ran[2][2]["4"] and ran[1][2]["5"] is not ran[2][2]["5"]
     # What it never writes into is shared by the queued clones; the submitted cell owns all of its nodes.
-    assert ran[1][2]["3"] is ran[2][2]["3"] and ran[0][2]["3"] is not ran[1][2]["3"]
+    assert ran[1][2]["6"] is ran[2][2]["6"] and ran[0][2]["6"] is not ran[1][2]["6"]
 
 
 def test_clones_keep_the_secret_keys_comfyui_strips_from_the_submitted_item(harness):

@@ -58,6 +58,29 @@ def cell_paths(comfy, status: dict) -> list[Path]:
     return [comfy.output_dir / f["subfolder"] / f["filename"] for cell in status["cells"] for f in cell["files"]]
 
 
+def test_a_cells_saved_prompt_is_what_ran_and_posted_again_runs_that_one_cell(comfy):
+    """Cells leave out the iterator and the parameter nodes (ComfyUI deep-copies every node of a queued item
+    on its worker thread between two prompts, and nothing in a cell reads them): the PNG's prompt is the one
+    that ran, and posting it again runs that cell alone instead of starting the sweep again."""
+    prompt = sweep("1, 2", "3, 4", name=f"saved_{uuid.uuid4().hex[:6]}", grid=False)
+    code, answer = comfy.queue_prompt(prompt)
+    assert code == 200, answer
+    status = comfy.wait_batch(comfy.batch_for_prompt(answer["prompt_id"])["batch_id"])
+    assert status["state"] == "complete" and status["counts"]["done"] == 4
+    with Image.open(cell_paths(comfy, status)[3]) as image:
+        saved = json.loads(image.info["prompt"])
+    assert set(saved) == set(prompt) - {"1", "2", "3"}
+    assert (saved["10"]["inputs"]["color"], saved["13"]["inputs"]["blur_radius"]) == (2, 4)
+    ran = comfy.wait_history(status["cells"][3]["prompt_id"])["prompt"][2]  # plus ComfyUI's is_changed memos
+    assert set(ran) == set(saved) and ran["13"]["inputs"] == saved["13"]["inputs"]
+    batches_before = {b["batch_id"] for b in comfy.get("/wi/status")[1]["batches"]}
+    code, again = comfy.queue_prompt(saved)
+    assert code == 200, again
+    entry = comfy.wait_history(again["prompt_id"])
+    assert entry["status"]["status_str"] == "success"
+    assert {b["batch_id"] for b in comfy.get("/wi/status")[1]["batches"]} == batches_before
+
+
 def test_three_by_three_matrix_gives_nine_distinct_images_and_one_grid(comfy):
     code, answer = comfy.queue_prompt(example_prompt())
     assert code == 200, answer
