@@ -361,11 +361,9 @@ class SweepPlan:
         # Never mutated: cells get copies of what may be written into (see cell_prompt).
         cached = self.__dict__.get("_template_checked")
         if cached is None:
-            template = self.template
+            unused = unread_declarations(self.template, self.iterator_id, self.sites)
+            template = {node_id: node for node_id, node in self.template.items() if node_id not in unused}
             well_formed = all(type(n) is dict and type(n.get("inputs")) is dict for n in template.values())
-            if well_formed:
-                unused = unread_declarations(template, self.iterator_id, self.sites)
-                template = {node_id: node for node_id, node in template.items() if node_id not in unused}
             cached = self.__dict__["_template_checked"] = (template, well_formed)
         return cached
 

@@ -242,6 +242,9 @@ def test_cells_leave_out_the_iterator_and_the_parameters_that_nothing_reads():
         assert not any(prompt_graph.ITERATOR_CLASS == n["class_type"] or n["class_type"] in prompt_graph.PARAMETER_CLASSES
                        for n in cell.values())
     assert set(result.template) == set(prompt)  # the journal and the run order still see the whole prompt
+    prompt["13"] = {"class_type": "Note", "inputs": "not a dict"}  # deep-copied cells leave them out too
+    malformed = plan(prompt)
+    assert set(malformed.cell_prompt(malformed.combinations[0])) == set(prompt) - {"1", "2", "3"}
 
 
 def test_a_parameter_read_as_data_stays_in_the_cell_with_what_it_reads():
