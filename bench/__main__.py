@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from . import (big_batch_bench, cache_order_bench, e2e_bench, grid_bench, interception_bench, loop_stall_bench,
+from . import (against, big_batch_bench, cache_order_bench, e2e_bench, grid_bench, interception_bench, loop_stall_bench,
                manager_bench, status_load_bench, worker_hooks_bench, workers_bench)
 
 
@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", metavar="NAME",
                     help=f"run only this benchmark (repeatable or comma-separated): {', '.join(BENCHMARKS)}")
     ap.add_argument("--json", action="store_true", help="print every benchmark's rows as one JSON object")
+    ap.add_argument("--against", metavar="REV",
+                    help="run the chosen benchmarks on this git revision and on this tree in turns and compare their"
+                         " ratio columns (issue 11: within 10 %%); see bench/against.py")
+    ap.add_argument("--rounds", type=int, default=3, help="with --against: runs of each side (default 3)")
     args = ap.parse_args(argv)
     names = list(BENCHMARKS)
     if args.only:
@@ -77,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in names if n not in BENCHMARKS]
         if unknown:
             ap.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    if args.against:
+        if not args.only:
+            ap.error("--against needs --only: each benchmark runs 2 x --rounds times")
+        if args.rounds < 1:
+            ap.error("--rounds must be at least 1")
+        return _main_against(args.against, names, args.quick, args.rounds, args.json)
     started = time.perf_counter()
     results: dict[str, Any] = {}
     failed = []
@@ -104,6 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"\ntotal: {time.perf_counter() - started:.1f} s" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def _main_against(revision: str, names: list[str], quick: bool, rounds: int, as_json: bool) -> int:
+    if not as_json:
+        print(f"machine: {_machine()}; {', '.join(names)} on {revision} and on this tree, {rounds} rounds each", flush=True)
+    started = time.perf_counter()
+    results = against.run_against(revision, names, quick, rounds)
+    if as_json:
+        print(json.dumps(results, indent=2, ensure_ascii=False, default=str))
+        return 0
+    for name, rows in results.items():
+        print(f"\n== {BENCHMARKS[name][0]}: {revision} vs this tree (medians over the rounds)\n{against.table(rows)}")
+    print(f"\ntotal: {time.perf_counter() - started:.1f} s")
+    return 0
 
 
 if __name__ == "__main__":
