@@ -3,7 +3,7 @@ alternating, on this machine, in one command.
 
 Issue 11 asks that no existing benchmark row get more than 10 % worse. A ratio written down on another day is
 no yardstick for that: each session here may get another machine, and the ratios move with the machine and its
-load (a 10-cell interception ratio of 9.7x on one, 10.8-12.1x on the next). So the earlier revision is exported with
+load. So the earlier revision is exported with
 ``git archive`` into a temporary folder and both trees run the benchmark with this interpreter, each in its
 own process (both import their code as the same package), ``rounds`` times in turns, earlier revision first in
 odd rounds. Per row and ratio column (``ratio`` or ``*_ratio``: higher is better) the medians over the rounds
