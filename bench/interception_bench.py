@@ -180,7 +180,7 @@ class StandinEnv:
     """A stand-in ComfyUI with our service installed; validation replaced by an accept-all function unless
     ``accept_all`` is False (then the stand-in's own validate_prompt runs)."""
 
-    def __init__(self, window: int, *, accept_all: bool = True, journal: Any = None) -> None:
+    def __init__(self, window: int, *, accept_all: bool = True, journal: Any = None, handoff_interval: float = 0.0) -> None:
         load_package()
         quiet_logs()
         self.cs = standin()
@@ -208,7 +208,8 @@ class StandinEnv:
         comfy = import_module(f"{PACKAGE}.nodes._comfy")
         self.manager = state.IterationStateManager()
         self.host = comfy.ComfyHost(self.server)
-        self.service = sweep_mod.SweepService(self.manager, self.host, window=window, journal=journal)
+        self.service = sweep_mod.SweepService(self.manager, self.host, window=window, journal=journal,
+                                              handoff_interval=handoff_interval)
         self.host.install(self.service)
         # ComfyUI's process is long-lived: the grid executor's thread exists after the first batch. Start it
         # now so a thread start is not billed to every measured handler call.

@@ -1234,8 +1234,14 @@ class IterationStateManager:
             owner = self._owner_locked(str(prompt_id))
             return None if owner is None else (owner[0].batch_id, owner[1])
 
-    def mark_running(self, batch_id: str, index: int) -> bool:
-        """Move a queued cell to ``running`` and record its start time.
+    def clock(self) -> float:
+        """A reading of the manager's clock: what ``at`` of :meth:`mark_running` and the ``register_*`` calls
+        takes, for an event noted now and recorded later."""
+        return self._clock()
+
+    def mark_running(self, batch_id: str, index: int, *, at: float | None = None) -> bool:
+        """Move a queued cell to ``running`` and record its start time (``at``, a :meth:`clock` reading, when
+        the start is recorded after it happened; never later than now).
 
         Ignored quietly (returns False) for unknown, finished or cancelled batches and for cells that are not
         queued. A pending batch becomes active.
@@ -1249,13 +1255,16 @@ class IterationStateManager:
             if batch is None or batch.state not in _RUNNING_STATES:
                 return False
             self._check_cell(batch, index)
-            if batch.status[index] != _QUEUED:
-                return False
-            batch.set_status(index, CellStatus.RUNNING, now)
-            if batch.state is BatchStatus.PENDING:
-                self._transition(batch, BatchStatus.ACTIVE, now)
-            self._touch_locked(batch, now)
-            return True
+            return self._start_locked(batch, index, now, now if at is None else min(at, now))
+
+    def _start_locked(self, batch: _Batch, index: int, now: float, started: float) -> bool:
+        if batch.state not in _RUNNING_STATES or batch.status[index] != _QUEUED:
+            return False
+        batch.set_status(index, CellStatus.RUNNING, started)
+        if batch.state is BatchStatus.PENDING:
+            self._transition(batch, BatchStatus.ACTIVE, now)
+        self._touch_locked(batch, now)
+        return True
 
     # ----------------------------------------------------------------------------------------- cell endings
 
@@ -1265,6 +1274,8 @@ class IterationStateManager:
         index: int,
         images: Iterable[Mapping[str, Any]] | None,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        at: float | None = None,
     ) -> bool:
         """Mark a cell ``done`` with its saved image references and metadata.
 
@@ -1273,6 +1284,7 @@ class IterationStateManager:
             index: The cell.
             images: Image references ``{filename, subfolder, type}`` (other keys are dropped; never pixel data).
             metadata: Small JSON-ready dict; non-JSON values are stored as their ``str()`` (see ``_json_ready``).
+            at: When it ended, a :meth:`clock` reading (an end recorded after it happened); default now.
 
         Returns:
             True for exactly one call per batch: the one that ends its last cell (the batch then becomes
@@ -1286,16 +1298,17 @@ class IterationStateManager:
         """
         refs = _image_refs(images)
         meta = _json_mapping(metadata, "metadata")
-        return self._end_cell(batch_id, index, CellStatus.DONE, error=None, files=refs, metadata=meta)
+        return self._end_cell(batch_id, index, CellStatus.DONE, error=None, files=refs, metadata=meta, at=at)
 
-    def register_failure(self, batch_id: str, index: int, reason: str) -> bool:
-        """Mark a cell ``failed`` with ``reason`` (cut to 2000 characters); same return rules as register_result."""
-        return self._end_cell(batch_id, index, CellStatus.FAILED, error=_short_str(reason), files=(), metadata=None)
+    def register_failure(self, batch_id: str, index: int, reason: str, *, at: float | None = None) -> bool:
+        """Mark a cell ``failed`` with ``reason`` (cut to 2000 characters); same rules as register_result."""
+        return self._end_cell(batch_id, index, CellStatus.FAILED, error=_short_str(reason), files=(), metadata=None,
+                              at=at)
 
-    def register_cancelled(self, batch_id: str, index: int, reason: str) -> bool:
-        """Mark one cell ``cancelled`` (e.g. removed by "Clear queue"); same return rules as register_result."""
+    def register_cancelled(self, batch_id: str, index: int, reason: str, *, at: float | None = None) -> bool:
+        """Mark one cell ``cancelled`` (e.g. removed by "Clear queue"); same rules as register_result."""
         return self._end_cell(
-            batch_id, index, CellStatus.CANCELLED, error=_short_str(reason), files=(), metadata=None
+            batch_id, index, CellStatus.CANCELLED, error=_short_str(reason), files=(), metadata=None, at=at
         )
 
     def _end_cell(
@@ -1307,6 +1320,7 @@ class IterationStateManager:
         error: str | None,
         files: tuple[ImageRef, ...],
         metadata: dict[str, Any] | None,
+        at: float | None = None,
     ) -> bool:
         """The one way a cell ends with an outcome. A cancelled batch still takes the ends of the cells it
         left open (the ones ComfyUI was running when the cancel came): their record is what ComfyUI ran."""
@@ -1318,7 +1332,8 @@ class IterationStateManager:
             self._check_cell(batch, index)
             if batch.status[index] not in _OPEN_CODES:
                 return False  # duplicate report: the first one counted
-            batch.set_status(index, status, now)
+            ended = now if at is None else min(at, now)
+            batch.set_status(index, status, ended)
             batch.live.discard(index)
             if error is not None:
                 batch.errors[index] = error
@@ -1337,7 +1352,7 @@ class IterationStateManager:
                     "error": error,
                     "prompt_id": batch.prompt_id(index),
                     "files": [f.as_dict() for f in files],
-                    "ended_at": batch.wall(now),
+                    "ended_at": batch.wall(ended),
                     "worker": batch.cell_workers.get(index),
                     "counts": counts.as_dict(),
                     "client_id": batch.client_id,

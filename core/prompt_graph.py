@@ -61,6 +61,20 @@ VALUE_OUTPUT = 1
 REENTRY_KEY = "wi"
 CELL_INFO_KEY = "wi_cell"
 
+
+class SharedBlock(dict[str, Any]):
+    """A JSON block of a queued cell's ``extra_data`` that nothing writes to (the ``wi_cell`` info, the
+    re-entry mark): a deep copy shares it instead of copying it.
+
+    ComfyUI deep-copies every queue item on its worker thread as the item starts, between two prompts; these
+    blocks made a cell's copy take 34 µs against 20 µs for the same prompt posted directly. A JSON encoder
+    sees a plain dict."""
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "SharedBlock":
+        return self
+
 # Widget order of our own nodes in the UI workflow, so a cell's workflow can carry the cell's values.
 _PARAM_WIDGETS_GENERIC = ("name", "type", "values", "target")
 _PARAM_WIDGETS_TYPED = ("name", "values", "target")

@@ -10,7 +10,9 @@ threads; see :class:`Host`. Which thread calls what:
 
 * aiohttp loop thread: ``handle_prompt``, ``on_validated``, ``on_item_put`` (from POST /prompt), the feeder
   coroutine, ``cancel`` and ``preview`` (route handlers);
-* ComfyUI's worker thread: ``on_item_started`` and ``on_item_done`` (kept short: the next prompt waits);
+* ComfyUI's worker thread: ``hold_worker``, ``on_item_started`` and ``on_item_done`` (kept short: the next
+  prompt waits; with a hand-off interval ``on_item_done`` only hands the finished item to the loop, see
+  :meth:`SweepService.record_handed_over`);
 * the host's background executor: grid building.
 
 Plain Python: must not import torch, comfy*, server, nodes, execution, folder_paths, comfy_execution, aiohttp.
@@ -18,6 +20,7 @@ Plain Python: must not import torch, comfy*, server, nodes, execution, folder_pa
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
 import enum
 import functools
@@ -46,7 +49,7 @@ DEFAULT_WINDOW = 32
 #: A full window is topped up only once this fraction of it has started running, in one burst. Waking the
 #: feeder for every started cell would put a loop wake-up (and a validation holding the GIL) between every
 #: two cells, right when the worker thread is between prompts.
-REFILL_FRACTION = 0.5
+REFILL_FRACTION = 0.25
 #: The feeder hands the loop back after this many cells (validation itself rarely yields).
 YIELD_EVERY = 8
 #: How long a submitted sweep may wait for ComfyUI to queue (or reject) its first cell.
@@ -138,8 +141,8 @@ class CellExtras:
         return {
             **self._extra,
             **stamped,  # 0.38 sorts jobs by it: each cell is created when it is queued, not with cell 0
-            "extra_pnginfo": {**self._pnginfo, prompt_graph.CELL_INFO_KEY: info},
-            prompt_graph.REENTRY_KEY: {"batch_id": self._batch_id, "index": combination.index},
+            "extra_pnginfo": {**self._pnginfo, prompt_graph.CELL_INFO_KEY: prompt_graph.SharedBlock(info)},
+            prompt_graph.REENTRY_KEY: prompt_graph.SharedBlock(batch_id=self._batch_id, index=combination.index),
         }
 
 
@@ -205,7 +208,7 @@ class SweepService:
         max_combinations: int | None = None,
         window: int = DEFAULT_WINDOW,
         journal: Any = None,
-        event_interval: float = 0.0,
+        handoff_interval: float = 0.0,
         workers: WorkerDirectory | None = None,
         remote: RemoteWorkerPort | None = None,
     ) -> None:
@@ -228,10 +231,19 @@ class SweepService:
         # Prompt ids whose interrupt a cancel asked for: stopped before their next node even when ComfyUI
         # cleared the interrupt flag by starting the prompt in between (see should_interrupt).
         self._stopping: set[str] = set()
-        # wi.cell_ended events gathered for the loop to send (see _forward_event); 0: sent at once.
-        self.event_interval = max(0.0, float(event_interval))
+        # The loop's tick while batches run (0: none, everything at once on the calling thread). Each tick
+        # records the items ComfyUI's worker handed over (see on_item_done) and sends the wi.cell_ended
+        # events gathered since the last one (see _forward_event).
+        self.handoff_interval = max(0.0, float(handoff_interval))
         self._event_outbox: list[tuple[str, dict[str, Any]]] = []
-        self._flushing = False
+        self._ticking = False
+        # What the worker handed over for the tick to record, oldest first: (recorder, its arguments, when on
+        # the manager's clock); and the lock that makes record_handed_over return only once all is recorded.
+        self._handed: collections.deque[tuple[Callable[..., None], tuple[Any, ...], float]] = collections.deque()
+        self._recording = threading.RLock()
+        # Runs whose feeder a started cell should wake, held back (while the tick runs) until ComfyUI starts
+        # that cell's first node: see _wake.
+        self._held_wakeups: dict[str, BatchRun] = {}
         self._lock = threading.Lock()
         # Notified after every clone the feeder puts: wakes a worker held by hold_worker.
         self._fed = threading.Condition()
@@ -321,7 +333,7 @@ class SweepService:
             self._awaiting[prompt_id] = run
         if self.journal is not None:  # O(axes), queued before any end of its cells can be
             self._journal_batch(run)
-        self._ensure_flusher()
+        self._ensure_tick()
         self.host.create_task(self._start(run))
         logger.info("WI: batch %s: %d cells (%s)", batch_id, plan.total, plan.mode)
         # A new body rather than edits to the old one: ComfyUI keeps the old one if anything here raised.
@@ -486,6 +498,7 @@ class SweepService:
             UnknownBatchError: no such batch in memory or in the journal (404).
             InvalidBatchState: the batch is not interrupted (409).
         """
+        self.record_handed_over()
         record = self.journal.get_batch(batch_id) if self.journal is not None else None
         try:
             self.manager.get_status(batch_id, include_cells=False)
@@ -529,7 +542,7 @@ class SweepService:
             )
             with self._lock:
                 self._runs[batch_id] = run
-            self.host.call_soon_threadsafe(self._ensure_flusher)
+            self.host.call_soon_threadsafe(self._ensure_tick)
             template = self.host.blank_item(extra_base)
             self.host.create_task(self._resume_feed(run, template))
         logger.info("WI: resuming batch %s: %d cells to run, %d already saved", batch_id, len(remaining), len(todo) - len(remaining))
@@ -538,16 +551,23 @@ class SweepService:
 
     def history(self, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         """Past and present batches from the journal (they outlive the in-memory expiry)."""
+        self.record_handed_over()
         if self.journal is None:
             return {"batches": [], "total": 0, "limit": limit, "offset": offset}
         return {"batches": self.journal.list_batches(limit=limit, offset=offset), "total": self.journal.count_batches(),
                 "limit": limit, "offset": offset}
+
+    def list_batches(self) -> list[dict[str, Any]]:
+        """Every known batch's summary, newest first (``IterationStateManager.list_batches``)."""
+        self.record_handed_over()
+        return self.manager.list_batches()
 
     def status(self, batch_id: str, *, offset: int = 0, limit: int | None = None,
                with_values: bool = True) -> dict[str, Any]:
         """A batch's status from memory, else from the journal (after expiry or a restart); with ``limit``,
         the cells ``offset .. offset + limit`` only (``cells_page`` says which) and every cell's status in
         ``cell_statuses``. Without values, a cell names its coordinates; the values live once, on the axes."""
+        self.record_handed_over()
         try:
             return self.manager.get_status(batch_id, offset=offset, limit=limit, with_values=with_values)
         except UnknownBatchError:
@@ -790,6 +810,8 @@ class SweepService:
         hold = FEEDER_HOLD_S if timeout is None else min(FEEDER_HOLD_S, float(timeout))
         deadline = time.monotonic() + hold
         while self._starved_run() is not None:
+            if self._held_wakeups:  # the feeder waits for one of them: the worker has nothing else to do
+                self._release_wakeups()
             left = deadline - time.monotonic()
             if left <= 0:
                 if hold < FEEDER_HOLD_S:
@@ -821,12 +843,18 @@ class SweepService:
         if self.manager.fail_unqueued(batch_id, reason):
             self._batch_ended(batch_id)
 
-    def _wake(self, batch_id: str, prompt_id: str | None, *, refill: bool = True) -> BatchRun | None:
+    def _wake(self, batch_id: str, prompt_id: str | None, *, refill: bool = True, hold: bool = False) -> BatchRun | None:
         """A cell left ComfyUI's queue (started, or removed with ``refill=False``): wake the feeder if that
         made room. Returns the run.
 
         A removal never wakes the feeder: a queue emptied one deletion at a time (newer frontends' Clear
-        queue) must not be refilled between two deletions; the next cell to start refills as usual."""
+        queue) must not be refilled between two deletions; the next cell to start refills as usual.
+
+        With ``hold`` (a cell ComfyUI's worker is starting) and the tick running, the wake-up waits for that
+        cell's first node (:meth:`before_node`), the tick, or a starved worker (:meth:`hold_worker`): woken
+        in the gap before ``execution_start``, the loop took the GIL for the refill's validations and the
+        worker waited for it, 1.5-4 ms once per refill on a 2-core machine. Woken once the cell runs, the
+        refill overlaps the cell, where the worker waits on its nodes (a GPU's, in real sweeps)."""
         with self._lock:
             run = self._runs.get(batch_id)
         if run is None:
@@ -841,17 +869,41 @@ class SweepService:
                 if not refill or len(run.queued) > run.refill_at:
                     return run  # the feeder is not waiting, or waits for fewer: no cross-thread wake-up
         if run.wakeup is not None:
+            if hold and self.handoff_interval > 0:
+                with self._lock:
+                    if self._ticking:  # the tick releases it at the latest
+                        self._held_wakeups[run.batch_id] = run
+                        return run
             self.host.call_soon_threadsafe(run.wakeup.set)
         return run
 
+    def _release_wakeups(self) -> None:
+        with self._lock:
+            held, self._held_wakeups = self._held_wakeups, {}
+        for run in held.values():
+            if run.wakeup is not None:
+                self.host.call_soon_threadsafe(run.wakeup.set)
+
     # ----------------------------------------------------------------- completion (worker thread)
     def on_item_started(self, prompt_id: Any) -> None:
+        """ComfyUI's worker took a queue item: its cell is running (recorded now, or handed to the tick with
+        the time it started, see :meth:`on_item_done`), and the feeder learns there is room."""
         found = self.manager.lookup_prompt(str(prompt_id))
         if found is None:
             return
         batch_id, index = found
-        self.manager.mark_running(batch_id, index)
-        self._wake(batch_id, str(prompt_id))
+        if not self._hand_over(self._record_start, batch_id, index):
+            self.record_handed_over()  # anything a stopped tick left, first: events keep their order
+            self.manager.mark_running(batch_id, index)
+        self._wake(batch_id, str(prompt_id), hold=True)
+
+    def before_node(self, prompt_id: Any) -> bool:
+        """ComfyUI's worker is about to run a node of ``prompt_id`` (after that prompt's ``execution_start``):
+        the held feeder wake-ups go out now (see :meth:`_wake`). True when a cancel asked to stop that prompt
+        (:meth:`should_interrupt`)."""
+        if self._held_wakeups:
+            self._release_wakeups()
+        return self.should_interrupt(prompt_id)
 
     def should_interrupt(self, prompt_id: Any) -> bool:
         """Asked before each node ComfyUI runs: True when a cancel asked to stop this prompt.
@@ -862,9 +914,57 @@ class SweepService:
         return bool(self._stopping) and str(prompt_id) in self._stopping
 
     def on_item_done(self, prompt_id: Any, history_result: Any, status: Any) -> None:
-        """ComfyUI finished a queue item (success, error or interrupt); ends the matching cell with the outcome
-        ComfyUI reports, also when its batch was cancelled while it ran."""
+        """ComfyUI finished a queue item (success, error or interrupt); its cell ends with the outcome ComfyUI
+        reports, also when its batch was cancelled while it ran.
+
+        While the loop ticks (a hand-off interval, batches running) the worker only hands the item over: a
+        deque append, no wake-up. Recording a cell end (its outputs sorted, the manager's bookkeeping, the
+        journal's and the events' hand-offs) took 0.2-0.3 ms of the worker's time between two prompts on a
+        real ComfyUI, the whole of what made it idle longer between cells than between directly posted
+        prompts (issue 11); the loop does it at its next tick, or sooner when anything needs the cells."""
         self._stopping.discard(str(prompt_id))
+        if not self._hand_over(self._record_end, prompt_id, history_result, status):
+            self.record_handed_over()  # anything a stopped tick left, first: ends keep their order
+            self._record_end(prompt_id, history_result, status)
+
+    def _hand_over(self, record: Callable[..., None], *args: Any) -> bool:
+        """Queue ``record(*args, at=<now on the manager's clock>)`` for the tick; False (nothing queued, the
+        caller records at once) when no tick runs."""
+        if self.handoff_interval <= 0:
+            return False
+        at = self.manager.clock()
+        with self._lock:
+            if not self._ticking:  # the tick stops under this lock: nothing is queued after its last look
+                return False
+            self._handed.append((record, args, at))
+        return True
+
+    def record_handed_over(self) -> None:
+        """Record the cell starts and ends the worker handed over, oldest first, each at the time it happened.
+
+        Called by the loop's tick and first thing by everything that reads or changes cells (status, cancel,
+        queue removals, resume, history), from any thread: what ComfyUI has finished is what the pack reports
+        and acts on, so a cancel never counts a cell that ComfyUI finished as cancelled. Returns once every
+        item handed over before the call is recorded. Never raises: one item's failure is logged and the rest
+        are recorded."""
+        if not self._handed:
+            return
+        with self._recording:
+            while self._handed:
+                try:
+                    record, args, at = self._handed.popleft()
+                except IndexError:  # another thread took the last one between the check and the pop
+                    return
+                try:
+                    record(*args, at=at)
+                except Exception:
+                    logger.exception("WI: recording what ComfyUI's worker handed over (%s) failed",
+                                     getattr(record, "__name__", record))
+
+    def _record_start(self, batch_id: str, index: int, *, at: float | None = None) -> None:
+        self.manager.mark_running(batch_id, index, at=at)
+
+    def _record_end(self, prompt_id: Any, history_result: Any, status: Any, *, at: float | None = None) -> None:
         found = self.manager.lookup_prompt(str(prompt_id))
         if found is None:
             return
@@ -873,11 +973,11 @@ class SweepService:
         outcome, reason = classify_outcome(status)
         if outcome == "done":
             outputs = history_result.get("outputs") if isinstance(history_result, Mapping) else None
-            ended = self.manager.register_result(batch_id, index, self._capture(batch_id, index, run, outputs))
+            ended = self.manager.register_result(batch_id, index, self._capture(batch_id, index, run, outputs), at=at)
         elif outcome == "cancelled":
-            ended = self.manager.register_cancelled(batch_id, index, reason or "interrupted")
+            ended = self.manager.register_cancelled(batch_id, index, reason or "interrupted", at=at)
         else:
-            ended = self.manager.register_failure(batch_id, index, reason or "failed")
+            ended = self.manager.register_failure(batch_id, index, reason or "failed", at=at)
         if run is not None and run.dispatch is not None:
             run.dispatch.local_ended(index)  # after the record: the lease frees once the cell is recorded
         if ended:
@@ -919,6 +1019,7 @@ class SweepService:
         cell ComfyUI is running is not stopped by either (ComfyUI's own interrupt does that) and ends with
         the outcome ComfyUI reports.
         """
+        self.record_handed_over()  # a cell ComfyUI finished is not one the removal left running
         emptied: set[str] = set()
         for prompt_id in prompt_ids:
             found = self.manager.lookup_prompt(str(prompt_id))
@@ -957,6 +1058,7 @@ class SweepService:
             UnknownBatchError: no such batch (404).
             InvalidBatchState: it already finished (409).
         """
+        self.record_handed_over()  # a cell ComfyUI finished before the cancel stays done
         result: dict[str, Any] = {"removed": [], "interrupting": None}
 
         def remove_and_interrupt(open_ids: Sequence[str]) -> list[str]:
@@ -1022,29 +1124,35 @@ class SweepService:
 
     # ----------------------------------------------------------------- events
     def _forward_event(self, event: str, payload: dict[str, Any]) -> None:
-        if event == "cell_ended" and self.event_interval > 0:
-            # Sent by the loop's flusher, not from here: ComfyUI's send_sync wakes the loop thread, and one such
-            # wake-up per cell, on the worker thread between two prompts, is the GIL hand-off that made the
-            # worker idle longer between cells than between directly posted prompts.
+        if event == "cell_ended" and self.handoff_interval > 0:
+            # Sent by the loop's tick, not from here: a cell ends wherever it is recorded (the worker thread
+            # while no tick runs, a status request's thread), and ComfyUI's send_sync from a thread other than
+            # the loop's wakes the loop, once per cell.
             with self._lock:
                 self._event_outbox.append((f"wi.{event}", payload))
             return
         self._send_buffered()  # the cells' ends first: events keep their order
         self.host.send_event(f"wi.{event}", payload)
 
-    async def _flush_events(self) -> None:
-        """While batches run, send the buffered ``wi.cell_ended`` events every ``event_interval`` seconds."""
+    async def _tick(self) -> None:
+        """While batches run, every ``handoff_interval`` seconds: wake the feeders a started cell held back,
+        record the items the worker handed over, then send the buffered ``wi.cell_ended`` events (those
+        ends' among them)."""
         try:
             while True:
-                await asyncio.sleep(self.event_interval)
+                await asyncio.sleep(self.handoff_interval)
+                self._release_wakeups()  # for cells that ran no node (all cached)
+                self.record_handed_over()
                 self._send_buffered()
                 with self._lock:
-                    if not self._runs and not self._event_outbox:
-                        self._flushing = False
+                    if not self._runs and not self._event_outbox and not self._handed and not self._held_wakeups:
+                        self._ticking = False
                         return
         except BaseException:
             with self._lock:
-                self._flushing = False
+                self._ticking = False
+            self._release_wakeups()
+            self.record_handed_over()  # cancelled at shutdown, or failed: nothing handed over stays unrecorded
             raise
 
     def _send_buffered(self) -> None:
@@ -1053,12 +1161,12 @@ class SweepService:
         for event, payload in pending:
             self.host.send_event(event, payload)
 
-    def _ensure_flusher(self) -> None:
-        """Start the event flusher on the loop (called on the loop when a batch starts)."""
-        if self.event_interval <= 0:
+    def _ensure_tick(self) -> None:
+        """Start the loop's tick (called on the loop when a batch starts)."""
+        if self.handoff_interval <= 0:
             return
         with self._lock:
-            if self._flushing:
+            if self._ticking:
                 return
-            self._flushing = True
-        self.host.create_task(self._flush_events())
+            self._ticking = True
+        self.host.create_task(self._tick())

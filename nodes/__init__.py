@@ -8,8 +8,9 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _register_lock = threading.Lock()
-#: wi.cell_ended events reach the browser in bursts this often (the worker never wakes the loop per cell).
-CELL_EVENT_INTERVAL_S = 0.1
+#: While batches run, the loop records the cells ComfyUI's worker finished and sends their wi.cell_ended
+#: events this often: the worker hands a finished prompt over and goes straight to the next one.
+HANDOFF_INTERVAL_S = 0.1
 _service: Any = None
 #: The worker list (core/worker_registry.py), once register() ran inside ComfyUI.
 _worker_registry: Any = None
@@ -43,7 +44,7 @@ def register() -> Any:
         # With only the local worker listed, the dispatcher stays out of the way: nothing changes.
         worker_registry = _install_workers(server_instance, host, _comfy.user_directory())
         service = SweepService(manager, host, journal=_open_journal(_comfy.user_directory()),
-                               grid_builder=GridService(manager, host).build, event_interval=CELL_EVENT_INTERVAL_S,
+                               grid_builder=GridService(manager, host).build, handoff_interval=HANDOFF_INTERVAL_S,
                                workers=worker_registry, remote=RemoteComfy())
         host.install(service)  # service.handle_prompt is the hook's one catch-all boundary
         routes.add_routes(server_instance.routes, service)

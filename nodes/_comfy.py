@@ -371,7 +371,7 @@ class ComfyHost:
 
         def before_node_execution(*args: Any, **kwargs: Any) -> Any:
             try:
-                if service.should_interrupt(getattr(server, "last_prompt_id", None)):
+                if service.before_node(getattr(server, "last_prompt_id", None)):
                     comfy_nodes.interrupt_processing(True)
             except Exception:
                 logger.exception("WI: interrupt check failed")

@@ -136,7 +136,8 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
     @routes.get("/wi/status")
     @_guarded
     async def wi_status(request: web.Request) -> web.Response:
-        return await status_cache.respond("", lambda: {"batches": manager.list_batches()})
+        service.record_handed_over()  # before the cache's version is read: a finished cell is a change
+        return await status_cache.respond("", lambda: {"batches": service.list_batches()})
 
     @routes.get("/wi/status/{batch_id}")
     @_guarded
@@ -146,6 +147,7 @@ def add_routes(routes: web.RouteTableDef, service: Any) -> None:
         batch_id = _batch_id(request)
         offset = _int_query(request, "offset", 0, 0, 10**9)
         limit = _int_query(request, "limit", STATUS_PAGE_DEFAULT, 1, STATUS_PAGE_MAX)
+        service.record_handed_over()
         return await status_cache.respond(
             f"{batch_id}?{offset}:{limit}",
             lambda: service.status(batch_id, offset=offset, limit=limit, with_values=False), off_loop=True)

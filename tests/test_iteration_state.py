@@ -348,6 +348,24 @@ def test_mark_running_records_start_only_for_queued_cells(mgr: IterationStateMan
     assert mgr.snapshot(bid).counts.running == 1
 
 
+def test_a_start_and_an_end_recorded_later_keep_the_times_they_happened(mgr: IterationStateManager, clock: FakeClock) -> None:
+    """The worker hands starts and ends to the loop, which records them up to a tick later: the cell's times
+    (and the seconds per cell behind the ETA) are the ones noted when they happened; a time from the future is
+    taken as now."""
+    bid = new_batch(mgr, 2)
+    started = mgr.clock()
+    clock.advance(2.0)
+    ended = mgr.clock()
+    clock.advance(0.5)  # the tick comes later
+    assert mgr.mark_running(bid, 0, at=started) is True
+    assert mgr.register_result(bid, 0, [], at=ended) is False
+    cell = mgr.snapshot(bid).cells[0]
+    assert cell.started_at == 1_700_000_000.0 and cell.ended_at == 1_700_000_002.0
+    assert mgr.snapshot(bid).timings.seconds_per_cell == 2.0
+    assert mgr.mark_running(bid, 1, at=mgr.clock() + 60) is True
+    assert mgr.snapshot(bid).cells[1].started_at == 1_700_000_002.5
+
+
 # --------------------------------------------------------------------------------------------- cell endings
 
 

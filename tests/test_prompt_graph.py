@@ -339,3 +339,19 @@ def test_a_skipped_parameter_next_to_a_non_json_literal_still_plans():
     prompt["8"]["inputs"]["extra"] = marker
     result = plan(prompt)
     assert [a.name for a in result.axes] == ["steps"] and result.template["8"]["inputs"]["extra"] is marker
+
+
+def test_a_shared_block_is_not_copied_by_deepcopy_and_encodes_as_a_plain_dict():
+    """Issue 11 (worker idle between cells): ComfyUI deep-copies each queue item as it starts; the cell's own
+    read-only blocks are shared by that copy instead of copied."""
+    import copy
+    import json
+
+    from comfyui_workflow_iterator.core.prompt_graph import SharedBlock
+
+    block = SharedBlock(batch_id="b", index=3, values={"cfg": 7.5})
+    extra = {"client_id": "c", "extra_pnginfo": {"wi_cell": block}}
+    copied = copy.deepcopy(extra)
+    assert copied["extra_pnginfo"] is not extra["extra_pnginfo"]  # everything else is copied as before
+    assert copied["extra_pnginfo"]["wi_cell"] is block
+    assert json.loads(json.dumps(copied)) == {"client_id": "c", "extra_pnginfo": {"wi_cell": {"batch_id": "b", "index": 3, "values": {"cfg": 7.5}}}}
