@@ -63,12 +63,12 @@ CELL_INFO_KEY = "wi_cell"
 
 
 class SharedBlock(dict[str, Any]):
-    """A JSON block of a queued cell's ``extra_data`` that nothing writes to (the ``wi_cell`` info, the
-    re-entry mark): a deep copy shares it instead of copying it.
+    """A JSON block of a queued cell's ``extra_data`` that nothing writes to (its ``extra_pnginfo``, with the
+    ``wi_cell`` info and the UI workflow, and the re-entry mark): a deep copy shares it instead of copying it.
 
     ComfyUI deep-copies every queue item on its worker thread as the item starts, between two prompts; these
-    blocks made a cell's copy take 34 µs against 20 µs for the same prompt posted directly. A JSON encoder
-    sees a plain dict."""
+    blocks made a cell's copy take 39 µs against 24 µs for the same prompt posted directly (without a UI
+    workflow, which both would copy again for every prompt). A JSON encoder sees a plain dict."""
 
     __slots__ = ()
 

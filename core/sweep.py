@@ -122,7 +122,8 @@ class CellExtras:
 
     The parts that are the same for every cell are built once per batch; the feeder asks for one per queued
     cell. Every cell gets its own top-level and ``extra_pnginfo`` dicts (ComfyUI pops keys from the former
-    when the item ends); the UI workflow inside stays shared, WISaveImage derives the cell's copy.
+    when the item ends); the UI workflow inside stays shared, WISaveImage derives the cell's copy. The
+    ``extra_pnginfo`` dict and the re-entry mark are :class:`prompt_graph.SharedBlock`: nothing writes to them.
     """
 
     def __init__(self, base: Any, plan: prompt_graph.SweepPlan, batch_id: str, subfolder: str, client_id: str | None = None) -> None:
@@ -141,7 +142,8 @@ class CellExtras:
         return {
             **self._extra,
             **stamped,  # 0.38 sorts jobs by it: each cell is created when it is queued, not with cell 0
-            "extra_pnginfo": {**self._pnginfo, prompt_graph.CELL_INFO_KEY: prompt_graph.SharedBlock(info)},
+            # Shared by ComfyUI's deep copy of the item (its worker, between two prompts), UI workflow included.
+            "extra_pnginfo": prompt_graph.SharedBlock({**self._pnginfo, prompt_graph.CELL_INFO_KEY: info}),
             prompt_graph.REENTRY_KEY: prompt_graph.SharedBlock(batch_id=self._batch_id, index=combination.index),
         }
 
