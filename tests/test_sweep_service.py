@@ -639,8 +639,8 @@ def test_cell_ends_reach_the_browser_from_the_loop_in_bursts_not_from_the_worker
 # ComfyUI's worker hands a finished prompt over and goes on; the loop's tick records it. An hour-long tick keeps
 # these tests deterministic: only the calls that must record first (status, cancel, removals) do it.
 
-def handoff_harness(monkeypatch, tmp_path, interval=3600.0):
-    h = Harness(monkeypatch, tmp_path)
+def handoff_harness(monkeypatch, tmp_path, interval=3600.0, window=4):
+    h = Harness(monkeypatch, tmp_path, window=window)
     h.service.handoff_interval = interval
     return h
 
@@ -649,18 +649,23 @@ def statuses(h):
     return [c["status"] for c in h.manager.get_status(h.manager.list_batches()[0]["batch_id"])["cells"]]
 
 
-def test_a_finished_cell_is_handed_to_the_loop_not_recorded_on_the_worker(monkeypatch, tmp_path):
+@pytest.fixture
+def one_handed_over(monkeypatch, tmp_path):
+    """A 3-cell sweep whose first cell ComfyUI ran while the tick runs: its start and end are handed over."""
+    h = handoff_harness(monkeypatch, tmp_path)
+    h.post({"prompt": sweep_prompt("1, 2, 3", "10")})
+    h.server.run_next()
+    yield h
+    h.close()
+
+
+def test_a_finished_cell_is_handed_to_the_loop_not_recorded_on_the_worker(one_handed_over):
     """Issue 11 (worker idle between cells): recording a cell end took 0.2-0.3 ms of the worker's time
     between two prompts on a real ComfyUI; the worker now only hands the item over."""
-    h = handoff_harness(monkeypatch, tmp_path)
-    try:
-        h.post({"prompt": sweep_prompt("1, 2, 3", "10")})
-        h.server.run_next()
-        assert statuses(h) == ["queued", "queued", "queued"]  # ComfyUI ran it; its start and end wait for the loop
-        h.service.record_handed_over()
-        assert statuses(h) == ["done", "queued", "queued"]
-    finally:
-        h.close()
+    h = one_handed_over
+    assert statuses(h) == ["queued", "queued", "queued"]  # ComfyUI ran it; its start and end wait for the loop
+    h.service.record_handed_over()
+    assert statuses(h) == ["done", "queued", "queued"]
 
 
 def test_the_loops_tick_records_the_handed_over_cells_and_ends_the_batch(monkeypatch, tmp_path):
@@ -681,44 +686,28 @@ def test_the_loops_tick_records_the_handed_over_cells_and_ends_the_batch(monkeyp
         h.close()
 
 
-def test_status_records_what_the_worker_handed_over_first(monkeypatch, tmp_path):
-    h = handoff_harness(monkeypatch, tmp_path)
-    try:
-        h.post({"prompt": sweep_prompt("1, 2, 3", "10")})
-        h.server.run_next()
-        batch_id = h.manager.list_batches()[0]["batch_id"]
-        assert [c["status"] for c in h.service.status(batch_id)["cells"]] == ["done", "queued", "queued"]
-        h.server.run_next()
-        assert h.service.list_batches()[0]["counts"]["done"] == 2
-    finally:
-        h.close()
+def test_status_records_what_the_worker_handed_over_first(one_handed_over):
+    h = one_handed_over
+    batch_id = h.manager.list_batches()[0]["batch_id"]
+    assert [c["status"] for c in h.service.status(batch_id)["cells"]] == ["done", "queued", "queued"]
+    h.server.run_next()
+    assert h.service.list_batches()[0]["counts"]["done"] == 2
 
 
-def test_a_cancel_keeps_a_cell_comfyui_finished_before_it_as_done(monkeypatch, tmp_path):
+def test_a_cancel_keeps_a_cell_comfyui_finished_before_it_as_done(one_handed_over):
     """Without recording the hand-over first, the cancel counted the finished cell among the open ones and
     its image was reported cancelled."""
-    h = handoff_harness(monkeypatch, tmp_path)
-    try:
-        h.post({"prompt": sweep_prompt("1, 2, 3", "10")})
-        h.server.run_next()
-        batch_id = h.manager.list_batches()[0]["batch_id"]
-        h.service.cancel(batch_id)
-        assert statuses(h) == ["done", "cancelled", "cancelled"]
-    finally:
-        h.close()
+    h = one_handed_over
+    h.service.cancel(h.manager.list_batches()[0]["batch_id"])
+    assert statuses(h) == ["done", "cancelled", "cancelled"]
 
 
-def test_a_queue_removal_keeps_a_cell_comfyui_finished_before_it_as_done(monkeypatch, tmp_path):
-    h = handoff_harness(monkeypatch, tmp_path)
-    try:
-        h.post({"prompt": sweep_prompt("1, 2, 3", "10")})
-        h.server.run_next()
-        h.server.prompt_queue.wipe_queue()  # Clear queue
-        h.settle()
-        assert statuses(h) == ["done", "cancelled", "cancelled"]
-        assert only_batch(h)["state"] == "collecting"  # as when the worker recorded cell 0 itself
-    finally:
-        h.close()
+def test_a_queue_removal_keeps_a_cell_comfyui_finished_before_it_as_done(one_handed_over):
+    h = one_handed_over
+    h.server.prompt_queue.wipe_queue()  # Clear queue
+    h.settle()
+    assert statuses(h) == ["done", "cancelled", "cancelled"]
+    assert only_batch(h)["state"] == "collecting"  # as when the worker recorded cell 0 itself
 
 
 def test_without_a_running_tick_the_worker_records_at_once_and_keeps_nothing(monkeypatch, tmp_path):
@@ -764,47 +753,44 @@ def _count_wakeups(h):
     return wakes
 
 
-def test_a_started_cells_feeder_wake_up_waits_for_its_first_node(monkeypatch, tmp_path):
+@pytest.fixture
+def fed_window_of_8(monkeypatch, tmp_path):
+    """A 100-cell sweep with its first 8 cells queued, while the tick runs (an hour apart: it never fires)."""
+    h = handoff_harness(monkeypatch, tmp_path, window=8)
+    h.post({"prompt": sweep_prompt("1-10", "1-10")})
+    assert len(h.server.prompt_queue.queue) == 8
+    yield h
+    h.close()
+
+
+def test_a_started_cells_feeder_wake_up_waits_for_its_first_node(fed_window_of_8):
     """Issue 11: woken as the worker takes a cell (before its execution_start), the loop's refill held the GIL
     the worker needed, 1.5-4 ms once per refill; with the tick running the wake-up goes out at the first node."""
-    h = Harness(monkeypatch, tmp_path, window=8)
-    h.service.handoff_interval = 3600.0
-    try:
-        h.post({"prompt": sweep_prompt("1-10", "1-10")})
-        queue = h.server.prompt_queue
-        assert len(queue.queue) == 8
-        wakes = _count_wakeups(h)
-        for _ in range(2):  # a quarter of the window started: the feeder is due
-            h.server.run_next()
-            h.settle()
-        assert wakes == [] and len(queue.queue) == 6
-        running = queue.get(timeout=0)[0][1]
-        assert h.service.before_node(running) is False  # no cancel asked for; the held wake-up goes out
+    h, queue = fed_window_of_8, fed_window_of_8.server.prompt_queue
+    wakes = _count_wakeups(h)
+    for _ in range(2):  # a quarter of the window started: the feeder is due
+        h.server.run_next()
         h.settle()
-        assert len(wakes) == 1 and len(queue.queue) == 8
-    finally:
-        h.close()
+    assert wakes == [] and len(queue.queue) == 6
+    running = queue.get(timeout=0)[0][1]
+    assert h.service.before_node(running) is False  # no cancel asked for; the held wake-up goes out
+    h.settle()
+    assert len(wakes) == 1 and len(queue.queue) == 8
 
 
-def test_a_starved_worker_sends_the_held_feeder_wake_up_itself(monkeypatch, tmp_path):
-    h = Harness(monkeypatch, tmp_path, window=8)
-    h.service.handoff_interval = 3600.0
-    try:
-        h.post({"prompt": sweep_prompt("1-10", "1-10")})
-        wakes = _count_wakeups(h)
-        for _ in range(8):  # cells that run no node (all cached): nothing releases the wake-up
-            h.server.run_next()
-        assert wakes == [] and h.server.prompt_queue.queue == []
-        assert h.service.hold_worker(0.05) is True  # starved: it woke the feeder, then its own timeout ran out
-        h.settle()
-        assert len(wakes) == 1 and len(h.server.prompt_queue.queue) == 8
-    finally:
-        h.close()
+def test_a_starved_worker_sends_the_held_feeder_wake_up_itself(fed_window_of_8):
+    h = fed_window_of_8
+    wakes = _count_wakeups(h)
+    for _ in range(8):  # cells that run no node (all cached): nothing releases the wake-up
+        h.server.run_next()
+    assert wakes == [] and h.server.prompt_queue.queue == []
+    assert h.service.hold_worker(0.05) is True  # starved: it woke the feeder, then its own timeout ran out
+    h.settle()
+    assert len(wakes) == 1 and len(h.server.prompt_queue.queue) == 8
 
 
 def test_the_tick_sends_held_feeder_wake_ups(monkeypatch, tmp_path):
-    h = Harness(monkeypatch, tmp_path, window=8)
-    h.service.handoff_interval = 0.01
+    h = handoff_harness(monkeypatch, tmp_path, interval=0.01, window=8)
     try:
         h.post({"prompt": sweep_prompt("1-10", "1-10")})
         for _ in range(2):
