@@ -61,6 +61,8 @@ async function sweepPage(context, spec, errors) {
   // Stars with the keyboard: the cursor starts on (0, 0) = cell 0.
   await press(page, "s", "ArrowDown", "ArrowRight", "s", "ArrowLeft", "x");
   await page.waitForFunction(() => /saved|kept/.test(document.getElementById("choice-status").textContent), null, { timeout: 15000 });
+  // Every press's save finished (the status names the first one's): a reload before would abort the others.
+  await page.waitForSelector('html[data-choices-pending="0"]', { timeout: 15000 });
   facts.status_text = await page.evaluate(() => document.getElementById("choice-status").textContent);
   facts.before_reload = await choicesOnScreen(page);
   facts.local_storage = await page.evaluate(() => {

@@ -128,12 +128,20 @@ export function startViewer(doc, win) {
     },
   };
   let saving = Promise.resolve();
+  let unsaved = 0; // presses whose save has not finished; on <html data-choices-pending> for whoever waits on them
   function say(text) { $("choice-status").textContent = text; }
+  function queueSave(value) { // in order: the last change wins on the server too
+    unsaved += 1;
+    doc.documentElement.setAttribute("data-choices-pending", String(unsaved));
+    saving = saving.then(() => store.save(value)).finally(() => {
+      unsaved -= 1;
+      doc.documentElement.setAttribute("data-choices-pending", String(unsaved));
+    });
+  }
   function mark(index, what) {
     if (index === null || index === undefined || !byIndex.has(index)) return;
     choices = toggleChoice(choices, index, what);
-    const value = choices;
-    saving = saving.then(() => store.save(value)); // in order: the last press wins on the server too
+    queueSave(choices);
     paintChoices();
   }
   function paintChoices() {
@@ -495,8 +503,7 @@ export function startViewer(doc, win) {
     if (!file) return;
     file.text().then((text) => {
       choices = parseChoicesFile(text, D.batch_id, cells.length);
-      const value = choices;
-      saving = saving.then(() => store.save(value));
+      queueSave(choices);
       paintChoices();
     }).catch((err) => say(`import refused: ${err.message}`));
     e.target.value = "";
