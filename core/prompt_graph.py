@@ -218,14 +218,11 @@ class SweepPlan:
         """Cells that run (the total minus the skipped)."""
         return self.total - len(self.skipped)
 
-    @property
+    @functools.cached_property
     def template_json(self) -> str:
         """The template as JSON (for the journal; built on first use, after the onprompt hook returned)."""
-        cached = self.__dict__.get("_template_json")
-        if cached is None:
-            # default=str: another pack's onprompt handler may have left a non-JSON literal in the prompt.
-            cached = self.__dict__["_template_json"] = json.dumps(self.template, default=str)
-        return cached
+        # default=str: another pack's onprompt handler may have left a non-JSON literal in the prompt.
+        return json.dumps(self.template, default=str)
 
     @property
     def total(self) -> int:
@@ -297,7 +294,7 @@ class SweepPlan:
         ``isolated=True`` gives every node its own dicts (the submitted cell, which other ``onprompt``
         handlers of other packs may still edit in place).
         """
-        template, well_formed = self._template()
+        template, well_formed = self._template
         if not well_formed:
             prompt = copy.deepcopy(template)
         elif isolated or self.private_nodes is None:
@@ -308,7 +305,7 @@ class SweepPlan:
                 node = template.get(node_id)
                 if node is not None:  # None: a declaration left out of the cells (unread_declarations)
                     prompt[node_id] = {**node, "inputs": node["inputs"].copy()}
-        if not self._plain():
+        if not self._plain:
             write_values(prompt, self.writers, combination.values, index=combination.index, seed=self.seed)
             return prompt
         for axis_sites, value in zip(self.sites, combination.values):
@@ -323,36 +320,34 @@ class SweepPlan:
         """
         if batch_part is None:
             batch_part = self.batch_info(batch_id)
-        json_values = self._json_axis_values()
+        json_values = self._json_axis_values
         info = {
             **batch_part,
             "index": combination.index,
             "coords": list(combination.coords),
             "values": {name: values[c] for (name, values), c in zip(json_values, combination.coords)},
         }
-        if self._has_random():
+        if self._has_random:
             info["picks"] = self.picks(combination)  # what this cell's {~a|b} values resolved to
         return info
 
+    # The cached properties below are read once per queued cell, on the feeder's hot path: each is decided
+    # once per plan (a plan's fields are not changed after it is built).
+    @functools.cached_property
     def _plain(self) -> bool:
         """Every axis is one parameter whose value goes as it is into its sites: the feeder's hot path then
         skips the writers (no per-cell list or sort), as before link groups, bundles and search/replace."""
-        cached = self.__dict__.get("_plain_writers")
-        if cached is None:
-            cached = self.__dict__["_plain_writers"] = all(
-                len(ws) == 1 and ws[0].kind == "set" and not ws[0].random for ws in self.writers)
-        return bool(cached)
+        return all(len(ws) == 1 and ws[0].kind == "set" and not ws[0].random for ws in self.writers)
 
+    @functools.cached_property
     def _has_random(self) -> bool:
+        """Some parameter has ``{~a|b}`` values: each cell's info then names its picks."""
         return any(writer.random for axis_writers in self.writers for writer in axis_writers)
 
+    @functools.cached_property
     def _json_axis_values(self) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-        # Each axis value's JSON form, converted once per plan instead of once per queued cell.
-        cached = self.__dict__.get("_json_axis_values_cache")
-        if cached is None:
-            cached = tuple((axis.name, tuple(json_ready(v) for v in axis.values)) for axis in self.axes)
-            self.__dict__["_json_axis_values_cache"] = cached
-        return cached
+        """Each axis value's JSON form, converted once per plan instead of once per queued cell."""
+        return tuple((axis.name, tuple(json_ready(v) for v in axis.values)) for axis in self.axes)
 
     def batch_info(self, batch_id: str) -> dict[str, Any]:
         """The part of every cell's :meth:`cell_info` that is the same for the whole batch."""
@@ -371,15 +366,15 @@ class SweepPlan:
             return [spec.node_id for spec in self.parameters]
         return [w[0].node_id if len(w) == 1 and w[0].kind == "set" else "" for w in self.writers]
 
+    @functools.cached_property
     def _template(self) -> tuple[dict[str, Any], bool]:
-        # Never mutated: cells get copies of what may be written into (see cell_prompt).
-        cached = self.__dict__.get("_template_checked")
-        if cached is None:
-            unused = unread_declarations(self.template, self.iterator_id, self.sites)
-            template = {node_id: node for node_id, node in self.template.items() if node_id not in unused}
-            well_formed = all(type(n) is dict and type(n.get("inputs")) is dict for n in template.values())
-            cached = self.__dict__["_template_checked"] = (template, well_formed)
-        return cached
+        """The template the cells are copied from (its unread declarations left out) and whether every node
+        is a dict with an inputs dict. Never mutated: cells get copies of what may be written into (see
+        cell_prompt)."""
+        unused = unread_declarations(self.template, self.iterator_id, self.sites)
+        template = {node_id: node for node_id, node in self.template.items() if node_id not in unused}
+        well_formed = all(type(n) is dict and type(n.get("inputs")) is dict for n in template.values())
+        return template, well_formed
 
     def run_order(self) -> Sequence[int]:
         """Cell indices in the order to run them (lazy): see :func:`cache_friendly_order`. Skipped cells are
