@@ -8,8 +8,8 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _register_lock = threading.Lock()
-#: While batches run, the loop records the cells ComfyUI's worker finished and sends their wi.cell_ended
-#: events this often: the worker hands a finished prompt over and goes straight to the next one.
+#: While batches run, the loop records the cells ComfyUI's worker started and finished (and sends their
+#: wi.* events) this often: the worker hands each start and end over and goes straight on with its prompt.
 HANDOFF_INTERVAL_S = 0.1
 _service: Any = None
 #: The worker list (core/worker_registry.py), once register() ran inside ComfyUI.
