@@ -429,7 +429,7 @@ def node_inputs(node: Any) -> Mapping[str, Any]:
 
 
 def _class(node: Any) -> str:
-    class_type = node.get("class_type") if _is_mapping(node) else None
+    class_type = node.get("class_type") if type(node) is dict or isinstance(node, Mapping) else None
     return class_type if isinstance(class_type, str) else ""
 
 
@@ -485,7 +485,9 @@ def unread_declarations(template: Mapping[str, Any], iterator_id: str,
         if node_id in declared:
             continue
         for name, value in node_inputs(node).items():
-            if _is_link(value) and str(value[0]) in declared and (node_id, name) not in written:
+            # Cheap tests first: most inputs are literals, and this runs inside the onprompt hook.
+            if (type(value) is list and len(value) == 2 and str(value[0]) in declared and _is_link(value)
+                    and (node_id, name) not in written):
                 needed.add(str(value[0]))
     pending = list(needed)
     while pending:  # what a needed declaration reads is needed too
