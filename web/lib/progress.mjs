@@ -145,13 +145,17 @@ export function progressPercent(counts) {
 }
 
 /**
- * Status a tile shows. Once a batch has stopped, cells that never ran will not run: show them as cancelled
- * even before the server's detail confirms it.
+ * Status a tile shows. Once a batch has stopped and its counts hold no open cell, cells not heard of as ended
+ * never will be: they show as cancelled before the server's detail says so. While a cancelled batch's counts
+ * still hold an open cell (ComfyUI finishing or stopping the one it was running: its own end follows and says
+ * which), tiles keep what is known, so the tiles never show more ended cells than the progress text counts.
+ * A complete or expired batch's cells never report again: every open one shows as cancelled.
  */
-export function displayedCellStatus(cellStatus, batchState) {
+export function displayedCellStatus(cellStatus, batchState, counts = null) {
   const status = CELL_STATUSES.includes(cellStatus) ? cellStatus : "queued";
-  if (isTerminalBatchState(batchState) && !isTerminalCellStatus(status)) return "cancelled";
-  return status;
+  if (isTerminalCellStatus(status) || !isTerminalBatchState(batchState)) return status;
+  if (batchState === "cancelled" && remainingCount(counts) > 0) return status;
+  return "cancelled";
 }
 
 export function tileClassName(status) {

@@ -51,7 +51,7 @@ export function tileViews(batch, maxTiles = MAX_TILES, { workerList = null } = {
   for (let index = 0; index < shown; index += 1) {
     // A cell heard of (events, the detail page) wins; else the status the detail gave every cell in one string.
     const cell = batch.cells[index] ?? { index, status: cellStatusFromChar(batch.cellStatuses, index) ?? "queued" };
-    const status = displayedCellStatus(cell.status, batch.state);
+    const status = displayedCellStatus(cell.status, batch.state, batch.counts);
     const worker = workerName(cell.worker, batch.workers, workerList);
     const choice = cellChoice(batch.choices, index);
     const lines = [cellTitle({ ...cell, index }, status, batch.axes, batch.mode)];

@@ -130,6 +130,17 @@ describe("tiles", () => {
     assert.equal(displayedCellStatus(undefined, "active"), "queued");
   });
 
+  test("a cancelled batch's open cell keeps its status until it ends (tiles agree with the counts)", () => {
+    // CI, 0.3.64 + 1.58.1: after a cancel every tile read ended while the progress said 7/8.
+    const stillRunning = { total: 8, done: 1, cancelled: 6, running: 1, pending: 0 };
+    assert.equal(displayedCellStatus("running", "cancelled", stillRunning), "running");
+    assert.equal(displayedCellStatus("queued", "cancelled", stillRunning), "queued", "not known yet which cell runs");
+    assert.equal(displayedCellStatus("cancelled", "cancelled", stillRunning), "cancelled");
+    const allEnded = { total: 8, done: 2, cancelled: 6, running: 0, pending: 0 };
+    assert.equal(displayedCellStatus("queued", "cancelled", allEnded), "cancelled");
+    assert.equal(displayedCellStatus("running", "expired", stillRunning), "cancelled", "an expired batch never reports again");
+  });
+
   test("a tile title lists the index, status, values and error", () => {
     const title = cellTitle({ index: 2, values: { cfg: 7.5, sampler: "euler", hires: true }, error: "CUDA out of memory" }, "failed");
     assert.equal(title, "#3 · failed\ncfg = 7.5\nsampler = euler\nhires = true\nerror: CUDA out of memory");

@@ -84,6 +84,30 @@ describe("batchView", () => {
     assert.equal(view.tiles[39].status, "cancelled", "cells that never ran read as cancelled");
   });
 
+  test("after a cancel, the tiles show no more ended cells than the progress text until the running cell ends", () => {
+    const total = 8;
+    const counts = (done, cancelled, running) => ({ total, done, failed: 0, cancelled, running, pending: total - done - cancelled - running });
+    let state = reduceEvents([
+      ["wi.batch_created", { batch_id: "b1", batch_name: "cancel", total }, T0],
+      ["wi.cell_ended", { batch_id: "b1", index: 0, status: "done", counts: counts(1, 0, 0) }, T0 + 1000],
+      ["wi.batch_cancelled", { batch_id: "b1", counts: counts(1, 6, 1) }, T0 + 2000],
+    ]);
+    const ended = (view) => view.tiles.filter((tile) => tile.status !== "queued" && tile.status !== "running").length;
+    let view = batchView(state.batches.b1, T0 + 2000);
+    assert.equal(view.progressText, "7/8");
+    assert.ok(ended(view) <= 7, `tiles: ${view.tiles.map((tile) => tile.status)}`);
+    // The detail names the running cell; its end (ComfyUI stopped it) closes the batch's last cell.
+    const detail = { batch_id: "b1", state: "cancelled", counts: counts(1, 6, 1), cell_statuses: "drcccccc", cells: [] };
+    state = reduceBatches(state, { type: ActionType.statusDetail, detail, now: T0 + 2100 });
+    view = batchView(state.batches.b1, T0 + 2100);
+    assert.equal(view.tiles[1].status, "running");
+    assert.equal(ended(view), 7);
+    state = reduceBatches(state, actionFromEvent("wi.cell_ended", { batch_id: "b1", index: 1, status: "cancelled", counts: counts(1, 7, 0) }, T0 + 2500));
+    view = batchView(state.batches.b1, T0 + 2500);
+    assert.equal(view.progressText, "8/8");
+    assert.equal(ended(view), 8);
+  });
+
   test("an unnamed batch gets a short id-based name", () => {
     const state = reduceEvents([["wi.batch_created", { batch_id: "0123456789abcdef", total: 1 }, T0]]);
     assert.equal(batchView(state.batches["0123456789abcdef"], T0).name, "Sweep 01234567");
