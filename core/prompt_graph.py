@@ -376,11 +376,16 @@ class SweepPlan:
         well_formed = all(type(n) is dict and type(n.get("inputs")) is dict for n in template.values())
         return template, well_formed
 
+    @property
+    def run_order_is_lazy(self) -> bool:
+        """Whether :meth:`run_order` is lazy (a range or a nesting of the axes), so cheap to build anywhere."""
+        return not self.skipped
+
     def run_order(self) -> Sequence[int]:
         """Cell indices in the order to run them (lazy): see :func:`cache_friendly_order`. Skipped cells are
         left out (a list then: O(cells), built off the server loop by the feeder's start)."""
         order = range(self.total) if not self.cache_friendly else cache_friendly_order(self.template, self.sites, self.combinations)
-        if not self.skipped:
+        if self.run_order_is_lazy:
             return order
         skipped = self.skipped
         return [index for index in order if index not in skipped]
@@ -429,7 +434,7 @@ def node_inputs(node: Any) -> Mapping[str, Any]:
 
 
 def _class(node: Any) -> str:
-    class_type = node.get("class_type") if type(node) is dict or isinstance(node, Mapping) else None
+    class_type = node.get("class_type") if _is_mapping(node) else None
     return class_type if isinstance(class_type, str) else ""
 
 

@@ -350,10 +350,9 @@ class SweepService:
             preflight = None
             if plan.grid_node_id is not None:
                 preflight = functools.partial(self.host.run_background, self._preflight, batch_id, plan, run.client_id)
-            if plan.total > 1 and plan.skipped:  # a list of every cell that runs: O(cells), built off the loop
-                run.order = await asyncio.get_running_loop().run_in_executor(None, plan.run_order)
-            elif plan.total > 1:  # lazy (a range or a nesting of the axes): a thread hop would cost more than it
-                run.order = plan.run_order()
+            if plan.total > 1:  # an O(cells) order is built off the loop; a lazy one here (cheaper than a thread hop)
+                loop = asyncio.get_running_loop()
+                run.order = plan.run_order() if plan.run_order_is_lazy else await loop.run_in_executor(None, plan.run_order)
             if run.template is None and run.rejection is None:  # usually settled already by POST /prompt
                 try:
                     await asyncio.wait_for(run.settled.wait(), timeout=ACCEPT_TIMEOUT_S)
